@@ -1,0 +1,25 @@
+# make test: the whole test suite against real NATS (embedded), a throw-away
+# redis-server and the in-process SMTP sink. It needs only Go and, as root,
+# apt-get (for redis-server when it is missing).
+GO ?= go
+
+.PHONY: test test-short test-faults vet fuzz bench build
+
+build:
+	$(GO) build -o bin/jobalert ./cmd/jobalert
+
+test: vet
+	./scripts/with-redis.sh $(GO) test -race -count=1 -timeout 15m ./...
+
+test-short:
+	./scripts/with-redis.sh $(GO) test -short -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+fuzz:
+	$(GO) test ./consumer -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s
+
+bench:
+	./scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem ./matcher

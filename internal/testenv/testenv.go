@@ -1,0 +1,159 @@
+// Package testenv starts the real servers the tests run against: an embedded
+// NATS JetStream server and a redis-server (the one `make test` started, or a
+// child process of the test). Every helper registers its own cleanup.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisURLEnv names the variable through which `make test` hands the tests
+// its throw-away redis-server.
+const RedisURLEnv = "JOBALERT_TEST_REDIS_URL"
+
+// RedisURL returns the URL of a Redis server for tests: the one in
+// JOBALERT_TEST_REDIS_URL, or else a redis-server child started for this
+// test. The test is skipped, saying what to install, when neither exists.
+func RedisURL(tb testing.TB) string {
+	tb.Helper()
+	if u := os.Getenv(RedisURLEnv); u != "" {
+		return u
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Skip("redis-server not found: run `make test` (it installs it) or `apt-get install redis-server`")
+	}
+	port := FreePort(tb)
+	dir := tb.TempDir()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
+		"--appendonly", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start redis-server: %v", err)
+	}
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	WaitRedis(tb, url)
+	return url
+}
+
+// WaitRedis polls url until Redis answers PING, failing after 10 s.
+func WaitRedis(tb testing.TB, url string) {
+	tb.Helper()
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		tb.Fatalf("parse redis url: %v", err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("redis at %s not ready: %v", url, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Redis returns a client for the test Redis and a key prefix unique to this
+// test, so tests sharing one server never see each other's keys.
+func Redis(tb testing.TB) (*redis.Client, string) {
+	tb.Helper()
+	opt, err := redis.ParseURL(RedisURL(tb))
+	if err != nil {
+		tb.Fatalf("parse redis url: %v", err)
+	}
+	c := redis.NewClient(opt)
+	tb.Cleanup(func() { _ = c.Close() })
+	return c, "t" + RandomHex(6) + ":"
+}
+
+// NATS starts an embedded NATS server with JetStream, storing under a
+// temporary directory, and returns it; it is shut down at cleanup.
+func NATS(tb testing.TB) *server.Server {
+	tb.Helper()
+	return NATSAt(tb, filepath.Join(tb.TempDir(), "js"), -1)
+}
+
+// NATSAt starts an embedded JetStream server on port (-1 picks a free one)
+// with its store in dir, so a test can stop it and start another on the
+// same directory.
+func NATSAt(tb testing.TB, dir string, port int) *server.Server {
+	tb.Helper()
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		tb.Fatalf("new nats server: %v", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		tb.Fatal("nats server not ready in 10s")
+	}
+	tb.Cleanup(s.Shutdown)
+	return s
+}
+
+// NATSConn connects to s and closes the connection at cleanup.
+func NATSConn(tb testing.TB, s *server.Server) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		tb.Fatalf("connect nats: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// FreePort returns a TCP port on loopback that was free a moment ago.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// RandomHex returns n random bytes as hex.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Eventually polls cond every 10 ms until it returns true, failing the test
+// with msg after timeout. It is the bounded wait tests use instead of sleeps.
+func Eventually(tb testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v: "+msg, append([]any{timeout}, args...)...)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
