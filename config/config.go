@@ -1,0 +1,244 @@
+// Package config reads jobalert's configuration from the environment
+// (prefix JOBALERT_) with envconfig, checks every value, and reports every
+// problem at once, one line each.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Prefix is the environment prefix of every setting.
+const Prefix = "JOBALERT"
+
+// Config is the service's configuration. The envconfig tag is the variable
+// name after the prefix; desc is shown by `jobalert config` and the README.
+type Config struct {
+	NATSURL   string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL(s), comma-separated"`
+	Stream    string `envconfig:"STREAM" default:"JOBS" desc:"JetStream stream of job events (subjects jobs.>)"`
+	Durable   string `envconfig:"CONSUMER" default:"jobalert" desc:"durable consumer name shared by every replica"`
+	RedisURL  string `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"Redis URL" secret:"url"`
+	KeyPrefix string `envconfig:"REDIS_PREFIX" default:"jobalert:" desc:"prefix of every Redis key"`
+
+	SMTPHost     string        `envconfig:"SMTP_HOST" default:"localhost" desc:"SMTP relay host"`
+	SMTPPort     int           `envconfig:"SMTP_PORT" default:"587" desc:"SMTP relay port"`
+	SMTPUsername string        `envconfig:"SMTP_USERNAME" desc:"SMTP user (empty: no auth)"`
+	SMTPPassword string        `envconfig:"SMTP_PASSWORD" desc:"SMTP password" secret:"true"`
+	SMTPTLS      string        `envconfig:"SMTP_TLS" default:"starttls" desc:"none, starttls or tls"`
+	SMTPPool     int           `envconfig:"SMTP_POOL" default:"4" desc:"SMTP connections kept open and reused"`
+	SMTPTimeout  time.Duration `envconfig:"SMTP_TIMEOUT" default:"30s" desc:"timeout of each SMTP command"`
+	MailFrom     string        `envconfig:"MAIL_FROM" default:"jobalert <alerts@localhost>" desc:"From address of every email"`
+
+	DKIMDomain     string `envconfig:"DKIM_DOMAIN" desc:"DKIM signing domain (empty: no DKIM)"`
+	DKIMSelector   string `envconfig:"DKIM_SELECTOR" desc:"DKIM selector"`
+	DKIMPrivateKey string `envconfig:"DKIM_PRIVATE_KEY" desc:"DKIM private key, PEM" secret:"true"`
+
+	HTTPAddr   string `envconfig:"HTTP_ADDR" default:":8080" desc:"address of the HTTP API and pages"`
+	PublicURL  string `envconfig:"PUBLIC_URL" default:"http://localhost:8080" desc:"base URL used in email links"`
+	Secret     string `envconfig:"SECRET" desc:"HMAC key for email tokens, 16+ bytes; required outside demo" secret:"true"`
+	AdminToken string `envconfig:"ADMIN_TOKEN" desc:"bearer token of /v1/admin/ (empty: admin API off)" secret:"true"`
+
+	InstantWindow         time.Duration `envconfig:"INSTANT_WINDOW" default:"1m" desc:"instant alerts coalesce over this window; 0 sends each match at once"`
+	DigestCap             int           `envconfig:"DIGEST_CAP" default:"25" desc:"jobs listed per email; the rest are counted"`
+	BounceLimit           int           `envconfig:"BOUNCE_LIMIT" default:"1" desc:"hard bounces before an address is suppressed"`
+	JobTTL                time.Duration `envconfig:"JOB_TTL" default:"720h" desc:"how long job records are kept after their last event"`
+	ConfirmTTL            time.Duration `envconfig:"CONFIRM_TTL" default:"168h" desc:"how long a confirmation link is valid"`
+	SubscriptionsPerEmail int           `envconfig:"SUBSCRIPTIONS_PER_EMAIL" default:"20" desc:"subscriptions one address may hold"`
+	ConfirmationsPerHour  int           `envconfig:"CONFIRMATIONS_PER_HOUR" default:"5" desc:"confirmation emails per address and per client IP an hour"`
+
+	WebhookAllowPrivate bool `envconfig:"WEBHOOK_ALLOW_PRIVATE" default:"false" desc:"allow http and private/loopback webhook targets"`
+	WebhookWorkers      int  `envconfig:"WEBHOOK_WORKERS" default:"16" desc:"webhook deliveries in flight"`
+
+	ConsumerBatch   int           `envconfig:"CONSUMER_BATCH" default:"256" desc:"job events fetched and recorded per batch"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"bound on finishing in-flight work at shutdown"`
+	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+}
+
+// Load reads the configuration from getenv. It returns every problem found,
+// joined, one line per problem, each naming the variable. requireSecret is
+// false for the demo, which makes its own.
+func Load(getenv func(string) string, requireSecret bool) (*Config, error) {
+	cfg := &Config{}
+	var problems []string
+	// envconfig stops at the first bad value; processing field by field
+	// reports them all.
+	v := reflect.ValueOf(cfg).Elem()
+	t := v.Type()
+	restore := withEnv(getenv, t)
+	defer restore()
+	for i := 0; i < t.NumField(); i++ {
+		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: t.Field(i).Name, Type: t.Field(i).Type, Tag: t.Field(i).Tag}}))
+		if err := envconfig.Process(Prefix, one.Interface()); err != nil {
+			problems = append(problems, describe(t.Field(i), err))
+			continue
+		}
+		v.Field(i).Set(one.Elem().Field(0))
+	}
+	problems = append(problems, cfg.check(requireSecret)...)
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "\n"))
+	}
+	return cfg, nil
+}
+
+// withEnv makes envconfig, which reads the process environment, see the
+// values getenv gives; it returns a function that puts the environment back.
+func withEnv(getenv func(string) string, t reflect.Type) func() {
+	if getenv == nil {
+		return func() {}
+	}
+	type saved struct {
+		key, val string
+		had      bool
+	}
+	var olds []saved
+	for i := 0; i < t.NumField(); i++ {
+		key := Prefix + "_" + t.Field(i).Tag.Get("envconfig")
+		old, had := lookupEnv(key)
+		olds = append(olds, saved{key, old, had})
+		if val := getenv(key); val != "" {
+			setEnv(key, val)
+		} else {
+			unsetEnv(key)
+		}
+	}
+	return func() {
+		for _, o := range olds {
+			if o.had {
+				setEnv(o.key, o.val)
+			} else {
+				unsetEnv(o.key)
+			}
+		}
+	}
+}
+
+func describe(f reflect.StructField, err error) string {
+	name := Prefix + "_" + f.Tag.Get("envconfig")
+	var pe *envconfig.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Sprintf("%s: %q is not a valid %s", name, pe.Value, kindName(f.Type))
+	}
+	return fmt.Sprintf("%s: %v", name, err)
+}
+
+func kindName(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "duration (e.g. 30s, 1m, 2h)"
+	case t.Kind() == reflect.Bool:
+		return "boolean (true or false)"
+	case t.Kind() == reflect.Int:
+		return "integer"
+	}
+	return t.String()
+}
+
+func (c *Config) check(requireSecret bool) []string {
+	var p []string
+	bad := func(name, format string, args ...any) {
+		p = append(p, fmt.Sprintf("%s_%s: %s", Prefix, name, fmt.Sprintf(format, args...)))
+	}
+	if !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") && !strings.HasPrefix(c.NATSURL, "ws") {
+		bad("NATS_URL", "%q is not a NATS URL (nats://host:4222)", c.NATSURL)
+	}
+	if c.Stream == "" || strings.ContainsAny(c.Stream, ".*> \t") {
+		bad("STREAM", "%q is not a valid stream name (no spaces, dots or wildcards)", c.Stream)
+	}
+	if c.Durable == "" || strings.ContainsAny(c.Durable, ".*> \t") {
+		bad("CONSUMER", "%q is not a valid consumer name (no spaces, dots or wildcards)", c.Durable)
+	}
+	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+		bad("REDIS_URL", "not a Redis URL (redis://host:6379/0)")
+	}
+	switch c.SMTPTLS {
+	case "none", "starttls", "tls":
+	default:
+		bad("SMTP_TLS", "%q must be none, starttls or tls", c.SMTPTLS)
+	}
+	if c.SMTPPort <= 0 || c.SMTPPort > 65535 {
+		bad("SMTP_PORT", "%d is not a port", c.SMTPPort)
+	}
+	if c.SMTPPool < 1 || c.SMTPPool > 256 {
+		bad("SMTP_POOL", "%d must be between 1 and 256", c.SMTPPool)
+	}
+	if c.SMTPTimeout <= 0 {
+		bad("SMTP_TIMEOUT", "must be positive")
+	}
+	if c.DKIMDomain != "" && (c.DKIMSelector == "" || c.DKIMPrivateKey == "") {
+		bad("DKIM_DOMAIN", "DKIM needs JOBALERT_DKIM_SELECTOR and JOBALERT_DKIM_PRIVATE_KEY too")
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("PUBLIC_URL", "%q must be an absolute http(s) URL", c.PublicURL)
+	}
+	if requireSecret && c.Secret == "" {
+		bad("SECRET", "required: a random string of 16+ bytes (e.g. `openssl rand -hex 32`)")
+	} else if c.Secret != "" && len(c.Secret) < 16 {
+		bad("SECRET", "too short: %d bytes, need at least 16", len(c.Secret))
+	}
+	if c.InstantWindow < 0 {
+		bad("INSTANT_WINDOW", "must not be negative")
+	}
+	if c.DigestCap < 1 || c.DigestCap > 500 {
+		bad("DIGEST_CAP", "%d must be between 1 and 500", c.DigestCap)
+	}
+	if c.BounceLimit < 1 {
+		bad("BOUNCE_LIMIT", "must be at least 1")
+	}
+	if c.ConsumerBatch < 1 || c.ConsumerBatch > 10000 {
+		bad("CONSUMER_BATCH", "%d must be between 1 and 10000", c.ConsumerBatch)
+	}
+	if _, err := c.Level(); err != nil {
+		bad("LOG_LEVEL", "%q must be debug, info, warn or error", c.LogLevel)
+	}
+	return p
+}
+
+// Level returns the slog level named by LogLevel.
+func (c *Config) Level() (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(c.LogLevel))
+	return l, err
+}
+
+// Print writes the effective configuration, one VAR=value line each, with
+// secrets masked and credentials removed from URLs.
+func (c *Config) Print(w io.Writer) {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		val := fmt.Sprint(v.Field(i).Interface())
+		switch f.Tag.Get("secret") {
+		case "true":
+			if val != "" {
+				val = "******** (set)"
+			}
+		case "url":
+			if u, err := url.Parse(val); err == nil && u.User != nil {
+				u.User = url.UserPassword("****", "****")
+				val = u.String()
+			}
+		}
+		fmt.Fprintf(w, "%s_%s=%s\n", Prefix, f.Tag.Get("envconfig"), val)
+	}
+}
+
+// Fields lists each variable with its default and description, for docs.
+func Fields() [][3]string {
+	t := reflect.TypeOf(Config{})
+	var out [][3]string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		out = append(out, [3]string{Prefix + "_" + f.Tag.Get("envconfig"), f.Tag.Get("default"), f.Tag.Get("desc")})
+	}
+	return out
+}

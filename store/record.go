@@ -1,0 +1,195 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jobalert/jobalert/consumer"
+)
+
+// recordScript applies one job event and its matches atomically.
+//
+// A job gets a sequence number the first time any event names it. Because
+// the number is taken inside the same script that records the matches, and
+// Redis runs scripts one at a time, every subscription sees its pending
+// items arrive in increasing sequence order. That makes dedup per
+// subscription, never per (subscription, job) pair:
+//   - a first appearance (fresh sequence) is new to everyone it matches;
+//   - a later event for a known job (a redelivery, a jobs.updated) adds the
+//     job only where it is not pending already and no sent digest covered
+//     its first appearance (cov, the job sequence at the last digest).
+//
+// ARGV: prefix, kind ("u" upsert | "c" closed), job id, job JSON, now (ms),
+// instant window (ms), job TTL (s), pending limit, subscription ids...
+// Returns {seq, recorded}.
+var recordScript = redis.NewScript(`
+local p, kind, id, data = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, window, ttl, limit = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local idk = p .. 'jid:' .. id
+local seq = redis.call('GET', idk)
+local fresh = false
+if not seq then
+  seq = tostring(redis.call('INCR', p .. 'jobseq'))
+  redis.call('SET', idk, seq)
+  redis.call('HSET', p .. 'job:' .. seq, 'id', id, 'first', now)
+  fresh = true
+end
+local jk = p .. 'job:' .. seq
+redis.call('EXPIRE', idk, ttl)
+redis.call('EXPIRE', jk, ttl)
+if kind == 'c' then
+  redis.call('HSET', jk, 'closed', now)
+  return {tonumber(seq), 0}
+end
+if redis.call('HEXISTS', jk, 'closed') == 1 then
+  return {tonumber(seq), 0}
+end
+redis.call('HSET', jk, 'data', data, 'updated', now)
+local nseq = tonumber(seq)
+local recorded = 0
+for i = 9, #ARGV do
+  local sid = ARGV[i]
+  local sk = p .. 'sub:' .. sid
+  local st = redis.call('HMGET', sk, 'status', 'cov', 'freq')
+  if st[1] == 'active' then
+    local pk = p .. 'pend:' .. sid
+    local take = fresh
+    if not fresh then
+      take = tonumber(st[2] or '0') < nseq and not redis.call('ZSCORE', pk, seq)
+    end
+    if take then
+      redis.call('ZADD', pk, nseq, seq)
+      if redis.call('ZCARD', pk) > limit then
+        redis.call('ZPOPMIN', pk)
+        redis.call('HINCRBY', sk, 'dropped', 1)
+      end
+      if st[3] == 'instant' then
+        redis.call('ZADD', p .. 'due', 'NX', now + window, sid)
+      end
+      recorded = recorded + 1
+    end
+  end
+end
+return {nseq, recorded}
+`)
+
+// RecordResult is what recording one event did.
+type RecordResult struct {
+	Seq      int64 // the job's sequence number
+	Recorded int   // pending items added
+}
+
+// Record durably records a batch of job events and their matches: one Lua
+// script per event, all sent in one pipeline (one round trip per batch).
+// It is idempotent, so a batch that fails part-way is simply recorded again
+// on redelivery. It implements consumer.Recorder.
+func (s *Redis) Record(ctx context.Context, batch []consumer.Matched) error {
+	_, err := s.RecordResults(ctx, batch, time.Now())
+	return err
+}
+
+// RecordResults is Record with the clock given and per-event results.
+func (s *Redis) RecordResults(ctx context.Context, batch []consumer.Matched, now time.Time) ([]RecordResult, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	argv := make([][]any, len(batch))
+	for i, m := range batch {
+		args, err := s.recordArgs(m, now)
+		if err != nil {
+			return nil, err
+		}
+		argv[i] = args
+	}
+	res, err := s.execRecord(ctx, argv)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if lerr := recordScript.Load(ctx, s.rdb).Err(); lerr != nil {
+			return nil, wrap("load record script", lerr)
+		}
+		res, err = s.execRecord(ctx, argv)
+	}
+	return res, wrap("record", err)
+}
+
+// recordArgs returns the script arguments for one event.
+func (s *Redis) recordArgs(m consumer.Matched, now time.Time) ([]any, error) {
+	kind, data := "u", ""
+	if m.Event.Kind == consumer.Closed {
+		kind = "c"
+	} else {
+		b, err := json.Marshal(m.Event.Job)
+		if err != nil {
+			return nil, wrap("encode job", err)
+		}
+		data = string(b)
+	}
+	args := make([]any, 0, 8+len(m.SubscriptionIDs))
+	args = append(args, s.cfg.Prefix, kind, m.Event.Job.ID, data, ms(now),
+		s.cfg.InstantWindow.Milliseconds(), int64(s.cfg.JobTTL/time.Second), s.cfg.PendingLimit)
+	for _, id := range m.SubscriptionIDs {
+		args = append(args, id)
+	}
+	return args, nil
+}
+
+func (s *Redis) execRecord(ctx context.Context, argv [][]any) ([]RecordResult, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(argv))
+	for i, args := range argv {
+		cmds[i] = recordScript.EvalSha(ctx, pipe, nil, args...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]RecordResult, len(cmds))
+	for i, c := range cmds {
+		v, err := c.Int64Slice()
+		if err != nil || len(v) != 2 {
+			return nil, wrap("record result", err)
+		}
+		out[i] = RecordResult{Seq: v[0], Recorded: int(v[1])}
+	}
+	return out, nil
+}
+
+// Job is a job record as the notifier reads it at send time.
+type Job struct {
+	Seq    int64
+	Data   []byte // the newest matcher.Job JSON; empty for a closed-first tombstone
+	Closed bool
+	First  time.Time
+}
+
+// Jobs reads the job records for seqs in one round trip; a missing record
+// (expired) comes back with Closed set, so it is left out like a closed job.
+func (s *Redis) Jobs(ctx context.Context, seqs []int64) ([]Job, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(seqs))
+	for i, seq := range seqs {
+		cmds[i] = pipe.HMGet(ctx, s.k.job(strconv.FormatInt(seq, 10)), "data", "closed", "first")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, wrap("read jobs", err)
+	}
+	out := make([]Job, len(seqs))
+	for i, c := range cmds {
+		v := c.Val()
+		j := Job{Seq: seqs[i]}
+		data, _ := v[0].(string)
+		j.Data = []byte(data)
+		j.Closed = v[1] != nil || data == ""
+		if f, ok := v[2].(string); ok {
+			if n, err := strconv.ParseInt(f, 10, 64); err == nil {
+				j.First = time.UnixMilli(n)
+			}
+		}
+		out[i] = j
+	}
+	return out, nil
+}
+
+var _ consumer.Recorder = (*Redis)(nil)

@@ -1,0 +1,106 @@
+// Package store owns jobalert's Redis data model: subscriptions, job records,
+// per-subscription pending items with their dedup watermark, the digest
+// schedule and outbox, and the change feed that keeps every replica's
+// filter index current. docs/redis.md describes every key.
+//
+// Every multi-key change is one Lua script or one MULTI/EXEC, so a crash at
+// any point leaves either the old state or the new one, never half of each.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotFound is returned when a subscription or digest does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Config tunes the data model.
+type Config struct {
+	// Prefix is put in front of every key.
+	Prefix string
+	// InstantWindow is how long the first match of an instant subscription
+	// waits for more before its email goes out.
+	InstantWindow time.Duration
+	// PendingLimit is how many pending items a subscription keeps; older
+	// ones are counted instead ("and N more"). Default 100 (4x the
+	// default digest cap).
+	PendingLimit int
+	// JobTTL is how long a job record is kept after its last event.
+	// Default 30 days.
+	JobTTL time.Duration
+	// FeedLength bounds the change feed stream. Default 100,000 entries.
+	FeedLength int64
+}
+
+// Redis is the Redis-backed store. It is safe for concurrent use.
+type Redis struct {
+	rdb redis.UniversalClient
+	cfg Config
+	k   keys
+}
+
+// New returns a store over rdb. It does not touch Redis.
+func New(rdb redis.UniversalClient, cfg Config) *Redis {
+	if cfg.PendingLimit <= 0 {
+		cfg.PendingLimit = 100
+	}
+	if cfg.JobTTL <= 0 {
+		cfg.JobTTL = 30 * 24 * time.Hour
+	}
+	if cfg.FeedLength <= 0 {
+		cfg.FeedLength = 100_000
+	}
+	return &Redis{rdb: rdb, cfg: cfg, k: keys{p: cfg.Prefix}}
+}
+
+// Client returns the underlying Redis client.
+func (s *Redis) Client() redis.UniversalClient { return s.rdb }
+
+// Prefix returns the key prefix.
+func (s *Redis) Prefix() string { return s.cfg.Prefix }
+
+// Ping reports whether Redis answers.
+func (s *Redis) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// keys builds every key name; the Lua scripts build the same names from the
+// prefix, and docs/redis.md lists them.
+type keys struct{ p string }
+
+func (k keys) jobSeq() string             { return k.p + "jobseq" }
+func (k keys) jobID(id string) string     { return k.p + "jid:" + id }
+func (k keys) job(seq string) string      { return k.p + "job:" + seq }
+func (k keys) sub(id string) string       { return k.p + "sub:" + id }
+func (k keys) pending(id string) string   { return k.p + "pend:" + id }
+func (k keys) due() string                { return k.p + "due" }
+func (k keys) filters() string            { return k.p + "filters" }
+func (k keys) feed() string               { return k.p + "changes" }
+func (k keys) email(hash string) string   { return k.p + "email:" + hash }
+func (k keys) suppressed() string         { return k.p + "suppressed" }
+func (k keys) bounces() string            { return k.p + "bounces" }
+func (k keys) outbox() string             { return k.p + "outbox" }
+func (k keys) digest(id string) string    { return k.p + "digest:" + id }
+func (k keys) rate(kind, v string) string { return k.p + "rate:" + kind + ":" + v }
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// runScript runs a script with EVALSHA, loading it first when Redis does not
+// have it (after a restart or SCRIPT FLUSH).
+func runScript(ctx context.Context, c redis.Scripter, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	cmd := s.EvalSha(ctx, c, keys, args...)
+	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return s.Eval(ctx, c, keys, args...)
+	}
+	return cmd
+}
+
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}

@@ -1,0 +1,246 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/internal/testenv"
+	"github.com/jobalert/jobalert/matcher"
+	"github.com/jobalert/jobalert/store"
+)
+
+func mustStore(t *testing.T, window time.Duration) *store.Redis {
+	t.Helper()
+	rdb, prefix := testenv.Redis(t)
+	return store.New(rdb, store.Config{Prefix: prefix, InstantWindow: window, PendingLimit: 5})
+}
+
+var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func mustSub(t *testing.T, s *store.Redis, freq string) *store.Subscription {
+	t.Helper()
+	sub := &store.Subscription{Email: "ada@example.com", Filter: matcher.Filter{Keywords: "backend"},
+		Frequency: freq, Timezone: "America/Los_Angeles", SendHour: 8, WeeklyDay: "monday", Status: store.StatusActive}
+	if err := s.CreateSubscription(context.Background(), sub, t0); err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
+func ev(kind consumer.Kind, id string, subs ...string) consumer.Matched {
+	return consumer.Matched{Event: consumer.Event{Kind: kind, Job: matcher.Job{ID: id, Title: "Backend Engineer " + id, Company: "Acme"}}, SubscriptionIDs: subs}
+}
+
+func pending(t *testing.T, s *store.Redis, sub string) []string {
+	t.Helper()
+	v, err := s.Client().ZRevRange(context.Background(), s.Prefix()+"pend:"+sub, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func record(t *testing.T, s *store.Redis, now time.Time, batch ...consumer.Matched) []store.RecordResult {
+	t.Helper()
+	res, err := s.RecordResults(context.Background(), batch, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestRecordIsIdempotentAcrossRedeliveryAndUpdates(t *testing.T) {
+	s := mustStore(t, time.Minute)
+	a := mustSub(t, s, "instant")
+	b := mustSub(t, s, "instant")
+
+	res := record(t, s, t0, ev(consumer.Created, "j1", a.ID))
+	if res[0].Recorded != 1 {
+		t.Fatalf("first record: got %d recorded, want 1", res[0].Recorded)
+	}
+	// Redelivery of the same event, then an update matching both.
+	res = record(t, s, t0, ev(consumer.Created, "j1", a.ID), ev(consumer.Updated, "j1", a.ID, b.ID))
+	if res[0].Recorded != 0 || res[1].Recorded != 1 {
+		t.Fatalf("redelivery+update: got %+v, want 0 then 1 (only b newly matches)", res)
+	}
+	if got := pending(t, s, a.ID); len(got) != 1 {
+		t.Fatalf("pending a: got %v, want one item", got)
+	}
+	if got := pending(t, s, b.ID); len(got) != 1 {
+		t.Fatalf("pending b: got %v, want one item", got)
+	}
+}
+
+func TestUpdateAfterSentDigestDoesNotRealert(t *testing.T) {
+	ctx := context.Background()
+	s := mustStore(t, time.Minute)
+	a := mustSub(t, s, "instant")
+	b := mustSub(t, s, "instant")
+	record(t, s, t0, ev(consumer.Created, "j1", a.ID))
+	// a's window closes and its digest is claimed (as sent).
+	due, err := s.DueAt(ctx, t0.Add(time.Minute), 10)
+	if err != nil || len(due) != 1 {
+		t.Fatalf("due: got %v %v, want one entry", due, err)
+	}
+	claims := []store.Claim{{Due: due[0], DigestID: "d1", LeaseUntil: time.Now().Add(time.Minute)}}
+	if r, err := s.ClaimDue(ctx, claims, t0.Add(time.Minute)); err != nil || r[0] != store.Claimed {
+		t.Fatalf("claim: got %v %v, want Claimed", r, err)
+	}
+	// b had not matched j1 and no digest of b covered it: an update that
+	// now matches b alerts b; a, whose digest covered j1, gets nothing.
+	res := record(t, s, t0.Add(2*time.Minute), ev(consumer.Updated, "j1", a.ID, b.ID))
+	if res[0].Recorded != 1 {
+		t.Fatalf("update: got %d recorded, want 1 (b only)", res[0].Recorded)
+	}
+	if got := pending(t, s, a.ID); len(got) != 0 {
+		t.Fatalf("pending a after update: got %v, want none", got)
+	}
+}
+
+func TestClosedJobIsNotRecordedAgainAndTombstoneBeatsLateCreate(t *testing.T) {
+	s := mustStore(t, time.Minute)
+	a := mustSub(t, s, "instant")
+	record(t, s, t0, ev(consumer.Closed, "j9"))
+	res := record(t, s, t0, ev(consumer.Created, "j9", a.ID))
+	if res[0].Recorded != 0 {
+		t.Fatalf("create after close: got %d recorded, want 0", res[0].Recorded)
+	}
+}
+
+func TestInactiveSubscriptionGetsNothing(t *testing.T) {
+	ctx := context.Background()
+	s := mustStore(t, time.Minute)
+	a := mustSub(t, s, "instant")
+	if _, err := s.UpdateSubscription(ctx, a.ID, t0, func(sub *store.Subscription) error {
+		sub.Status = store.StatusPaused
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res := record(t, s, t0, ev(consumer.Created, "j1", a.ID))
+	if res[0].Recorded != 0 {
+		t.Fatalf("paused: got %d recorded, want 0", res[0].Recorded)
+	}
+}
+
+func TestPendingIsBoundedAndCounted(t *testing.T) {
+	ctx := context.Background()
+	s := mustStore(t, time.Minute)
+	a := mustSub(t, s, "daily")
+	for i := 0; i < 12; i++ {
+		record(t, s, t0, ev(consumer.Created, "j"+strconv.Itoa(i), a.ID))
+	}
+	if got := pending(t, s, a.ID); len(got) != 5 || got[0] != "12" {
+		t.Fatalf("pending: got %v, want the 5 newest (12..8)", got)
+	}
+	dropped, _ := s.Client().HGet(ctx, s.Prefix()+"sub:"+a.ID, "dropped").Int()
+	if dropped != 7 {
+		t.Fatalf("dropped: got %d, want 7", dropped)
+	}
+}
+
+func TestClaimIsExactlyOnceUnderRace(t *testing.T) {
+	ctx := context.Background()
+	s := mustStore(t, 0)
+	var subs []*store.Subscription
+	for i := 0; i < 50; i++ {
+		sub := mustSub(t, s, "instant")
+		subs = append(subs, sub)
+		record(t, s, t0, ev(consumer.Created, fmt.Sprintf("j%d", i), sub.ID))
+	}
+	var mu sync.Mutex
+	claimed := map[string]int{}
+	var wg sync.WaitGroup
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			due, err := s.DueAt(ctx, t0, 100)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			var claims []store.Claim
+			for _, d := range due {
+				claims = append(claims, store.Claim{Due: d, DigestID: store.DigestID(d.SubscriptionID, d.At), LeaseUntil: time.Now().Add(time.Minute)})
+			}
+			res, err := s.ClaimDue(ctx, claims, t0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, r := range res {
+				if r == store.Claimed {
+					claimed[claims[i].Due.SubscriptionID]++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, sub := range subs {
+		if claimed[sub.ID] != 1 {
+			t.Fatalf("subscription %s claimed %d times, want 1", sub.ID, claimed[sub.ID])
+		}
+	}
+	if n, _ := s.OutboxLen(ctx); n != 50 {
+		t.Fatalf("outbox: got %d, want 50", n)
+	}
+}
+
+type fakeIndex struct {
+	mu  sync.Mutex
+	ids map[string]matcher.Filter
+}
+
+func (f *fakeIndex) Add(id string, fl matcher.Filter) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ids[id] = fl
+	return nil
+}
+
+func (f *fakeIndex) Remove(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.ids[id]
+	delete(f.ids, id)
+	return ok
+}
+
+func (f *fakeIndex) has(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.ids[id]
+	return ok
+}
+
+func TestChangeFeedKeepsIndexCurrent(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := mustStore(t, time.Minute)
+	before := mustSub(t, s, "daily")
+	ix := &fakeIndex{ids: map[string]matcher.Filter{}}
+	loaded := make(chan int, 1)
+	done := make(chan error, 1)
+	go func() { done <- s.FollowFilters(ctx, ix, func(n int) { loaded <- n }, testLogger(t)) }()
+	if n := <-loaded; n != 1 || !ix.has(before.ID) {
+		t.Fatalf("initial load: got %d filters, want 1 including %s", n, before.ID)
+	}
+	after := mustSub(t, s, "daily")
+	testenv.Eventually(t, 2*time.Second, func() bool { return ix.has(after.ID) }, "new subscription not indexed")
+	if err := s.DeleteSubscription(ctx, before.ID); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 2*time.Second, func() bool { return !ix.has(before.ID) }, "deleted subscription still indexed")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("follow: got %v, want nil after cancel", err)
+	}
+}

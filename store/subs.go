@@ -1,0 +1,355 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jobalert/jobalert/matcher"
+	"github.com/jobalert/jobalert/schedule"
+)
+
+// Subscription statuses. Only active subscriptions are in the filter index
+// and get pending items.
+const (
+	StatusPending      = "pending"      // waiting for the double opt-in
+	StatusActive       = "active"       // matched and sent
+	StatusPaused       = "paused"       // kept, not matched
+	StatusUnsubscribed = "unsubscribed" // left through List-Unsubscribe or the manage page
+	StatusSuppressed   = "suppressed"   // the address hard-bounced
+)
+
+// Subscription is a saved filter and where and when its matches go.
+type Subscription struct {
+	ID          string         `json:"id"`
+	Email       string         `json:"email"`
+	Filter      matcher.Filter `json:"filter"`
+	Frequency   string         `json:"frequency"`
+	Timezone    string         `json:"timezone"`
+	SendHour    int            `json:"send_hour"`
+	WeeklyDay   string         `json:"weekly_day,omitempty"`
+	WebhookURL  string         `json:"webhook_url,omitempty"`
+	Status      string         `json:"status"`
+	CreatedAt   time.Time      `json:"created_at"`
+	ConfirmedAt time.Time      `json:"confirmed_at,omitzero"`
+}
+
+// Schedule returns the subscription's calendar.
+func (s *Subscription) Schedule() schedule.Spec {
+	return schedule.Spec{Frequency: s.Frequency, Timezone: s.Timezone, SendHour: s.SendHour, WeeklyDay: s.WeeklyDay}
+}
+
+// NewID returns a fresh subscription id: "sub_" and 16 random base32 chars.
+func NewID() string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return "sub_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// EmailHash is how an address appears in key names and suppression lists:
+// never in clear.
+func EmailHash(email string) string {
+	h := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(email))))
+	return hex.EncodeToString(h[:16])
+}
+
+func (s *Subscription) fields() (map[string]any, error) {
+	f, err := json.Marshal(s.Filter)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]any{
+		"email": s.Email, "filter": string(f), "freq": s.Frequency, "tz": s.Timezone,
+		"hour": s.SendHour, "wday": s.WeeklyDay, "webhook": s.WebhookURL, "status": s.Status,
+		"created": ms(s.CreatedAt),
+	}
+	if !s.ConfirmedAt.IsZero() {
+		m["confirmed"] = ms(s.ConfirmedAt)
+	}
+	return m, nil
+}
+
+func parseSubscription(id string, h map[string]string) (*Subscription, error) {
+	if len(h) == 0 || h["status"] == "" {
+		return nil, ErrNotFound
+	}
+	s := &Subscription{ID: id, Email: h["email"], Frequency: h["freq"], Timezone: h["tz"],
+		WeeklyDay: h["wday"], WebhookURL: h["webhook"], Status: h["status"]}
+	if err := json.Unmarshal([]byte(h["filter"]), &s.Filter); err != nil {
+		return nil, fmt.Errorf("subscription %s: bad filter: %w", id, err)
+	}
+	s.SendHour, _ = strconv.Atoi(h["hour"])
+	if n, err := strconv.ParseInt(h["created"], 10, 64); err == nil {
+		s.CreatedAt = time.UnixMilli(n).UTC()
+	}
+	if n, err := strconv.ParseInt(h["confirmed"], 10, 64); err == nil {
+		s.ConfirmedAt = time.UnixMilli(n).UTC()
+	}
+	return s, nil
+}
+
+// CreateSubscription stores a new subscription. An empty ID gets NewID; an
+// empty Status is pending. An active one goes live at once (index and
+// schedule).
+func (s *Redis) CreateSubscription(ctx context.Context, sub *Subscription, now time.Time) error {
+	if sub.ID == "" {
+		sub.ID = NewID()
+	}
+	if sub.Status == "" {
+		sub.Status = StatusPending
+	}
+	if sub.CreatedAt.IsZero() {
+		sub.CreatedAt = now.UTC()
+	}
+	return s.save(ctx, sub, now, true)
+}
+
+// GetSubscription returns the subscription with id, or ErrNotFound.
+func (s *Redis) GetSubscription(ctx context.Context, id string) (*Subscription, error) {
+	h, err := s.rdb.HGetAll(ctx, s.k.sub(id)).Result()
+	if err != nil {
+		return nil, wrap("get subscription", err)
+	}
+	return parseSubscription(id, h)
+}
+
+// SubscriptionsByEmail returns every subscription of an address.
+func (s *Redis) SubscriptionsByEmail(ctx context.Context, email string) ([]*Subscription, error) {
+	ids, err := s.rdb.SMembers(ctx, s.k.email(EmailHash(email))).Result()
+	if err != nil {
+		return nil, wrap("subscriptions by email", err)
+	}
+	var out []*Subscription
+	for _, id := range ids {
+		sub, err := s.GetSubscription(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sub)
+	}
+	return out, nil
+}
+
+// CountByEmail returns how many subscriptions an address has.
+func (s *Redis) CountByEmail(ctx context.Context, email string) (int64, error) {
+	n, err := s.rdb.SCard(ctx, s.k.email(EmailHash(email))).Result()
+	return n, wrap("count by email", err)
+}
+
+// UpdateSubscription applies change to the stored subscription and writes
+// it back with everything derived from it (index entry, schedule, change
+// feed) in one transaction; a concurrent change makes it retry.
+func (s *Redis) UpdateSubscription(ctx context.Context, id string, now time.Time, change func(*Subscription) error) (*Subscription, error) {
+	var out *Subscription
+	for attempt := 0; attempt < 10; attempt++ {
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			h, err := tx.HGetAll(ctx, s.k.sub(id)).Result()
+			if err != nil {
+				return err
+			}
+			sub, err := parseSubscription(id, h)
+			if err != nil {
+				return err
+			}
+			before := *sub
+			if err := change(sub); err != nil {
+				return err
+			}
+			sub.ID = id
+			if sub.Status == StatusActive && before.Status != StatusActive && sub.ConfirmedAt.IsZero() {
+				sub.ConfirmedAt = now.UTC()
+			}
+			out = sub
+			return s.write(ctx, tx, sub, &before, now)
+		}, s.k.sub(id))
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, wrap("update subscription", err)
+		}
+		return out, err
+	}
+	return nil, wrap("update subscription", errors.New("too much contention"))
+}
+
+// Activate makes a subscription live: matched from now on and scheduled.
+func (s *Redis) Activate(ctx context.Context, id string, now time.Time) (*Subscription, error) {
+	return s.UpdateSubscription(ctx, id, now, func(sub *Subscription) error {
+		sub.Status = StatusActive
+		return nil
+	})
+}
+
+func (s *Redis) save(ctx context.Context, sub *Subscription, now time.Time, isNew bool) error {
+	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		if isNew {
+			n, err := tx.Exists(ctx, s.k.sub(sub.ID)).Result()
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				return fmt.Errorf("subscription %s already exists", sub.ID)
+			}
+		}
+		return s.write(ctx, tx, sub, nil, now)
+	}, s.k.sub(sub.ID))
+	return wrap("save subscription", err)
+}
+
+// write stores sub and derives the rest from it, in one MULTI: the filter
+// index entry (present iff active), the schedule (daily/weekly: the next
+// send; instant: a window only while items are pending), the change feed.
+func (s *Redis) write(ctx context.Context, tx *redis.Tx, sub *Subscription, before *Subscription, now time.Time) error {
+	fields, err := sub.fields()
+	if err != nil {
+		return err
+	}
+	var pending int64
+	if sub.Status == StatusActive && sub.Frequency == schedule.Instant {
+		if pending, err = tx.ZCard(ctx, s.k.pending(sub.ID)).Result(); err != nil {
+			return err
+		}
+	}
+	hasDue := false
+	if before != nil {
+		if _, err := tx.ZScore(ctx, s.k.due(), sub.ID).Result(); err == nil {
+			hasDue = true
+		} else if err != redis.Nil {
+			return err
+		}
+	}
+	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.k.sub(sub.ID), fields)
+		p.SAdd(ctx, s.k.email(EmailHash(sub.Email)), sub.ID)
+		if sub.Status == StatusActive {
+			p.HSet(ctx, s.k.filters(), sub.ID, fields["filter"])
+			switch {
+			case sub.Frequency == schedule.Instant && pending > 0:
+				// Keep an open window; open one for items that waited.
+				if !hasDue || before.Frequency != schedule.Instant || before.Status != StatusActive {
+					p.ZAdd(ctx, s.k.due(), redis.Z{Score: float64(ms(now.Add(s.cfg.InstantWindow))), Member: sub.ID})
+				}
+			case sub.Frequency == schedule.Instant:
+				p.ZRem(ctx, s.k.due(), sub.ID)
+			default:
+				keep := hasDue && before.Status == StatusActive && before.Schedule() == sub.Schedule()
+				if !keep {
+					p.ZAdd(ctx, s.k.due(), redis.Z{Score: float64(ms(sub.Schedule().First(now))), Member: sub.ID})
+				}
+			}
+		} else {
+			p.HDel(ctx, s.k.filters(), sub.ID)
+			p.ZRem(ctx, s.k.due(), sub.ID)
+		}
+		if before == nil || before.Status == StatusActive || sub.Status == StatusActive {
+			p.XAdd(ctx, &redis.XAddArgs{Stream: s.k.feed(), MaxLen: s.cfg.FeedLength, Approx: true, Values: []any{"id", sub.ID}})
+		}
+		return nil
+	})
+	return err
+}
+
+// DeleteSubscription removes a subscription and everything about it:
+// pending items, schedule, index entry, outbox digests stay to be dropped
+// by the sender when it finds the subscription gone.
+func (s *Redis) DeleteSubscription(ctx context.Context, id string) error {
+	sub, err := s.GetSubscription(ctx, id)
+	if err != nil {
+		return err
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, s.k.sub(id), s.k.pending(id))
+		p.ZRem(ctx, s.k.due(), id)
+		p.HDel(ctx, s.k.filters(), id)
+		p.SRem(ctx, s.k.email(EmailHash(sub.Email)), id)
+		p.XAdd(ctx, &redis.XAddArgs{Stream: s.k.feed(), MaxLen: s.cfg.FeedLength, Approx: true, Values: []any{"id", id}})
+		return nil
+	})
+	return wrap("delete subscription", err)
+}
+
+// DeleteAllForEmail deletes every subscription of an address and every key
+// about it. When suppress is true the address is kept as a hash only, so
+// it is never mailed again.
+func (s *Redis) DeleteAllForEmail(ctx context.Context, email string, suppress bool) (int, error) {
+	ids, err := s.rdb.SMembers(ctx, s.k.email(EmailHash(email))).Result()
+	if err != nil {
+		return 0, wrap("delete all", err)
+	}
+	for _, id := range ids {
+		if err := s.DeleteSubscription(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
+			return 0, err
+		}
+	}
+	p := s.rdb.TxPipeline()
+	p.Del(ctx, s.k.email(EmailHash(email)))
+	p.HDel(ctx, s.k.bounces(), EmailHash(email))
+	if suppress {
+		p.SAdd(ctx, s.k.suppressed(), EmailHash(email))
+	}
+	_, err = p.Exec(ctx)
+	return len(ids), wrap("delete all", err)
+}
+
+// IsSuppressed reports whether an address must never be mailed.
+func (s *Redis) IsSuppressed(ctx context.Context, email string) (bool, error) {
+	ok, err := s.rdb.SIsMember(ctx, s.k.suppressed(), EmailHash(email)).Result()
+	return ok, wrap("is suppressed", err)
+}
+
+// RecordBounce counts a hard bounce for an address; at limit the address is
+// suppressed and each of its subscriptions stops. It reports whether the
+// address is now suppressed.
+func (s *Redis) RecordBounce(ctx context.Context, email string, limit int, now time.Time) (bool, error) {
+	n, err := s.rdb.HIncrBy(ctx, s.k.bounces(), EmailHash(email), 1).Result()
+	if err != nil {
+		return false, wrap("record bounce", err)
+	}
+	if limit <= 0 || n < int64(limit) {
+		return false, nil
+	}
+	if err := s.rdb.SAdd(ctx, s.k.suppressed(), EmailHash(email)).Err(); err != nil {
+		return false, wrap("suppress", err)
+	}
+	ids, err := s.rdb.SMembers(ctx, s.k.email(EmailHash(email))).Result()
+	if err != nil {
+		return true, wrap("suppress", err)
+	}
+	for _, id := range ids {
+		_, err := s.UpdateSubscription(ctx, id, now, func(sub *Subscription) error {
+			sub.Status = StatusSuppressed
+			return nil
+		})
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// Allow is a fixed-window rate limit: it counts one event for (kind, value)
+// and reports whether the count in the current window is within limit.
+func (s *Redis) Allow(ctx context.Context, kind, value string, limit int, window time.Duration) (bool, error) {
+	key := s.k.rate(kind, value)
+	p := s.rdb.TxPipeline()
+	incr := p.Incr(ctx, key)
+	p.ExpireNX(ctx, key, window)
+	if _, err := p.Exec(ctx); err != nil {
+		return false, wrap("rate limit", err)
+	}
+	return incr.Val() <= int64(limit), nil
+}
