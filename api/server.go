@@ -1,0 +1,378 @@
+// Package api is jobalert's HTTP face: the JSON API under /v1 (subscribe,
+// confirm, one-click unsubscribe, webhook secret rotation, admin), the
+// server-rendered web pages (subscribe, confirm, unsubscribe, manage) and
+// the health, readiness and metrics endpoints.
+//
+// Tokens in links stand in for a login (package token). Pages carry strict
+// security headers; the form POSTs that change a subscription are protected
+// against CSRF (see manage.go), except the RFC 8058 one-click unsubscribe,
+// which must work without cookies or a prior page.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/wneessen/go-mail"
+
+	"github.com/jobalert/jobalert/notifier"
+	"github.com/jobalert/jobalert/store"
+	"github.com/jobalert/jobalert/token"
+	"github.com/jobalert/jobalert/webhook"
+)
+
+// MaxBodyBytes is the largest request body the API reads.
+const MaxBodyBytes = 16 << 10
+
+// Config tunes the server. Zero fields take the documented defaults.
+type Config struct {
+	// PublicURL is the service's public base URL (JOBALERT_PUBLIC_URL),
+	// e.g. https://alerts.example.com; every link in emails starts with it.
+	PublicURL string
+	// AdminToken guards /v1/admin/* and the admin subscription routes;
+	// empty disables them (every call answers 403).
+	AdminToken string
+	// ConfirmTTL is how long a confirmation link works; default 7 days.
+	ConfirmTTL time.Duration
+	// SubscriptionsPerEmail caps the subscriptions of one address; default 20.
+	SubscriptionsPerEmail int
+	// ConfirmationsPerHour caps the confirmation emails sent to one address
+	// in an hour; default 5.
+	ConfirmationsPerHour int
+	// ConfirmationsPerIPPerHour caps the confirmation emails one client IP
+	// asks for in an hour; default 30.
+	ConfirmationsPerIPPerHour int
+	// WebhookAllowPrivate accepts http and private webhook targets
+	// (JOBALERT_WEBHOOK_ALLOW_PRIVATE).
+	WebhookAllowPrivate bool
+	// TrustProxy makes the client IP the right-most X-Forwarded-For entry
+	// (the one our reverse proxy appended) instead of the peer address.
+	TrustProxy bool
+	// Product is the name shown on pages; default "jobalert".
+	Product string
+	// SendTimeout bounds sending the confirmation email; default 20s.
+	SendTimeout time.Duration
+	// Clock is the time source; default time.Now.
+	Clock func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.ConfirmTTL <= 0 {
+		c.ConfirmTTL = 7 * 24 * time.Hour
+	}
+	if c.SubscriptionsPerEmail <= 0 {
+		c.SubscriptionsPerEmail = 20
+	}
+	if c.ConfirmationsPerHour <= 0 {
+		c.ConfirmationsPerHour = 5
+	}
+	if c.ConfirmationsPerIPPerHour <= 0 {
+		c.ConfirmationsPerIPPerHour = 30
+	}
+	if c.Product == "" {
+		c.Product = "jobalert"
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = 20 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	return c
+}
+
+// Store is what the API needs from the data model; *store.Redis is the
+// real one.
+type Store interface {
+	CreateSubscription(ctx context.Context, sub *store.Subscription, now time.Time) error
+	GetSubscription(ctx context.Context, id string) (*store.Subscription, error)
+	SubscriptionsByEmail(ctx context.Context, email string) ([]*store.Subscription, error)
+	CountByEmail(ctx context.Context, email string) (int64, error)
+	UpdateSubscription(ctx context.Context, id string, now time.Time, change func(*store.Subscription) error) (*store.Subscription, error)
+	Activate(ctx context.Context, id string, now time.Time) (*store.Subscription, error)
+	DeleteSubscription(ctx context.Context, id string) error
+	DeleteAllForEmail(ctx context.Context, email string, suppress bool) (int, error)
+	IsSuppressed(ctx context.Context, email string) (bool, error)
+	Allow(ctx context.Context, kind, value string, limit int, window time.Duration) (bool, error)
+}
+
+// Tokens issues and verifies link tokens; *token.Signer is the real one.
+type Tokens interface {
+	Issuer
+	Verify(tok string, scope token.Scope, now time.Time) (string, error)
+}
+
+// Issuer issues link tokens.
+type Issuer interface {
+	Issue(scope token.Scope, subID string, expires time.Time) string
+}
+
+// ConfirmRenderer renders the double opt-in email; *notifier.Renderer is
+// the real one.
+type ConfirmRenderer interface {
+	Confirm(to, confirmURL, filterSummary string) (*mail.Msg, error)
+}
+
+// Mailer sends one email; *notifier.Mailer is the real one.
+type Mailer interface {
+	Send(ctx context.Context, msg *mail.Msg) error
+}
+
+// Webhooks manages webhook endpoints and dead letters; *webhook.Service is
+// the real one.
+type Webhooks interface {
+	SetEndpoint(ctx context.Context, subID, url, secret string) error
+	RotateSecret(ctx context.Context, subID string) (string, error)
+	DeleteEndpoint(ctx context.Context, subID string) error
+	DeadLetters(ctx context.Context, limit int) ([]webhook.DeadLetter, error)
+	Replay(ctx context.Context, id string) error
+}
+
+// DigestRunner runs every digest due at an instant; *notifier.Digester is
+// the real one.
+type DigestRunner interface {
+	RunDue(ctx context.Context, now time.Time) (notifier.RunResult, error)
+}
+
+// Deps are the server's collaborators. Store, Tokens, Renderer and Mailer
+// are required; the others may be nil (webhook_url is then refused, the
+// admin digest and webhook routes answer 503, /readyz is always ready and
+// /metrics answers 404).
+type Deps struct {
+	Store    Store
+	Tokens   Tokens
+	Renderer ConfirmRenderer
+	Mailer   Mailer
+	Webhooks Webhooks
+	Digests  DigestRunner
+	// Ready reports whether the service can serve: NATS and Redis
+	// reachable, index loaded.
+	Ready   func(ctx context.Context) error
+	Metrics http.Handler
+	Logger  *slog.Logger
+}
+
+// Server serves the API and the pages.
+type Server struct {
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	links  *Links
+	pages  *pages
+	cop    *http.CrossOriginProtection
+	routes []route
+	admin  [32]byte // sha256 of the admin token
+}
+
+// route is one registered pattern. Routes are declared once, in
+// Server.table, and both the mux and Routes read them.
+type route struct {
+	method, path string
+	h            http.HandlerFunc
+}
+
+// New checks cfg and deps, parses the page templates and returns a Server.
+// A template that does not parse, a PublicURL that is not an absolute
+// http(s) URL or a missing required dependency is an error.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg = cfg.withDefaults()
+	u, err := url.Parse(cfg.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("api: public URL %q is not an absolute http(s) URL", cfg.PublicURL)
+	}
+	switch {
+	case deps.Store == nil:
+		return nil, errors.New("api: a store is required")
+	case deps.Tokens == nil:
+		return nil, errors.New("api: a token signer is required")
+	case deps.Renderer == nil || deps.Mailer == nil:
+		return nil, errors.New("api: a confirmation renderer and a mailer are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	p, err := parsePages(cfg.Product)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:   cfg,
+		deps:  deps,
+		log:   deps.Logger.With("component", "api"),
+		links: NewLinks(cfg.PublicURL, deps.Tokens, cfg.ConfirmTTL, cfg.Clock),
+		pages: p,
+		cop:   http.NewCrossOriginProtection(),
+		admin: sha256.Sum256([]byte(cfg.AdminToken)),
+	}
+	if err := s.cop.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
+		return nil, fmt.Errorf("api: public URL: %w", err)
+	}
+	s.routes = s.table()
+	return s, nil
+}
+
+// Links returns the link builder the server uses; the notifier needs the
+// same one for the links in alert emails.
+func (s *Server) Links() *Links { return s.links }
+
+// table lists every route. docs/openapi.yaml describes each of them, and a
+// test keeps the two in step.
+func (s *Server) table() []route {
+	return []route{
+		{"GET", "/{$}", s.subscribePage},
+		{"POST", "/{$}", s.subscribeForm},
+		{"GET", "/static/{file}", s.static},
+		{"GET", "/healthz", s.healthz},
+		{"GET", "/readyz", s.readyz},
+		{"GET", "/metrics", s.metrics},
+
+		{"POST", "/v1/subscriptions", s.createSubscription},
+		{"GET", "/v1/subscriptions/{id}", s.requireAdmin(s.getSubscription)},
+		{"DELETE", "/v1/subscriptions/{id}", s.requireAdmin(s.deleteSubscription)},
+		{"POST", "/v1/subscriptions/{id}/webhook/rotate", s.rotateWebhook},
+
+		{"GET", "/v1/confirm", s.confirmPage},
+		{"POST", "/v1/confirm", s.confirm},
+		{"GET", "/v1/unsubscribe", s.unsubscribePage},
+		{"POST", "/v1/unsubscribe", s.unsubscribe},
+		{"GET", "/v1/manage", s.managePage},
+		{"POST", "/v1/manage", s.manage},
+
+		{"POST", "/v1/admin/digests/run", s.requireAdmin(s.runDigests)},
+		{"GET", "/v1/admin/webhooks/dead-letters", s.requireAdmin(s.deadLetters)},
+		{"POST", "/v1/admin/webhooks/dead-letters/{id}/replay", s.requireAdmin(s.replayDeadLetter)},
+	}
+}
+
+// Routes returns every registered pattern as "METHOD /path", in the
+// OpenAPI spelling of the path ("/{$}" is "/").
+func (s *Server) Routes() []string {
+	out := make([]string, 0, len(s.routes))
+	for _, r := range s.routes {
+		out = append(out, r.method+" "+strings.TrimSuffix(r.path, "{$}"))
+	}
+	return out
+}
+
+// Handler returns the HTTP handler: every route, behind panic recovery and
+// the security headers.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, r := range s.routes {
+		mux.HandleFunc(r.method+" "+r.path, r.h)
+	}
+	// Anything else: a 404 in the caller's language, not the mux's text.
+	mux.HandleFunc("/", s.notFound)
+	return s.recoverer(s.headers(mux))
+}
+
+// headers sets the security headers on every response.
+func (s *Server) headers(next http.Handler) http.Handler {
+	hsts := strings.HasPrefix(s.cfg.PublicURL, "https://")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "+
+			"form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if hsts {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		if !strings.HasPrefix(r.URL.Path, "/static/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverer turns a panic in a handler into a logged 500.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			writeError(w, http.StatusInternalServerError, "internal", "internal error", nil)
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireAdmin guards h with the admin bearer token: 401 without one, 403
+// with a wrong one (or when no admin token is configured).
+func (s *Server) requireAdmin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := bearer(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="jobalert admin"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "admin bearer token required", nil)
+			return
+		}
+		got := sha256.Sum256([]byte(tok))
+		if s.cfg.AdminToken == "" || subtle.ConstantTimeCompare(got[:], s.admin[:]) != 1 {
+			writeError(w, http.StatusForbidden, "forbidden", "wrong admin token", nil)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// bearer returns the token of an "Authorization: Bearer" header.
+func bearer(r *http.Request) (string, bool) {
+	a := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(a, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := s.deps.Ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Metrics == nil {
+		writeError(w, http.StatusNotFound, "not_found", "metrics are not enabled", nil)
+		return
+	}
+	s.deps.Metrics.ServeHTTP(w, r)
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	if wantsHTML(r) {
+		s.renderMessage(w, http.StatusNotFound, "Page not found", "There is nothing at this address.")
+		return
+	}
+	writeError(w, http.StatusNotFound, "not_found", "no such route", nil)
+}

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jobalert/jobalert/config"
+	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/matcher"
+	"github.com/jobalert/jobalert/notifier"
+	"github.com/jobalert/jobalert/store"
+	"github.com/jobalert/jobalert/token"
+	"github.com/jobalert/jobalert/webhook"
+)
+
+// appDeps are the knobs tests and the demo turn; the zero value is
+// production.
+type appDeps struct {
+	listener   net.Listener  // HTTP listener; nil listens on cfg.HTTPAddr
+	digestTick time.Duration // scheduler tick; 0 is the default
+	retryBase  time.Duration // first SMTP retry delay; 0 is the default
+	webhookCfg func(*webhook.Config)
+	// wrapRecorder lets a test stand between the consumer and Redis, e.g.
+	// to fail after the durable write as a crash before the ack would.
+	wrapRecorder func(consumer.Recorder) consumer.Recorder
+}
+
+// app is one jobalert process: the roles it runs and what they share.
+type app struct {
+	cfg   *config.Config
+	roles roles
+	log   *slog.Logger
+	reg   *prometheus.Registry
+
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	rdb   *redis.Client
+	store *store.Redis
+	index *matcher.Index
+
+	signer   *token.Signer
+	render   *notifier.Renderer
+	mailer   *notifier.Mailer
+	hooks    *webhook.Service
+	digester *notifier.Digester
+	consumer *consumer.Consumer
+	http     *http.Server
+	listener net.Listener
+
+	indexLoaded atomic.Bool
+}
+
+// newApp connects to NATS and Redis and builds every part the roles need.
+// On error, whatever was opened is closed.
+func newApp(ctx context.Context, cfg *config.Config, r roles, log *slog.Logger, deps appDeps) (a *app, err error) {
+	a = &app{cfg: cfg, roles: r, log: log, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	secret := cfg.Secret
+	if a.signer, err = token.NewSigner(secret); err != nil {
+		return nil, fmt.Errorf("JOBALERT_SECRET: %w", err)
+	}
+
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("JOBALERT_REDIS_URL: %w", err)
+	}
+	a.rdb = redis.NewClient(opt)
+	a.store = store.New(a.rdb, store.Config{
+		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
+	})
+
+	a.nc, err = nats.Connect(cfg.NATSURL, nats.Name("jobalert"), nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
+	}
+	if a.js, err = jetstream.New(a.nc); err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+
+	if r.notifier || r.api {
+		if a.render, err = notifier.NewRenderer(notifier.RenderConfig{
+			From: cfg.MailFrom, PublicURL: cfg.PublicURL, MaxJobs: cfg.DigestCap, ConfirmValidFor: cfg.ConfirmTTL,
+		}); err != nil {
+			return nil, fmt.Errorf("email templates: %w", err)
+		}
+		if a.mailer, err = notifier.NewMailer(notifier.MailerConfig{
+			Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+			TLS: cfg.SMTPTLS, Pool: cfg.SMTPPool, Timeout: cfg.SMTPTimeout,
+			DKIM: notifier.DKIMConfig{Domain: cfg.DKIMDomain, Selector: cfg.DKIMSelector, PrivateKeyPEM: cfg.DKIMPrivateKey},
+		}); err != nil {
+			return nil, fmt.Errorf("mailer: %w", err)
+		}
+		wcfg := webhook.Config{
+			AllowPrivate: cfg.WebhookAllowPrivate, Workers: cfg.WebhookWorkers,
+			UserAgent: "jobalert/" + version, OnGone: a.webhookGone,
+		}
+		if deps.webhookCfg != nil {
+			deps.webhookCfg(&wcfg)
+		}
+		a.hooks = webhook.New(a.rdb, cfg.KeyPrefix, wcfg, log.With("component", "webhook"))
+	}
+
+	if r.notifier {
+		a.digester = notifier.NewDigester(a.store, a.render, a.mailer, webhookQueue{a.hooks}, a.links(),
+			notifier.DigestConfig{Cap: cfg.DigestCap, Workers: cfg.SMTPPool, BounceLimit: cfg.BounceLimit,
+				Tick: deps.digestTick, RetryBase: deps.retryBase},
+			log, notifier.NewMetrics(a.reg))
+	}
+
+	if r.consumer {
+		a.index = matcher.NewIndex()
+		if err := consumer.EnsureStreams(ctx, a.js, consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable}); err != nil {
+			return nil, fmt.Errorf("ensure JetStream streams: %w", err)
+		}
+		var rec consumer.Recorder = a.store
+		if deps.wrapRecorder != nil {
+			rec = deps.wrapRecorder(rec)
+		}
+		a.consumer = consumer.New(a.js, consumer.Config{Stream: cfg.Stream, Consumer: cfg.Durable, Batch: cfg.ConsumerBatch,
+			ShutdownTimeout: cfg.ShutdownTimeout}, a.index, rec, log.With("component", "consumer"), consumer.NewMetrics(a.reg))
+	}
+
+	if r.api {
+		a.listener = deps.listener
+		if a.listener == nil {
+			if a.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+				return nil, fmt.Errorf("JOBALERT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+			}
+		}
+		a.http = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
+	}
+	return a, nil
+}
+
+// Run runs the roles until ctx is done, then shuts down in order: stop
+// taking HTTP requests and events, finish in-flight work within the
+// shutdown timeout, then close SMTP, Redis and NATS (draining it).
+func (a *app) Run(ctx context.Context) error {
+	defer a.close()
+	work, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+
+	var wg sync.WaitGroup
+	failed := make(chan error, 8)
+	start := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(work); err != nil && work.Err() == nil {
+				failed <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	if a.roles.consumer {
+		loaded := make(chan struct{})
+		start("filter index", func(ctx context.Context) error {
+			return a.store.FollowFilters(ctx, a.index, func(n int) {
+				a.log.Info("filter index loaded", "filters", n)
+				a.indexLoaded.Store(true)
+				close(loaded)
+			}, a.log.With("component", "index"))
+		})
+		// Matching before the index holds every filter would miss alerts.
+		start("consumer", func(ctx context.Context) error {
+			select {
+			case <-loaded:
+			case <-ctx.Done():
+				return nil
+			}
+			return a.consumer.Run(ctx)
+		})
+	}
+	if a.roles.notifier {
+		start("digests", a.digester.Run)
+		start("webhooks", a.hooks.Run)
+	}
+	if a.roles.api {
+		start("http", func(context.Context) error {
+			if err := a.http.Serve(a.listener); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		a.log.Info("http listening", "addr", a.listener.Addr().String(), "public_url", a.cfg.PublicURL)
+	}
+	a.log.Info("jobalert running", "roles", a.roles.String(), "version", version)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-failed:
+		a.log.Error("a component failed; shutting down", "err", runErr)
+	}
+
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout)
+	deadline, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if a.http != nil {
+		if err := a.http.Shutdown(deadline); err != nil {
+			a.log.Warn("http shutdown", "err", err)
+		}
+	}
+	stopWork()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-deadline.Done():
+		return errors.Join(runErr, fmt.Errorf("shutdown: in-flight work did not finish within %v; it will be redelivered", a.cfg.ShutdownTimeout))
+	}
+	a.log.Info("stopped cleanly")
+	return runErr
+}
+
+func (a *app) close() {
+	if a.mailer != nil {
+		_ = a.mailer.Close()
+	}
+	if a.rdb != nil {
+		_ = a.rdb.Close()
+	}
+	if a.nc != nil {
+		_ = a.nc.Drain()
+	}
+}
+
+func (r roles) String() string {
+	var s []string
+	if r.consumer {
+		s = append(s, "consumer")
+	}
+	if r.notifier {
+		s = append(s, "notifier")
+	}
+	if r.api {
+		s = append(s, "api")
+	}
+	return fmt.Sprint(s)
+}
+
+// ready reports whether this process can do its work: NATS connected,
+// Redis answering, and (for the consumer) the filter index loaded.
+func (a *app) ready(ctx context.Context) error {
+	if a.nc.Status() != nats.CONNECTED {
+		return fmt.Errorf("nats: %s", a.nc.Status())
+	}
+	if err := a.store.Ping(ctx); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	if a.roles.consumer && !a.indexLoaded.Load() {
+		return errors.New("filter index: still loading")
+	}
+	return nil
+}
+
+// webhookGone tells a subscription's owner that their endpoint answered
+// 410 Gone and was disabled.
+func (a *app) webhookGone(ctx context.Context, subID, url string) {
+	sub, err := a.store.GetSubscription(ctx, subID)
+	if err != nil {
+		a.log.Warn("webhook disabled; owner not found", "subscription", subID, "err", err)
+		return
+	}
+	msg, err := a.render.WebhookDisabled(sub.Email, url)
+	if err == nil {
+		err = a.mailer.Send(ctx, msg)
+	}
+	if err != nil {
+		a.log.Warn("webhook disabled; telling the owner failed", "subscription", subID, "err", err)
+	}
+}
+
+// webhookQueue adapts the webhook service to the digest engine.
+type webhookQueue struct{ s *webhook.Service }
+
+func (q webhookQueue) EnqueueDigest(ctx context.Context, id, subID string, jobs []matcher.Job, more int) error {
+	return q.s.Enqueue(ctx, webhook.Delivery{ID: id, SubscriptionID: subID, Jobs: jobs, More: more})
+}

@@ -1,0 +1,140 @@
+// Command jobalert is the one binary of the service: serve, demo, publish,
+// bench and config. main only calls run, which builds every dependency
+// explicitly, so tests start the whole program in-process.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/jobalert/jobalert/config"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "jobalert:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const usage = `jobalert: job alerts from NATS JetStream to email and webhooks
+
+Usage:
+  jobalert serve [--roles consumer,notifier,api]   run the service (all roles by default)
+  jobalert demo                                    everything embedded on this machine
+  jobalert publish [--subject jobs.created] FILE|- publish JSONL job events
+  jobalert bench gen|match|smtp|pipeline ...       benchmarks (docs/benchmarks.md)
+  jobalert config                                  print the effective configuration
+  jobalert version
+
+Configuration comes from JOBALERT_* environment variables; see README.md.
+`
+
+// run is the whole program. getenv is nil to read the process environment.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, rest, getenv, stdout, stderr)
+	case "publish":
+		return runPublish(ctx, rest, getenv, stdin, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, getenv, stdout, stderr)
+	case "config":
+		cfg, err := config.Load(getenv, false)
+		if err != nil {
+			return fmt.Errorf("configuration:\n%w", err)
+		}
+		cfg.Print(stdout)
+		return nil
+	case "version":
+		fmt.Fprintln(stdout, "jobalert", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "jobalert: unknown command %q\n\n%s", cmd, usage)
+	return errUsage
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rolesFlag := fs.String("roles", "consumer,notifier,api", "comma-separated roles: consumer, notifier, api")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	roles, err := parseRoles(*rolesFlag)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(getenv, true)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	a, err := newApp(ctx, cfg, roles, log, appDeps{})
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// roles says which parts of the service this process runs.
+type roles struct{ consumer, notifier, api bool }
+
+func parseRoles(s string) (roles, error) {
+	var r roles
+	for _, name := range strings.Split(s, ",") {
+		switch strings.TrimSpace(name) {
+		case "consumer":
+			r.consumer = true
+		case "notifier":
+			r.notifier = true
+		case "api":
+			r.api = true
+		case "":
+		default:
+			return r, fmt.Errorf("--roles: unknown role %q (roles: consumer, notifier, api)", name)
+		}
+	}
+	if !r.consumer && !r.notifier && !r.api {
+		return r, errors.New("--roles: name at least one of consumer, notifier, api")
+	}
+	return r, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
+	level, err := cfg.Level()
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
+}

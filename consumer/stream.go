@@ -1,0 +1,112 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults for StreamConfig and Config.
+const (
+	DefaultStream        = "JOBS"
+	DefaultDLQStream     = "JOBS_DLQ"
+	DefaultConsumer      = "jobalert"
+	DefaultAckWait       = 30 * time.Second
+	DefaultMaxAckPending = 20000
+	// DuplicateWindow is the publish-side dedup window of both streams.
+	DuplicateWindow = 2 * time.Minute
+
+	subjectsAll = "jobs.>"
+	dlqPrefix   = "jobs_dlq."
+	dlqAll      = "jobs_dlq.>"
+)
+
+// StreamConfig names and shapes the streams and the durable consumer that
+// EnsureStreams creates. Zero fields take the defaults above.
+type StreamConfig struct {
+	Stream    string // the events stream, subjects jobs.>; default JOBS
+	DLQStream string // the dead-letter stream, subjects jobs_dlq.>; default JOBS_DLQ
+	Consumer  string // the durable pull consumer shared by every replica; default jobalert
+	Replicas  int    // stream replicas (1 on a single server, 3 on a cluster); default 1
+	// MaxAge bounds how long events are kept (limits retention); 0 keeps
+	// them until the stream's other limits (none by default) apply.
+	MaxAge time.Duration
+	// AckWait is how long a delivered message may stay unacked before
+	// NATS redelivers it; the Consumer extends it with InProgress while a
+	// batch is being worked on. Default 30s.
+	AckWait time.Duration
+	// MaxAckPending bounds the messages delivered and not yet acked over
+	// all replicas; it must exceed replicas × batch size. Default 20000.
+	MaxAckPending int
+}
+
+func (c StreamConfig) withDefaults() StreamConfig {
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if c.DLQStream == "" {
+		c.DLQStream = DefaultDLQStream
+	}
+	if c.Consumer == "" {
+		c.Consumer = DefaultConsumer
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = DefaultMaxAckPending
+	}
+	return c
+}
+
+// EnsureStreams creates, or updates to the configuration below, the events
+// stream (subjects jobs.>), the dead-letter stream (subjects jobs_dlq.>),
+// both with file storage, limits retention and a 2-minute duplicate
+// window, and the durable pull consumer on the events stream: explicit
+// ack, unlimited deliveries (NATS never drops a message; poison is
+// terminated by the Consumer) and a filter of jobs.>. It is idempotent and
+// safe for every replica to call at start.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) error {
+	cfg = cfg.withDefaults()
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "jobalert job events",
+		Subjects:    []string{subjectsAll},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  DuplicateWindow,
+		MaxAge:      cfg.MaxAge,
+		Replicas:    cfg.Replicas,
+	}); err != nil {
+		return fmt.Errorf("ensure stream %s: %w", cfg.Stream, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.DLQStream,
+		Description: "jobalert poison events, with the reason in the Jobalert-Error header",
+		Subjects:    []string{dlqAll},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  DuplicateWindow,
+		Replicas:    cfg.Replicas,
+	}); err != nil {
+		return fmt.Errorf("ensure stream %s: %w", cfg.DLQStream, err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+		Durable:       cfg.Consumer,
+		Description:   "jobalert: shared by every replica",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: cfg.MaxAckPending,
+		FilterSubject: subjectsAll,
+	}); err != nil {
+		return fmt.Errorf("ensure consumer %s on %s: %w", cfg.Consumer, cfg.Stream, err)
+	}
+	return nil
+}

@@ -1,0 +1,406 @@
+package matcher_test
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jobalert/jobalert/matcher"
+)
+
+var long = flag.Bool("matcher.long", false, "run the index property tests with many more cases")
+
+// randWorld draws filters and jobs from small vocabularies full of the
+// edges of MATCHING.md, so that random pairs often match and often almost
+// match.
+type randWorld struct{ r *rand.Rand }
+
+var (
+	titleWords = []string{"Backend", "back-end", "Back", "End", "engineer", "Engineer", "Senior", "staff", "II",
+		"C++", "c#", "F#", ".NET", "node.js", "Full-Stack", "full", "stack", "fullstack", "Data", "ML", "SRE",
+		"DevOps", "developer", "Manager", "product", "h-1b", "Straße", "ÜBER", "über", "日本語", "x-", "-y",
+		"a--b", "python", "go", "Go", "remote", "seattle"}
+	titleSeps   = []string{" ", " ", " ", "-", "/", ", ", "  ", " - ", ".", "(", ")"}
+	locComps    = []string{"Seattle", "WA", "US", "Fresno", "CA", "Toronto", "ON", "Austin", "TX", "remote", "Remote", "New York", "NY", " san  francisco ", "Zürich", "ca"}
+	companies   = []string{"Acme", "acme ", "ACME", "Acme, Inc", "acme,inc", "Globex", "Initech", "Ünï Corp", "ünï  corp", "", " ", "Umbrella"}
+	tagVals     = []string{"go", "Go", "python", "aws", " ", "", "c++", "C#", "node.js", "ML Ops", "ml  ops"}
+	visaVals    = []string{"H-1B", "h1b", "h 1 b", "H1B visa", "H-1B1", "E-3", "tn", "TN Visa", "O-1A", "o1b", "L-1", "l1a", "J-1", "OPT", "f1-opt", "STEM-OPT", "stem_opt", "GREEN-CARD", "gc", "PERM", "eb-2", "EB3"}
+	jobVisaVals = append(slices.Clone(visaVals), "bogus", "", "H-2A")
+	seniorities = []string{"intern", "Junior", "mid", "SENIOR", "staff", "principal", "manager", "director"}
+	workplaces  = []string{"onsite", "hybrid", "remote", "Remote", "REMOTE", "", "weird", "on-site"}
+	periods     = []string{"", "year", "Year", "month", "week", "day", "hour", "HOUR", "fortnight"}
+	currencies  = []string{"", "", "USD", "usd", "Usd", "EUR", "CAD"}
+	minSalaries = []int64{0, -5, 50000, 100000, 150000, 166400, 166401, 200000, 5_000_000_000}
+)
+
+func (w randWorld) pick(s []string) string { return s[w.r.IntN(len(s))] }
+
+func (w randWorld) some(s []string, max int) []string {
+	n := w.r.IntN(max + 1)
+	out := make([]string, n)
+	for i := range out {
+		out[i] = w.pick(s)
+	}
+	return out
+}
+
+func (w randWorld) text(words int) string {
+	var b strings.Builder
+	n := 1 + w.r.IntN(words)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(w.pick(titleSeps))
+		}
+		b.WriteString(w.pick(titleWords))
+	}
+	return b.String()
+}
+
+func (w randWorld) location() string {
+	if w.r.IntN(8) == 0 {
+		return w.pick([]string{"", " , ", "remote", "Remote", "Seattle,,WA,", "seattle ,  wa"})
+	}
+	n := 1 + w.r.IntN(3)
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = w.pick(locComps)
+	}
+	return strings.Join(parts, w.pick([]string{",", ", ", " , "}))
+}
+
+func (w randWorld) locations(max int) []string {
+	n := w.r.IntN(max + 1)
+	out := make([]string, n)
+	for i := range out {
+		out[i] = w.location()
+	}
+	return out
+}
+
+func (w randWorld) filter() matcher.Filter {
+	var f matcher.Filter
+	for f.Keywords == "" && len(f.VisaTypes)+len(f.Locations)+len(f.Companies)+len(f.Seniority)+len(f.Tags)+len(f.ExcludeKeywords)+len(f.ExcludeCompanies) == 0 && f.MinSalary == 0 {
+		if w.r.IntN(4) > 0 {
+			f.Keywords = w.text(3)
+		}
+		if w.r.IntN(4) == 0 {
+			f.ExcludeKeywords = []string{w.text(2)}
+			if w.r.IntN(3) == 0 {
+				f.ExcludeKeywords = append(f.ExcludeKeywords, w.pick([]string{"", " - ", w.text(1)}))
+			}
+		}
+		if w.r.IntN(3) == 0 {
+			f.VisaTypes = w.some(visaVals, 3)
+		}
+		if w.r.IntN(2) == 0 {
+			f.Locations = w.locations(3)
+		}
+		if w.r.IntN(3) == 0 {
+			f.MinSalary = minSalaries[w.r.IntN(len(minSalaries))]
+		}
+		if w.r.IntN(5) == 0 {
+			f.Companies = w.some(companies, 2)
+		}
+		if w.r.IntN(6) == 0 {
+			f.ExcludeCompanies = w.some(companies, 2)
+		}
+		if w.r.IntN(4) == 0 {
+			f.Seniority = w.some(seniorities, 3)
+		}
+		if w.r.IntN(5) == 0 {
+			f.Tags = w.some(tagVals, 3)
+		}
+	}
+	return f
+}
+
+func (w randWorld) job(id int) *matcher.Job {
+	j := &matcher.Job{
+		ID:        fmt.Sprintf("j%d", id),
+		Title:     w.text(5),
+		Company:   w.pick(companies),
+		Locations: w.locations(3),
+		Workplace: w.pick(workplaces),
+		VisaTypes: w.some(jobVisaVals, 4),
+		Tags:      w.some(tagVals, 4),
+	}
+	if w.r.IntN(2) == 0 {
+		j.Seniority = w.pick(append(seniorities, "", "lead"))
+	}
+	if w.r.IntN(4) > 0 {
+		s := &matcher.Salary{Currency: w.pick(currencies), Period: w.pick(periods)}
+		switch w.r.IntN(4) {
+		case 0:
+			s.Min = float64(w.r.IntN(200000))
+		case 1:
+			s.Max = float64(w.r.IntN(200))
+		case 2:
+			s.Min, s.Max = float64(w.r.IntN(100000)), float64(w.r.IntN(250000))
+		case 3:
+			s.Min, s.Max = 80, 80.5 // 166,400 and 167,440 a year by the hour
+			s.Period = "hour"
+		}
+		if w.r.IntN(10) == 0 {
+			s.Max = -1
+		}
+		j.Salary = s
+	}
+	return j
+}
+
+func cases(normal, longN int) int {
+	if *long {
+		return longN
+	}
+	if testing.Short() {
+		return normal / 4
+	}
+	return normal
+}
+
+// TestIndexMatchesReference adds, replaces and removes random filters in an
+// Index and a Reference alike and compares their answers on random jobs.
+func TestIndexMatchesReference(t *testing.T) {
+	rounds := cases(6, 60)
+	for seed := range rounds {
+		w := randWorld{rand.New(rand.NewPCG(uint64(seed), 7))}
+		ix, ref := matcher.NewIndex(), matcher.NewReference()
+		n := 300 + w.r.IntN(700)
+		for i := range n {
+			id := fmt.Sprintf("f%d", w.r.IntN(n))
+			f := w.filter()
+			errI, errR := ix.Add(id, f), ref.Add(id, f)
+			if (errI == nil) != (errR == nil) {
+				t.Fatalf("Add(%q, %+v): got %v want %v", id, f, errI, errR)
+			}
+			if i%5 == 0 {
+				id := fmt.Sprintf("f%d", w.r.IntN(n))
+				if got, want := ix.Remove(id), ref.Remove(id); got != want {
+					t.Fatalf("Remove(%q): got %v want %v", id, got, want)
+				}
+			}
+		}
+		if got, want := ix.Len(), ref.Len(); got != want {
+			t.Fatalf("Len: got %d want %d", got, want)
+		}
+		for k := range 300 {
+			j := w.job(k)
+			got, want := ix.MatchIDs(j), ref.MatchIDs(j)
+			if !slices.Equal(got, want) {
+				t.Fatalf("seed %d job %+v (salary %+v):\ngot  %v\nwant %v", seed, j, j.Salary, got, want)
+			}
+		}
+	}
+}
+
+// TestIndexConcurrent matches while other goroutines add, update and remove
+// filters. Filters nobody touches must be reported exactly as Reference
+// reports them throughout; at the end both must agree on everything.
+func TestIndexConcurrent(t *testing.T) {
+	w := randWorld{rand.New(rand.NewPCG(42, 42))}
+	ix, stable := matcher.NewIndex(), matcher.NewReference()
+	for i := range 600 {
+		f := w.filter()
+		id := fmt.Sprintf("s%d", i)
+		if err := ix.Add(id, f); err != nil {
+			continue
+		}
+		if err := stable.Add(id, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobs := make([]*matcher.Job, 200)
+	for i := range jobs {
+		jobs[i] = w.job(i)
+	}
+	ops := cases(4000, 40000)
+	filters := make([]matcher.Filter, 500)
+	for i := range filters {
+		filters[i] = w.filter()
+	}
+
+	var wg sync.WaitGroup
+	var stop atomic.Bool
+	var mu sync.Mutex
+	churn := map[string]matcher.Filter{}
+	for wr := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(wr), 1))
+			for i := range ops {
+				id := fmt.Sprintf("c%d", r.IntN(300))
+				mu.Lock() // keeps churn in step with the index
+				switch r.IntN(4) {
+				case 0:
+					if ix.Remove(id) {
+						delete(churn, id)
+					}
+				case 1:
+					f := filters[r.IntN(len(filters))]
+					if ix.Update(id, f) == nil {
+						churn[id] = f
+					}
+				default:
+					f := filters[(i+r.IntN(7))%len(filters)]
+					if ix.Add(id, f) == nil {
+						churn[id] = f
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	errs := make(chan string, 2)
+	var readers sync.WaitGroup
+	for rd := range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			var dst []uint32
+			var ids []string
+			for k := 0; !stop.Load(); k++ {
+				j := jobs[(k+rd*37)%len(jobs)]
+				dst = ix.Match(j, dst[:0])
+				ids = ix.IDs(dst, ids[:0])
+				var got []string
+				for _, id := range ids {
+					if strings.HasPrefix(id, "s") {
+						got = append(got, id)
+					}
+				}
+				slices.Sort(got)
+				if want := stable.MatchIDs(j); !slices.Equal(got, want) {
+					errs <- fmt.Sprintf("job %s during churn: got %v want %v", j.ID, got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	stop.Store(true)
+	readers.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+
+	ref := matcher.NewReference()
+	for id, f := range churn {
+		if err := ref.Add(id, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, j := range jobs {
+		var want []string
+		want = append(want, ref.MatchIDs(j)...)
+		want = append(want, stable.MatchIDs(j)...)
+		slices.Sort(want)
+		if got := ix.MatchIDs(j); !slices.Equal(got, want) {
+			t.Fatalf("job %s after churn: got %v want %v", j.ID, got, want)
+		}
+	}
+	if got, want := ix.Len(), ref.Len()+stable.Len(); got != want {
+		t.Fatalf("Len: got %d want %d", got, want)
+	}
+}
+
+// TestIndexSlotsOfRemovedFilters holds slots across the removal of their
+// filters and the reuse of their storage: they must resolve to nothing,
+// never to another filter's id.
+func TestIndexSlotsOfRemovedFilters(t *testing.T) {
+	ix := matcher.NewIndex()
+	j := &matcher.Job{ID: "j", Title: "Backend Engineer", Company: "Acme"}
+	const n = 6000
+	for i := range n {
+		if err := ix.Add(fmt.Sprintf("old%d", i), matcher.Filter{Keywords: "backend"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := ix.Match(j, nil)
+	if len(held) != n {
+		t.Fatalf("matches: got %d want %d", len(held), n)
+	}
+	for round := range 3 {
+		for i := range n {
+			ix.Remove(fmt.Sprintf("old%d", i))
+			if err := ix.Add(fmt.Sprintf("new%d.%d", round, i), matcher.Filter{Keywords: "backend"}); err != nil {
+				t.Fatal(err)
+			}
+			ix.Remove(fmt.Sprintf("new%d.%d", round, i))
+			if err := ix.Add(fmt.Sprintf("old%d", i), matcher.Filter{Keywords: "backend"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Every "old" filter was removed and re-added under a new slot: the
+	// held slots name none of them, and nothing else.
+	if got := ix.IDs(held, nil); len(got) != 0 {
+		t.Fatalf("IDs of held slots: got %d ids (%v...) want none", len(got), got[:min(5, len(got))])
+	}
+	if got := ix.MatchIDs(j); len(got) != n {
+		t.Fatalf("MatchIDs: got %d want %d", len(got), n)
+	}
+}
+
+// TestIndexUpdate checks Update's contract: it replaces, and refuses an
+// unknown id or an invalid filter, leaving the old filter in place.
+func TestIndexUpdate(t *testing.T) {
+	ix := matcher.NewIndex()
+	j := &matcher.Job{ID: "j", Title: "Backend Engineer", Company: "Acme"}
+	if err := ix.Update("nope", matcher.Filter{Keywords: "x"}); err == nil {
+		t.Fatalf("Update of an unknown id: got nil want an error")
+	}
+	if err := ix.Add("a", matcher.Filter{Keywords: "frontend"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Update("a", matcher.Filter{Keywords: "backend"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ix.MatchIDs(j); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("after Update: got %v want [a]", got)
+	}
+	if err := ix.Update("a", matcher.Filter{Keywords: "backend", VisaTypes: []string{"H-2A"}}); err == nil {
+		t.Fatalf("Update with an unknown visa: got nil want an error")
+	}
+	if got := ix.MatchIDs(j); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("after a refused Update: got %v want [a]", got)
+	}
+	if got := ix.Len(); got != 1 {
+		t.Fatalf("Len: got %d want 1", got)
+	}
+}
+
+// TestIndexMatchAllocations checks that Match allocates nothing once dst
+// has the capacity.
+func TestIndexMatchAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	w := randWorld{rand.New(rand.NewPCG(3, 3))}
+	ix := matcher.NewIndex()
+	for i := range 2000 {
+		_ = ix.Add(fmt.Sprintf("f%d", i), w.filter())
+	}
+	jobs := make([]*matcher.Job, 50)
+	for i := range jobs {
+		jobs[i] = w.job(i)
+	}
+	dst := make([]uint32, 0, 4096)
+	for _, j := range jobs { // warm the scratch buffers
+		dst = ix.Match(j, dst[:0])
+	}
+	k := 0
+	allocs := testing.AllocsPerRun(200, func() {
+		dst = ix.Match(jobs[k%len(jobs)], dst[:0])
+		k++
+	})
+	if allocs != 0 {
+		t.Fatalf("allocations per Match: got %v want 0", allocs)
+	}
+}

@@ -1,0 +1,383 @@
+package notifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/wneessen/go-mail"
+
+	"github.com/jobalert/jobalert/matcher"
+	"github.com/jobalert/jobalert/store"
+)
+
+// Store is what the digest engine needs from the data model.
+type Store interface {
+	DueAt(ctx context.Context, now time.Time, limit int64) ([]store.Due, error)
+	ClaimDue(ctx context.Context, claims []store.Claim, now time.Time) ([]store.ClaimResult, error)
+	LeaseOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]string, error)
+	Digest(ctx context.Context, id string) (*store.DigestRecord, error)
+	Jobs(ctx context.Context, seqs []int64) ([]store.Job, error)
+	GetSubscription(ctx context.Context, id string) (*store.Subscription, error)
+	MarkDigest(ctx context.Context, id, channel string) error
+	RetryDigest(ctx context.Context, id string, at time.Time) (int, error)
+	FinishDigest(ctx context.Context, id string) error
+	RecordBounce(ctx context.Context, email string, limit int, now time.Time) (bool, error)
+	IsSuppressed(ctx context.Context, email string) (bool, error)
+}
+
+// Sender sends one email; Mailer is the real one.
+type Sender interface {
+	Send(ctx context.Context, msg *mail.Msg) error
+}
+
+// DigestRenderer turns a digest into an email; Renderer is the real one.
+type DigestRenderer interface {
+	Digest(d Digest) (*mail.Msg, error)
+}
+
+// Webhooks queues a digest for webhook delivery. Enqueue is idempotent by
+// delivery id and does nothing for a subscription without an endpoint.
+type Webhooks interface {
+	EnqueueDigest(ctx context.Context, deliveryID, subID string, jobs []matcher.Job, more int) error
+}
+
+// Links makes the per-subscription URLs every email carries.
+type Links interface {
+	Unsubscribe(subID string) string
+	Manage(subID string) string
+}
+
+// DigestConfig tunes the digest engine.
+type DigestConfig struct {
+	Cap         int           // jobs listed per digest; default 25
+	Workers     int           // digests sent at once; default 4
+	Batch       int           // due subscriptions claimed per round trip; default 500
+	Lease       time.Duration // how long a claimed digest is ours; default 2m
+	Tick        time.Duration // how often the scheduler looks; default 250ms
+	RetryBase   time.Duration // first retry delay after a temporary failure; default 5s
+	RetryMax    time.Duration // longest retry delay; default 10m
+	BounceLimit int           // hard bounces before an address is suppressed; default 1
+}
+
+func (c DigestConfig) withDefaults() DigestConfig {
+	if c.Cap <= 0 {
+		c.Cap = 25
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.Batch <= 0 {
+		c.Batch = 500
+	}
+	if c.Lease <= 0 {
+		c.Lease = 2 * time.Minute
+	}
+	if c.Tick <= 0 {
+		c.Tick = 250 * time.Millisecond
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 5 * time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 10 * time.Minute
+	}
+	if c.BounceLimit <= 0 {
+		c.BounceLimit = 1
+	}
+	return c
+}
+
+// Digester runs the schedule: it claims due digests (each exactly once,
+// whatever the number of replicas) and sends them by email and webhook,
+// retrying temporary failures from the outbox in Redis.
+type Digester struct {
+	store    Store
+	render   DigestRenderer
+	mail     Sender
+	webhooks Webhooks // may be nil
+	links    Links
+	cfg      DigestConfig
+	log      *slog.Logger
+	metrics  *Metrics
+}
+
+// NewDigester wires the digest engine. webhooks may be nil.
+func NewDigester(st Store, r DigestRenderer, m Sender, w Webhooks, links Links, cfg DigestConfig, log *slog.Logger, metrics *Metrics) *Digester {
+	return &Digester{store: st, render: r, mail: m, webhooks: w, links: links, cfg: cfg.withDefaults(),
+		log: log.With("component", "digester"), metrics: metrics}
+}
+
+// RunResult counts what one run did.
+type RunResult struct {
+	Sent         int `json:"sent"`          // digests that went out
+	SkippedEmpty int `json:"skipped_empty"` // due, but nothing pending (or all closed)
+	Deferred     int `json:"deferred"`      // left in the outbox after a temporary failure
+}
+
+// RunDue claims and sends every digest due at now, synchronously. The
+// scheduler calls it with the real clock; the admin endpoint and the tests
+// with the instant they name.
+func (d *Digester) RunDue(ctx context.Context, now time.Time) (RunResult, error) {
+	var total RunResult
+	for {
+		due, err := d.store.DueAt(ctx, now, int64(d.cfg.Batch))
+		if err != nil {
+			return total, err
+		}
+		if len(due) == 0 {
+			return total, nil
+		}
+		claims := make([]store.Claim, 0, len(due))
+		for _, du := range due {
+			c := store.Claim{Due: du, DigestID: store.DigestID(du.SubscriptionID, du.At), LeaseUntil: time.Now().Add(d.cfg.Lease)}
+			sub, err := d.store.GetSubscription(ctx, du.SubscriptionID)
+			if err == nil {
+				c.Next = sub.Schedule().Next(du.At, now)
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return total, err
+			}
+			claims = append(claims, c)
+		}
+		results, err := d.store.ClaimDue(ctx, claims, now)
+		if err != nil {
+			return total, err
+		}
+		var ids []string
+		for i, r := range results {
+			switch r {
+			case store.Claimed:
+				ids = append(ids, claims[i].DigestID)
+			case store.ClaimedEmpty:
+				total.SkippedEmpty++
+				d.metrics.digest("empty")
+			}
+		}
+		r := d.sendAll(ctx, ids, now)
+		total.Sent += r.Sent
+		total.SkippedEmpty += r.SkippedEmpty
+		total.Deferred += r.Deferred
+		if len(due) < d.cfg.Batch {
+			return total, nil
+		}
+	}
+}
+
+// sendAll sends digests with the configured number of workers.
+func (d *Digester) sendAll(ctx context.Context, ids []string, now time.Time) RunResult {
+	var (
+		mu  sync.Mutex
+		res RunResult
+		wg  sync.WaitGroup
+	)
+	work := make(chan string)
+	for w := 0; w < min(d.cfg.Workers, len(ids)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				o := d.send(ctx, id, now)
+				mu.Lock()
+				switch o {
+				case outcomeSent:
+					res.Sent++
+				case outcomeEmpty:
+					res.SkippedEmpty++
+				case outcomeDeferred:
+					res.Deferred++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, id := range ids {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	return res
+}
+
+type outcome int
+
+const (
+	outcomeSent outcome = iota
+	outcomeEmpty
+	outcomeDeferred
+	outcomeDropped
+)
+
+// send delivers one claimed digest. Every step is recorded, so a crash at
+// any point makes the lease run out and another attempt resume where this
+// one stopped: the email is not sent again once marked, and the webhook
+// queue is idempotent by delivery id.
+func (d *Digester) send(ctx context.Context, id string, now time.Time) outcome {
+	log := d.log.With("digest", id)
+	rec, err := d.store.Digest(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		_ = d.store.FinishDigest(ctx, id) // a stale outbox entry
+		return outcomeDropped
+	}
+	if err != nil {
+		log.Warn("read digest failed; retrying later", "err", err)
+		return d.retry(ctx, id, 0)
+	}
+	sub, err := d.store.GetSubscription(ctx, rec.SubscriptionID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && sub.Status != store.StatusActive && sub.Status != store.StatusPaused) {
+		log.Info("subscription gone or stopped; digest dropped", "subscription", rec.SubscriptionID)
+		d.metrics.digest("dropped")
+		return d.finish(ctx, id, outcomeDropped)
+	}
+	if err != nil {
+		log.Warn("read subscription failed; retrying later", "err", err)
+		return d.retry(ctx, id, rec.Attempts)
+	}
+	jobs, more, err := d.jobs(ctx, rec)
+	if err != nil {
+		log.Warn("read jobs failed; retrying later", "err", err)
+		return d.retry(ctx, id, rec.Attempts)
+	}
+	if len(jobs) == 0 {
+		d.metrics.digest("empty")
+		return d.finish(ctx, id, outcomeEmpty)
+	}
+	if !rec.EmailDone {
+		if o, done := d.sendEmail(ctx, log, rec, sub, jobs, more, now); !done {
+			return o
+		}
+	}
+	if !rec.WebhookDone && sub.WebhookURL != "" && d.webhooks != nil {
+		if err := d.webhooks.EnqueueDigest(ctx, id, sub.ID, jobs, more); err != nil {
+			log.Warn("queue webhook failed; retrying later", "err", err)
+			return d.retry(ctx, id, rec.Attempts)
+		}
+		if err := d.store.MarkDigest(ctx, id, "webhook"); err != nil {
+			return d.retry(ctx, id, rec.Attempts)
+		}
+	}
+	d.metrics.digest("sent")
+	return d.finish(ctx, id, outcomeSent)
+}
+
+// sendEmail sends the digest's email; done is false when the digest must
+// wait for a retry.
+func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.DigestRecord, sub *store.Subscription, jobs []matcher.Job, more int, now time.Time) (outcome, bool) {
+	suppressed, err := d.store.IsSuppressed(ctx, sub.Email)
+	if err != nil {
+		return d.retry(ctx, rec.ID, rec.Attempts), false
+	}
+	if suppressed {
+		log.Info("address suppressed; email skipped")
+		return outcomeDropped, true
+	}
+	msg, err := d.render.Digest(Digest{
+		ID: rec.ID, SubscriptionID: sub.ID, To: sub.Email, Frequency: sub.Frequency, Filter: sub.Filter,
+		Jobs: jobs, More: more, UnsubscribeURL: d.links.Unsubscribe(sub.ID), ManageURL: d.links.Manage(sub.ID),
+		MoreURL: d.links.Manage(sub.ID),
+	})
+	if err != nil {
+		log.Error("render digest failed; retrying later", "err", err)
+		return d.retry(ctx, rec.ID, rec.Attempts), false
+	}
+	err = d.mail.Send(ctx, msg)
+	var perm *PermanentError
+	switch {
+	case err == nil:
+		d.metrics.email("sent")
+	case errors.As(err, &perm):
+		d.metrics.email("bounced")
+		stopped, berr := d.store.RecordBounce(ctx, sub.Email, d.cfg.BounceLimit, now)
+		if berr != nil {
+			return d.retry(ctx, rec.ID, rec.Attempts), false
+		}
+		log.Warn("hard bounce", "subscription", sub.ID, "err", err, "suppressed", stopped)
+	default:
+		d.metrics.email("deferred")
+		log.Warn("email failed; retrying later", "err", err, "attempt", rec.Attempts+1)
+		return d.retry(ctx, rec.ID, rec.Attempts), false
+	}
+	if err := d.store.MarkDigest(ctx, rec.ID, "email"); err != nil {
+		log.Error("mark email sent failed", "err", err)
+		return d.retry(ctx, rec.ID, rec.Attempts), false
+	}
+	return outcomeSent, true
+}
+
+// jobs reads the digest's jobs with their newest data, leaves out closed and
+// expired ones, and applies the cap.
+func (d *Digester) jobs(ctx context.Context, rec *store.DigestRecord) ([]matcher.Job, int, error) {
+	recs, err := d.store.Jobs(ctx, rec.Seqs)
+	if err != nil {
+		return nil, 0, err
+	}
+	var jobs []matcher.Job
+	more := rec.Dropped
+	for _, r := range recs {
+		if r.Closed {
+			continue
+		}
+		if len(jobs) >= d.cfg.Cap {
+			more++
+			continue
+		}
+		var j matcher.Job
+		if err := json.Unmarshal(r.Data, &j); err != nil {
+			d.log.Error("stored job unreadable; left out", "seq", r.Seq, "err", err)
+			continue
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, more, nil
+}
+
+func (d *Digester) retry(ctx context.Context, id string, attempts int) outcome {
+	delay := d.cfg.RetryBase << min(attempts, 20)
+	if delay > d.cfg.RetryMax || delay <= 0 {
+		delay = d.cfg.RetryMax
+	}
+	delay = delay/2 + rand.N(delay/2+1) // jitter: half to the whole delay
+	if _, err := d.store.RetryDigest(ctx, id, time.Now().Add(delay)); err != nil {
+		d.log.Error("reschedule digest failed; its lease will run out and it is retried then", "digest", id, "err", err)
+	}
+	return outcomeDeferred
+}
+
+func (d *Digester) finish(ctx context.Context, id string, o outcome) outcome {
+	if err := d.store.FinishDigest(ctx, id); err != nil {
+		d.log.Warn("finish digest failed; it may be looked at again", "digest", id, "err", err)
+	}
+	return o
+}
+
+// SendOutbox sends the digests whose retry time or lease has come.
+func (d *Digester) SendOutbox(ctx context.Context) RunResult {
+	now := time.Now()
+	ids, err := d.store.LeaseOutbox(ctx, now, now.Add(d.cfg.Lease), d.cfg.Batch)
+	if err != nil {
+		d.log.Warn("lease outbox failed", "err", err)
+		return RunResult{}
+	}
+	return d.sendAll(ctx, ids, now)
+}
+
+// Run is the scheduler: every tick it runs what is due with the real clock
+// and retries the outbox, until ctx is done.
+func (d *Digester) Run(ctx context.Context) error {
+	t := time.NewTicker(d.cfg.Tick)
+	defer t.Stop()
+	for {
+		if _, err := d.RunDue(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			d.log.Warn("scheduler run failed", "err", err)
+		}
+		d.SendOutbox(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,587 @@
+package notifier
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"math"
+	netmail "net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	"github.com/wneessen/go-mail"
+
+	"github.com/jobalert/jobalert/matcher"
+	"github.com/jobalert/jobalert/templates"
+)
+
+// Digest is one email's worth of matches for one subscription: the jobs to
+// list, newest first, and how many more matched beyond them.
+type Digest struct {
+	ID             string // digest id; the Message-ID derives from it
+	SubscriptionID string
+	To             string
+	Frequency      string // instant, daily or weekly
+	Filter         matcher.Filter
+	Jobs           []matcher.Job // newest first, in the order given
+	More           int           // matches not listed
+	UnsubscribeURL string        // one-click URL for List-Unsubscribe (required)
+	ManageURL      string
+	MoreURL        string // where "and N more" links to
+}
+
+// ErrEmptyDigest is returned for a digest with no jobs: no email is sent
+// when nothing matched.
+var ErrEmptyDigest = errors.New("notifier: empty digest")
+
+// RenderConfig configures a Renderer.
+type RenderConfig struct {
+	// From is the From address, e.g. `jobalert <alerts@example.com>`.
+	From string
+	// PublicURL is the service's public base URL (http or https); its
+	// host names the Message-IDs.
+	PublicURL string
+	// Product is the name shown in emails; empty means "jobalert".
+	Product string
+	// MaxJobs caps the jobs listed in one digest; the rest count towards
+	// "and N more". 0 means 25.
+	MaxJobs int
+	// ConfirmValidFor is how long a confirmation link works, as said in
+	// the email; 0 means 7 days.
+	ConfirmValidFor time.Duration
+	// Now stamps the Date header; nil means time.Now.
+	Now func() time.Time
+}
+
+// Renderer turns digests and notices into go-mail messages from the
+// embedded templates, parsed once by NewRenderer. It is safe for concurrent
+// use.
+type Renderer struct {
+	cfg    RenderConfig
+	from   string
+	host   string // of PublicURL, for Message-IDs
+	scheme string // of PublicURL
+	html   map[string]*htmltemplate.Template
+	text   map[string]*texttemplate.Template
+}
+
+// Email kinds, each a pair of templates email/<kind>.html and .txt.
+const (
+	kindDigest          = "digest"
+	kindConfirm         = "confirm"
+	kindWebhookDisabled = "webhook_disabled"
+)
+
+var templateFuncs = map[string]any{
+	"inc":  func(i int) int { return i + 1 },
+	"join": strings.Join,
+}
+
+// NewRenderer parses the email templates and checks cfg. A template that
+// does not parse, a bad From address or a PublicURL that is not an absolute
+// http(s) URL is an error.
+func NewRenderer(cfg RenderConfig) (*Renderer, error) {
+	if cfg.Product == "" {
+		cfg.Product = "jobalert"
+	}
+	if cfg.MaxJobs <= 0 {
+		cfg.MaxJobs = 25
+	}
+	if cfg.ConfirmValidFor <= 0 {
+		cfg.ConfirmValidFor = 7 * 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	r := &Renderer{
+		cfg:  cfg,
+		html: make(map[string]*htmltemplate.Template),
+		text: make(map[string]*texttemplate.Template),
+	}
+	if _, err := netmail.ParseAddress(cfg.From); err != nil {
+		return nil, fmt.Errorf("notifier: From address %q: %w", cfg.From, err)
+	}
+	r.from = cfg.From
+	u, err := url.Parse(cfg.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return nil, fmt.Errorf("notifier: PublicURL %q is not an absolute http(s) URL", cfg.PublicURL)
+	}
+	r.host, r.scheme = u.Hostname(), u.Scheme
+	for _, kind := range []string{kindDigest, kindConfirm, kindWebhookDisabled} {
+		h, err := htmltemplate.New(kind).Funcs(templateFuncs).
+			ParseFS(templates.FS, "email/layout.html", "email/"+kind+".html")
+		if err != nil {
+			return nil, fmt.Errorf("notifier: parse %s email template: %w", kind, err)
+		}
+		t, err := texttemplate.New(kind).Funcs(templateFuncs).
+			ParseFS(templates.FS, "email/layout.txt", "email/"+kind+".txt")
+		if err != nil {
+			return nil, fmt.Errorf("notifier: parse %s email template: %w", kind, err)
+		}
+		r.html[kind], r.text[kind] = h, t
+	}
+	return r, nil
+}
+
+// emailView is what the email templates see.
+type emailView struct {
+	Title          string
+	Preheader      string
+	Intro          string
+	Product        string
+	PublicURL      string
+	FooterNote     string
+	ManageURL      string
+	UnsubscribeURL string
+	Jobs           []jobView
+	More           int
+	Total          int
+	MoreURL        string
+	Summary        string
+	ActionURL      string
+	ValidFor       string
+}
+
+type jobView struct {
+	Title, Company, Locations, Workplace, Salary, URL, Posted string
+	Visas                                                     []string
+}
+
+// Digest renders d as a multipart text+HTML message to d.To with a stable
+// Message-ID <digest-ID@host>, List-Unsubscribe and List-Unsubscribe-Post
+// (RFC 8058) headers, and X-Jobalert-Digest / X-Jobalert-Subscription. It
+// lists at most MaxJobs jobs and counts the rest in "and N more". A digest
+// without jobs is ErrEmptyDigest; a missing id, recipient or unsubscribe URL
+// is an error.
+func (r *Renderer) Digest(d Digest) (*mail.Msg, error) {
+	if len(d.Jobs) == 0 {
+		return nil, ErrEmptyDigest
+	}
+	if d.ID == "" || d.UnsubscribeURL == "" {
+		return nil, errors.New("notifier: digest needs an id and an unsubscribe URL")
+	}
+	jobs, more := d.Jobs, d.More
+	if len(jobs) > r.cfg.MaxJobs {
+		more += len(jobs) - r.cfg.MaxJobs
+		jobs = jobs[:r.cfg.MaxJobs]
+	}
+	total := len(jobs) + more
+	pre, post := summaryParts(d.Filter)
+	noun := "jobs"
+	if total == 1 {
+		noun = "job"
+	}
+	subject := strconv.Itoa(total) + " new " + joinNonEmpty(pre, noun, post)
+	summary := Summary(d.Filter)
+
+	v := emailView{
+		Title:          subject,
+		Intro:          digestIntro(d.Frequency),
+		Product:        r.cfg.Product,
+		PublicURL:      r.publicURL(),
+		ManageURL:      d.ManageURL,
+		UnsubscribeURL: d.UnsubscribeURL,
+		More:           more,
+		Total:          total,
+		MoreURL:        d.MoreURL,
+		Summary:        summary,
+		FooterNote:     fmt.Sprintf("You get this %s because you subscribed to %s on %s.", alertName(d.Frequency), summary, r.host),
+	}
+	var pre2 []string
+	for i := range jobs {
+		j := &jobs[i]
+		v.Jobs = append(v.Jobs, newJobView(j))
+		if i < 3 {
+			pre2 = append(pre2, j.Title+" at "+j.Company)
+		}
+	}
+	v.Preheader = strings.Join(pre2, " · ")
+
+	m, err := r.newMsg(d.To, subject, "digest-"+msgIDPart(d.ID))
+	if err != nil {
+		return nil, err
+	}
+	if err := r.setUnsubscribe(m, d.UnsubscribeURL); err != nil {
+		return nil, err
+	}
+	m.SetGenHeader("X-Jobalert-Digest", d.ID)
+	if d.SubscriptionID != "" {
+		m.SetGenHeader("X-Jobalert-Subscription", d.SubscriptionID)
+	}
+	if err := r.setBody(m, kindDigest, &v); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Confirm renders the double opt-in email: one button to confirmURL, and
+// the filter, in words, that the person asked for.
+func (r *Renderer) Confirm(to, confirmURL, filterSummary string) (*mail.Msg, error) {
+	if confirmURL == "" {
+		return nil, errors.New("notifier: confirmation email needs a URL")
+	}
+	v := emailView{
+		Title:      "Confirm your job alert",
+		Preheader:  "One click and your alert for " + filterSummary + " starts.",
+		Product:    r.cfg.Product,
+		PublicURL:  r.publicURL(),
+		Summary:    filterSummary,
+		ActionURL:  confirmURL,
+		ValidFor:   humanDuration(r.cfg.ConfirmValidFor),
+		FooterNote: fmt.Sprintf("You get this email because this address was entered on %s.", r.host),
+	}
+	m, err := r.newMsg(to, "Confirm your job alert: "+filterSummary, "confirm-"+randomID())
+	if err != nil {
+		return nil, err
+	}
+	if err := r.setBody(m, kindConfirm, &v); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// WebhookDisabled renders the notice that the webhook endpoint webhookURL
+// answered 410 Gone and is no longer called.
+func (r *Renderer) WebhookDisabled(to, webhookURL string) (*mail.Msg, error) {
+	v := emailView{
+		Title:      "Your webhook was disabled",
+		Preheader:  "The endpoint answered 410 Gone; email alerts continue.",
+		Product:    r.cfg.Product,
+		PublicURL:  r.publicURL(),
+		ActionURL:  webhookURL,
+		FooterNote: fmt.Sprintf("You get this email because a job alert on %s delivers to this webhook.", r.host),
+	}
+	m, err := r.newMsg(to, "Webhook disabled: the endpoint answered 410 Gone", "webhook-disabled-"+randomID())
+	if err != nil {
+		return nil, err
+	}
+	if err := r.setBody(m, kindWebhookDisabled, &v); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (r *Renderer) publicURL() string { return strings.TrimSuffix(r.cfg.PublicURL, "/") + "/" }
+
+func (r *Renderer) newMsg(to, subject, idLocal string) (*mail.Msg, error) {
+	m := mail.NewMsg()
+	if err := m.From(r.from); err != nil {
+		return nil, fmt.Errorf("notifier: from: %w", err)
+	}
+	if err := m.To(to); err != nil {
+		return nil, fmt.Errorf("notifier: recipient %q: %w", to, err)
+	}
+	m.Subject(subject)
+	m.SetMessageIDWithValue(idLocal + "@" + r.host)
+	m.SetDateWithValue(r.cfg.Now())
+	m.SetUserAgent(r.cfg.Product)
+	m.SetGenHeader("Auto-Submitted", "auto-generated")
+	m.SetGenHeader("X-Auto-Response-Suppress", "All")
+	return m, nil
+}
+
+// setUnsubscribe sets the RFC 8058 pair. go-mail's SetListUnsubscribeOneClick
+// takes https only; a plain http URL is accepted when PublicURL is http too
+// (the demo), with the same two headers set directly.
+func (r *Renderer) setUnsubscribe(m *mail.Msg, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return fmt.Errorf("notifier: unsubscribe URL %q is not absolute", raw)
+	}
+	switch {
+	case u.Scheme == "https":
+		if err := m.SetListUnsubscribeOneClick(raw); err != nil {
+			return fmt.Errorf("notifier: unsubscribe URL: %w", err)
+		}
+	case u.Scheme == "http" && r.scheme == "http":
+		m.SetListUnsubscribe(raw)
+		m.SetListUnsubscribePost()
+	default:
+		return fmt.Errorf("notifier: unsubscribe URL %q must be https (http only with an http PublicURL)", raw)
+	}
+	return nil
+}
+
+func (r *Renderer) setBody(m *mail.Msg, kind string, v *emailView) error {
+	var text, html bytes.Buffer
+	if err := r.text[kind].ExecuteTemplate(&text, "layout", v); err != nil {
+		return fmt.Errorf("notifier: render %s text: %w", kind, err)
+	}
+	if err := r.html[kind].ExecuteTemplate(&html, "layout", v); err != nil {
+		return fmt.Errorf("notifier: render %s html: %w", kind, err)
+	}
+	m.SetBodyString(mail.TypeTextPlain, text.String())
+	m.AddAlternativeString(mail.TypeTextHTML, html.String())
+	return nil
+}
+
+func newJobView(j *matcher.Job) jobView {
+	v := jobView{
+		Title:     j.Title,
+		Company:   j.Company,
+		Locations: strings.Join(trimAll(j.Locations), "; "),
+		Workplace: workplaceName(j.Workplace),
+		Salary:    FormatSalary(j.Salary),
+		URL:       j.URL,
+	}
+	seen := map[string]bool{}
+	for _, s := range trimAll(j.VisaTypes) {
+		if !seen[strings.ToLower(s)] {
+			seen[strings.ToLower(s)] = true
+			v.Visas = append(v.Visas, s)
+		}
+	}
+	if !j.PostedAt.IsZero() {
+		v.Posted = j.PostedAt.UTC().Format("Jan 2")
+	}
+	return v
+}
+
+func digestIntro(freq string) string {
+	switch freq {
+	case "daily":
+		return "New since your last daily alert, newest first."
+	case "weekly":
+		return "New since your last weekly alert, newest first."
+	}
+	return "Just matched your alert, newest first."
+}
+
+func alertName(freq string) string {
+	switch freq {
+	case "daily", "weekly", "instant":
+		return freq + " alert"
+	}
+	return "alert"
+}
+
+func workplaceName(w string) string {
+	switch strings.ToLower(strings.TrimSpace(w)) {
+	case "remote":
+		return "Remote"
+	case "hybrid":
+		return "Hybrid"
+	case "onsite", "on-site":
+		return "On-site"
+	}
+	return ""
+}
+
+// Summary returns the filter in words, as subjects and pages use it:
+// `"backend engineer" jobs sponsoring H-1B in Seattle, WA or remote`.
+// Exclusions are left out.
+func Summary(f matcher.Filter) string {
+	pre, post := summaryParts(f)
+	return joinNonEmpty(pre, "jobs", post)
+}
+
+// summaryParts returns what goes before the noun "job(s)" (seniority,
+// quoted keywords) and after it (companies, tags, visas, places, pay).
+func summaryParts(f matcher.Filter) (pre, post string) {
+	var before, after []string
+	if s := trimAll(f.Seniority); len(s) > 0 {
+		before = append(before, orList(lowerAll(s)))
+	}
+	if k := strings.Join(strings.Fields(f.Keywords), " "); k != "" {
+		before = append(before, strconv.Quote(k))
+	}
+	if c := trimAll(f.Companies); len(c) > 0 {
+		after = append(after, "at "+orList(c))
+	}
+	if t := trimAll(f.Tags); len(t) > 0 {
+		after = append(after, "tagged "+orList(t))
+	}
+	if v := trimAll(f.VisaTypes); len(v) > 0 {
+		for i, code := range v {
+			if c, ok := matcher.CanonicalVisa(code); ok {
+				v[i] = c
+			}
+		}
+		after = append(after, "sponsoring "+orList(v))
+	}
+	var places []string
+	remote := false
+	for _, l := range trimAll(f.Locations) {
+		if strings.EqualFold(l, "remote") {
+			remote = true
+			continue
+		}
+		places = append(places, l)
+	}
+	switch {
+	case len(places) > 0 && remote:
+		after = append(after, "in "+orList(append(places, "remote")))
+	case len(places) > 0:
+		after = append(after, "in "+orList(places))
+	case remote:
+		after = append(after, "remote")
+	}
+	if f.MinSalary > 0 {
+		after = append(after, "paying "+formatAmount(float64(f.MinSalary), "$")+"+")
+	}
+	return strings.Join(before, " "), strings.Join(after, " ")
+}
+
+// orList writes "a", "a or b", "a, b or c", and past three items
+// "a, b, c or 2 more".
+func orList(items []string) string {
+	const shown = 3
+	if len(items) > shown+1 {
+		return strings.Join(items[:shown], ", ") + " or " + strconv.Itoa(len(items)-shown) + " more"
+	}
+	if len(items) <= 1 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
+
+func joinNonEmpty(parts ...string) string {
+	out := parts[:0:0]
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func trimAll(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func lowerAll(in []string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
+
+// FormatSalary writes a pay range for people: "$115,000–$160,000 a year",
+// "$80–$95 an hour", "From $90,000 a year", "Up to €70,000 a year". It
+// returns "" for a nil salary or one with neither bound.
+func FormatSalary(s *matcher.Salary) string {
+	if s == nil {
+		return ""
+	}
+	sym := currencySymbol(s.Currency)
+	per := periodPhrase(s.Period)
+	lo, hi := s.Min, s.Max
+	switch {
+	case lo > 0 && hi > 0 && lo != hi:
+		if lo > hi {
+			lo, hi = hi, lo
+		}
+		return formatAmount(lo, sym) + "–" + formatAmount(hi, sym) + " " + per
+	case lo > 0 && hi > 0:
+		return formatAmount(lo, sym) + " " + per
+	case lo > 0:
+		return "From " + formatAmount(lo, sym) + " " + per
+	case hi > 0:
+		return "Up to " + formatAmount(hi, sym) + " " + per
+	}
+	return ""
+}
+
+func currencySymbol(code string) string {
+	switch c := strings.ToUpper(strings.TrimSpace(code)); c {
+	case "", "USD":
+		return "$"
+	case "EUR":
+		return "€"
+	case "GBP":
+		return "£"
+	case "JPY":
+		return "¥"
+	case "INR":
+		return "₹"
+	case "CAD":
+		return "CA$"
+	case "AUD":
+		return "A$"
+	default:
+		return c + " "
+	}
+}
+
+func periodPhrase(p string) string {
+	switch p = strings.ToLower(strings.TrimSpace(p)); p {
+	case "", "year":
+		return "a year"
+	case "month", "week", "day":
+		return "a " + p
+	case "hour":
+		return "an hour"
+	default:
+		return "per " + p
+	}
+}
+
+// formatAmount groups thousands with commas and shows cents only when there
+// are any: "$115,000", "$80.50".
+func formatAmount(v float64, sym string) string {
+	whole := math.Floor(v)
+	cents := int64(math.Round((v - whole) * 100))
+	if cents == 100 {
+		whole, cents = whole+1, 0
+	}
+	digits := strconv.FormatFloat(whole, 'f', 0, 64)
+	var b strings.Builder
+	b.WriteString(sym)
+	for i, c := range digits {
+		if i > 0 && (len(digits)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if cents > 0 {
+		fmt.Fprintf(&b, ".%02d", cents)
+	}
+	return b.String()
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
+		return strconv.Itoa(int(d/(24*time.Hour))) + " days"
+	case d >= time.Hour && d%time.Hour == 0:
+		h := int(d / time.Hour)
+		if h == 1 {
+			return "1 hour"
+		}
+		return strconv.Itoa(h) + " hours"
+	}
+	return d.String()
+}
+
+// msgIDPart keeps the characters a Message-ID's left part may hold
+// (RFC 5322 dot-atom-text) and maps the rest to "-".
+func msgIDPart(id string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		case strings.ContainsRune("!#$%&'*+/=?^_`{|}~-.", r):
+			return r
+		}
+		return '-'
+	}, id)
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
