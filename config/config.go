@@ -82,11 +82,26 @@ func Load(getenv func(string) string, requireSecret bool) (*Config, error) {
 		}
 		v.Field(i).Set(one.Elem().Field(0))
 	}
-	problems = append(problems, cfg.check(requireSecret)...)
+	// A value that did not parse is reported once, not again by the checks.
+	for _, p := range cfg.check(requireSecret) {
+		name, _, _ := strings.Cut(p, ":")
+		if !reported(problems, name) {
+			problems = append(problems, p)
+		}
+	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "\n"))
 	}
 	return cfg, nil
+}
+
+func reported(problems []string, name string) bool {
+	for _, p := range problems {
+		if strings.HasPrefix(p, name+":") {
+			return true
+		}
+	}
+	return false
 }
 
 // withEnv makes envconfig, which reads the process environment, see the

@@ -24,7 +24,8 @@ import (
 //     its first appearance (cov, the job sequence at the last digest).
 //
 // ARGV: prefix, kind ("u" upsert | "c" closed), job id, job JSON, now (ms),
-// instant window (ms), job TTL (s), pending limit, subscription ids...
+// instant window (ms), job TTL (s), pending limit, the event's stream
+// sequence (0 when unknown), subscription ids...
 // Returns {seq, recorded}.
 var recordScript = redis.NewScript(`
 local p, kind, id, data = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -48,10 +49,15 @@ end
 if redis.call('HEXISTS', jk, 'closed') == 1 then
   return {tonumber(seq), 0}
 end
-redis.call('HSET', jk, 'data', data, 'updated', now)
+-- Events of one job may arrive out of order (retries, replicas): keep the
+-- data of the newest event in the stream.
+local sseq = tonumber(ARGV[9])
+if sseq == 0 or tonumber(redis.call('HGET', jk, 'sseq') or '0') <= sseq then
+  redis.call('HSET', jk, 'data', data, 'updated', now, 'sseq', sseq)
+end
 local nseq = tonumber(seq)
 local recorded = 0
-for i = 9, #ARGV do
+for i = 10, #ARGV do
   local sid = ARGV[i]
   local sk = p .. 'sub:' .. sid
   local st = redis.call('HMGET', sk, 'status', 'cov', 'freq')
@@ -127,9 +133,9 @@ func (s *Redis) recordArgs(m consumer.Matched, now time.Time) ([]any, error) {
 		}
 		data = string(b)
 	}
-	args := make([]any, 0, 8+len(m.SubscriptionIDs))
+	args := make([]any, 0, 9+len(m.SubscriptionIDs))
 	args = append(args, s.cfg.Prefix, kind, m.Event.Job.ID, data, ms(now),
-		s.cfg.InstantWindow.Milliseconds(), int64(s.cfg.JobTTL/time.Second), s.cfg.PendingLimit)
+		s.cfg.InstantWindow.Milliseconds(), int64(s.cfg.JobTTL/time.Second), s.cfg.PendingLimit, m.Event.StreamSeq)
 	for _, id := range m.SubscriptionIDs {
 		args = append(args, id)
 	}

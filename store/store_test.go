@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -242,5 +243,22 @@ func TestChangeFeedKeepsIndexCurrent(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("follow: got %v, want nil after cancel", err)
+	}
+}
+
+func TestOutOfOrderEventsKeepNewestData(t *testing.T) {
+	ctx := context.Background()
+	s := mustStore(t, time.Minute)
+	newer := ev(consumer.Updated, "j1")
+	newer.Event.StreamSeq, newer.Event.Job.Title = 10, "Newest title"
+	older := ev(consumer.Created, "j1")
+	older.Event.StreamSeq, older.Event.Job.Title = 5, "Old title"
+	res := record(t, s, t0, newer, older)
+	jobs, err := s.Jobs(ctx, []int64{res[0].Seq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(jobs[0].Data); !strings.Contains(got, "Newest title") {
+		t.Fatalf("job data: got %s, want the newest title", got)
 	}
 }

@@ -123,7 +123,7 @@ func newApp(ctx context.Context, cfg *config.Config, r roles, log *slog.Logger, 
 		if deps.webhookCfg != nil {
 			deps.webhookCfg(&wcfg)
 		}
-		a.hooks = webhook.New(a.rdb, cfg.KeyPrefix, wcfg, log.With("component", "webhook"))
+		a.hooks = webhook.New(a.rdb, cfg.KeyPrefix, wcfg, log)
 	}
 
 	if r.notifier {
@@ -143,7 +143,7 @@ func newApp(ctx context.Context, cfg *config.Config, r roles, log *slog.Logger, 
 			rec = deps.wrapRecorder(rec)
 		}
 		a.consumer = consumer.New(a.js, consumer.Config{Stream: cfg.Stream, Consumer: cfg.Durable, Batch: cfg.ConsumerBatch,
-			ShutdownTimeout: cfg.ShutdownTimeout}, a.index, rec, log.With("component", "consumer"), consumer.NewMetrics(a.reg))
+			ShutdownTimeout: cfg.ShutdownTimeout}, a.index, rec, log, consumer.NewMetrics(a.reg))
 	}
 
 	if r.api {

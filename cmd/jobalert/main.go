@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jobalert/jobalert/config"
 )
@@ -42,6 +44,7 @@ Usage:
   jobalert publish [--subject jobs.created] FILE|- publish JSONL job events
   jobalert bench gen|match|smtp|pipeline ...       benchmarks (docs/benchmarks.md)
   jobalert config                                  print the effective configuration
+  jobalert healthcheck [URL]                       exit 0 when /readyz answers 200 (container healthchecks)
   jobalert version
 
 Configuration comes from JOBALERT_* environment variables; see README.md.
@@ -70,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		cfg.Print(stdout)
 		return nil
+	case "healthcheck":
+		return runHealthcheck(ctx, rest, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "jobalert", version)
 		return nil
@@ -137,4 +142,30 @@ func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
 		return nil, err
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
+}
+
+// runHealthcheck asks a running service whether it is ready; container
+// images without a shell use it as their healthcheck.
+func runHealthcheck(ctx context.Context, args []string, stdout io.Writer) error {
+	url := "http://127.0.0.1:8080/readyz"
+	if len(args) > 0 {
+		url = args[0]
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	fmt.Fprintln(stdout, "ready")
+	return nil
 }

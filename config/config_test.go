@@ -1,0 +1,83 @@
+package config_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jobalert/jobalert/config"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaultsLoadOutsideDemoOnlyWithSecret(t *testing.T) {
+	if _, err := config.Load(env(nil), false); err != nil {
+		t.Fatalf("defaults without secret requirement: got %v, want nil", err)
+	}
+	_, err := config.Load(env(nil), true)
+	if err == nil || !strings.Contains(err.Error(), "JOBALERT_SECRET: required") {
+		t.Fatalf("no secret: got %v, want JOBALERT_SECRET: required", err)
+	}
+}
+
+func TestEveryProblemOnItsOwnLine(t *testing.T) {
+	_, err := config.Load(env(map[string]string{
+		"JOBALERT_SMTP_PORT":      "twenty-five",
+		"JOBALERT_INSTANT_WINDOW": "soon",
+		"JOBALERT_SMTP_TLS":       "maybe",
+		"JOBALERT_SECRET":         "short",
+		"JOBALERT_PUBLIC_URL":     "example.com",
+	}), true)
+	if err == nil {
+		t.Fatal("got nil error, want one line per problem")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for _, want := range []string{"JOBALERT_SMTP_PORT", "JOBALERT_INSTANT_WINDOW", "JOBALERT_SMTP_TLS", "JOBALERT_SECRET", "JOBALERT_PUBLIC_URL"} {
+		found := false
+		for _, l := range lines {
+			if strings.HasPrefix(l, want+":") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("got lines %q, want one starting with %s:", lines, want)
+		}
+	}
+	if len(lines) != 5 {
+		t.Errorf("got %d lines, want 5:\n%s", len(lines), err)
+	}
+}
+
+func TestPrintMasksSecrets(t *testing.T) {
+	cfg, err := config.Load(env(map[string]string{
+		"JOBALERT_SECRET":        "supersecretvalue-123456",
+		"JOBALERT_SMTP_PASSWORD": "hunter2",
+		"JOBALERT_REDIS_URL":     "redis://user:pw@redis:6379/0",
+	}), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	cfg.Print(&b)
+	out := b.String()
+	for _, leak := range []string{"supersecretvalue", "hunter2", ":pw@"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("config output leaks %q:\n%s", leak, out)
+		}
+	}
+	if !strings.Contains(out, "JOBALERT_SECRET=******** (set)") {
+		t.Errorf("got:\n%s\nwant JOBALERT_SECRET masked", out)
+	}
+}
+
+func TestREADMEListsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range config.Fields() {
+		if !strings.Contains(string(readme), "`"+f[0]+"`") {
+			t.Errorf("README.md configuration table: missing %s", f[0])
+		}
+	}
+}
