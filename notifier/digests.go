@@ -23,6 +23,7 @@ type Store interface {
 	Digest(ctx context.Context, id string) (*store.DigestRecord, error)
 	Jobs(ctx context.Context, seqs []int64) ([]store.Job, error)
 	GetSubscription(ctx context.Context, id string) (*store.Subscription, error)
+	GetSubscriptions(ctx context.Context, ids []string) ([]*store.Subscription, error)
 	MarkDigest(ctx context.Context, id, channel string) error
 	RetryDigest(ctx context.Context, id string, at time.Time) (int, error)
 	FinishDigest(ctx context.Context, id string) error
@@ -132,14 +133,19 @@ func (d *Digester) RunDue(ctx context.Context, now time.Time) (RunResult, error)
 		if len(due) == 0 {
 			return total, nil
 		}
+		ids := make([]string, len(due))
+		for i, du := range due {
+			ids[i] = du.SubscriptionID
+		}
+		subs, err := d.store.GetSubscriptions(ctx, ids)
+		if err != nil {
+			return total, err
+		}
 		claims := make([]store.Claim, 0, len(due))
-		for _, du := range due {
+		for i, du := range due {
 			c := store.Claim{Due: du, DigestID: store.DigestID(du.SubscriptionID, du.At), LeaseUntil: time.Now().Add(d.cfg.Lease)}
-			sub, err := d.store.GetSubscription(ctx, du.SubscriptionID)
-			if err == nil {
-				c.Next = sub.Schedule().Next(du.At, now)
-			} else if !errors.Is(err, store.ErrNotFound) {
-				return total, err
+			if subs[i] != nil { // a deleted subscription's entry is just dropped
+				c.Next = subs[i].Schedule().Next(du.At, now)
 			}
 			claims = append(claims, c)
 		}
@@ -147,17 +153,17 @@ func (d *Digester) RunDue(ctx context.Context, now time.Time) (RunResult, error)
 		if err != nil {
 			return total, err
 		}
-		var ids []string
+		var digestIDs []string
 		for i, r := range results {
 			switch r {
 			case store.Claimed:
-				ids = append(ids, claims[i].DigestID)
+				digestIDs = append(digestIDs, claims[i].DigestID)
 			case store.ClaimedEmpty:
 				total.SkippedEmpty++
 				d.metrics.digest("empty")
 			}
 		}
-		r := d.sendAll(ctx, ids, now)
+		r := d.sendAll(ctx, digestIDs, now)
 		total.Sent += r.Sent
 		total.SkippedEmpty += r.SkippedEmpty
 		total.Deferred += r.Deferred

@@ -353,3 +353,26 @@ func (s *Redis) Allow(ctx context.Context, kind, value string, limit int, window
 	}
 	return incr.Val() <= int64(limit), nil
 }
+
+// GetSubscriptions reads many subscriptions in one round trip; a missing
+// one is nil in the result.
+func (s *Redis) GetSubscriptions(ctx context.Context, ids []string) ([]*Subscription, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, s.k.sub(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, wrap("get subscriptions", err)
+	}
+	out := make([]*Subscription, len(ids))
+	for i, c := range cmds {
+		sub, err := parseSubscription(ids[i], c.Val())
+		if err == nil {
+			out[i] = sub
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -91,7 +91,8 @@ type Config struct {
 	BreakerThreshold int
 	BreakerCooldown  time.Duration
 	// Lease is how long a claimed delivery is reserved for its claimer
-	// before another worker may take it over (default 2*Timeout + 15s).
+	// before another worker may take it over (default 2*Timeout + 15s,
+	// at least Timeout + 5s).
 	Lease time.Duration
 	// PollInterval is how often workers look for due deliveries besides
 	// being woken by a local Enqueue (default 1s).
@@ -106,7 +107,8 @@ type Config struct {
 	// UserAgent defaults to "jobalert/<module version>".
 	UserAgent string
 	// OnGone is called once when an endpoint answers 410 Gone and is
-	// disabled, e.g. to tell the owner by email.
+	// disabled, e.g. to tell the owner by email. It runs on a delivery
+	// worker, so it should not block for long.
 	OnGone func(ctx context.Context, subscriptionID, url string)
 	// Resolver resolves endpoint hostnames (default net.DefaultResolver).
 	Resolver *net.Resolver
@@ -144,6 +146,9 @@ func (c Config) withDefaults() Config {
 	if c.Lease <= 0 {
 		c.Lease = 2*c.Timeout + 15*time.Second
 	}
+	// A lease shorter than an attempt would let a second worker send the
+	// same delivery while the first is still waiting for an answer.
+	c.Lease = max(c.Lease, c.Timeout+5*time.Second)
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
 	}
