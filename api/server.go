@@ -104,6 +104,7 @@ type Store interface {
 	DeleteAllForEmail(ctx context.Context, email string, suppress bool) (int, error)
 	IsSuppressed(ctx context.Context, email string) (bool, error)
 	Allow(ctx context.Context, kind, value string, limit int, window time.Duration) (bool, error)
+	ForgetRate(ctx context.Context, kind, value string) error
 }
 
 // Tokens issues and verifies link tokens; *token.Signer is the real one.

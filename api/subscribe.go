@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -12,6 +13,12 @@ import (
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/store"
 	"github.com/jobalert/jobalert/webhook"
+)
+
+// Rate-limit kinds (store.Allow).
+const (
+	rateEmail = "confirm-email" // confirmation emails per address hash
+	rateIP    = "confirm-ip"    // confirmation emails per client IP
 )
 
 // createError is why a subscription was not created: an HTTP status, an
@@ -108,8 +115,8 @@ func (s *Server) create(r *http.Request, in subscriptionInput, bad fieldErrors) 
 			msg: fmt.Sprintf("this address already has %d alerts, the most allowed; delete one from its manage page first", n)}
 	}
 	limits := []struct{ kind, value, msg string }{
-		{"confirm-email", store.EmailHash(in.Email), "too many confirmation emails were sent to this address in the last hour; try again later"},
-		{"confirm-ip", s.clientIP(r), "too many subscriptions from your network in the last hour; try again later"},
+		{rateEmail, store.EmailHash(in.Email), "too many confirmation emails were sent to this address in the last hour; try again later"},
+		{rateIP, s.clientIP(r), "too many subscriptions from your network in the last hour; try again later"},
 	}
 	for i, l := range limits {
 		limit := s.cfg.ConfirmationsPerHour
@@ -178,7 +185,7 @@ func (s *Server) create(r *http.Request, in subscriptionInput, bad fieldErrors) 
 	return out, nil
 }
 
-func (s *Server) unavailable(log interface{ Error(string, ...any) }, op string, err error) *createError {
+func (s *Server) unavailable(log *slog.Logger, op string, err error) *createError {
 	log.Error("subscription not created", "op", op, "err", err)
 	return &createError{status: http.StatusServiceUnavailable, code: codeUnavailable, retryAfter: time.Minute,
 		msg: "the service is temporarily unavailable; nothing was saved, please try again in a minute"}

@@ -46,13 +46,15 @@ type Config struct {
 	Secret     string `envconfig:"SECRET" desc:"HMAC key for email tokens, 16+ bytes; required outside demo" secret:"true"`
 	AdminToken string `envconfig:"ADMIN_TOKEN" desc:"bearer token of /v1/admin/ (empty: admin API off)" secret:"true"`
 
-	InstantWindow         time.Duration `envconfig:"INSTANT_WINDOW" default:"1m" desc:"instant alerts coalesce over this window; 0 sends each match at once"`
-	DigestCap             int           `envconfig:"DIGEST_CAP" default:"25" desc:"jobs listed per email; the rest are counted"`
-	BounceLimit           int           `envconfig:"BOUNCE_LIMIT" default:"1" desc:"hard bounces before an address is suppressed"`
-	JobTTL                time.Duration `envconfig:"JOB_TTL" default:"720h" desc:"how long job records are kept after their last event"`
-	ConfirmTTL            time.Duration `envconfig:"CONFIRM_TTL" default:"168h" desc:"how long a confirmation link is valid"`
-	SubscriptionsPerEmail int           `envconfig:"SUBSCRIPTIONS_PER_EMAIL" default:"20" desc:"subscriptions one address may hold"`
-	ConfirmationsPerHour  int           `envconfig:"CONFIRMATIONS_PER_HOUR" default:"5" desc:"confirmation emails per address and per client IP an hour"`
+	InstantWindow             time.Duration `envconfig:"INSTANT_WINDOW" default:"1m" desc:"instant alerts coalesce over this window; 0 sends each match at once"`
+	DigestCap                 int           `envconfig:"DIGEST_CAP" default:"25" desc:"jobs listed per email; the rest are counted"`
+	BounceLimit               int           `envconfig:"BOUNCE_LIMIT" default:"1" desc:"hard bounces before an address is suppressed"`
+	JobTTL                    time.Duration `envconfig:"JOB_TTL" default:"720h" desc:"how long job records are kept after their last event"`
+	ConfirmTTL                time.Duration `envconfig:"CONFIRM_TTL" default:"168h" desc:"how long a confirmation link is valid"`
+	SubscriptionsPerEmail     int           `envconfig:"SUBSCRIPTIONS_PER_EMAIL" default:"20" desc:"subscriptions one address may hold"`
+	ConfirmationsPerHour      int           `envconfig:"CONFIRMATIONS_PER_HOUR" default:"5" desc:"confirmation emails per address an hour"`
+	ConfirmationsPerIPPerHour int           `envconfig:"CONFIRMATIONS_PER_IP_PER_HOUR" default:"30" desc:"confirmation emails one client IP may ask for an hour"`
+	TrustProxy                bool          `envconfig:"TRUST_PROXY" default:"false" desc:"take the client IP from the right-most X-Forwarded-For entry (behind your proxy)"`
 
 	WebhookAllowPrivate bool `envconfig:"WEBHOOK_ALLOW_PRIVATE" default:"false" desc:"allow http and private/loopback webhook targets"`
 	WebhookWorkers      int  `envconfig:"WEBHOOK_WORKERS" default:"16" desc:"webhook deliveries in flight"`

@@ -153,7 +153,11 @@ func newApp(ctx context.Context, cfg *config.Config, r roles, log *slog.Logger, 
 				return nil, fmt.Errorf("JOBALERT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 			}
 		}
-		a.http = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second,
+		srv, err := a.newAPI()
+		if err != nil {
+			return nil, fmt.Errorf("http api: %w", err)
+		}
+		a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
 	}
 	return a, nil

@@ -51,6 +51,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	if o.window == "" {
 		o.window = "300ms"
 	}
+	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	env := map[string]string{
 		"JOBALERT_NATS_URL":       ns.ClientURL(),
 		"JOBALERT_REDIS_URL":      testenv.RedisURL(t),
@@ -60,8 +61,8 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		"JOBALERT_SMTP_TLS":       "none",
 		"JOBALERT_SMTP_TIMEOUT":   "5s",
 		"JOBALERT_MAIL_FROM":      "jobalert <alerts@jobalert.test>",
-		"JOBALERT_HTTP_ADDR":      "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)),
-		"JOBALERT_PUBLIC_URL":     "http://jobalert.test",
+		"JOBALERT_HTTP_ADDR":      addr,
+		"JOBALERT_PUBLIC_URL":     "http://" + addr,
 		"JOBALERT_SECRET":         "0123456789abcdef0123456789abcdef",
 		"JOBALERT_ADMIN_TOKEN":    "admin-secret-token",
 		"JOBALERT_INSTANT_WINDOW": o.window,
@@ -197,8 +198,8 @@ func TestMatchingJobArrivesAsEmailAndNonMatchingGetsNothing(t *testing.T) {
 			}
 		}
 	}
-	if got := m.Header.Get("List-Unsubscribe"); !strings.HasPrefix(got, "<http://jobalert.test/v1/unsubscribe?token=") {
-		t.Errorf("List-Unsubscribe: got %q, want <http://jobalert.test/v1/unsubscribe?token=...>", got)
+	if got, want := m.Header.Get("List-Unsubscribe"), "<"+s.env["JOBALERT_PUBLIC_URL"]+"/v1/unsubscribe?token="; !strings.HasPrefix(got, want) {
+		t.Errorf("List-Unsubscribe: got %q, want %s...>", got, want)
 	}
 	if got := m.Header.Get("List-Unsubscribe-Post"); got != "List-Unsubscribe=One-Click" {
 		t.Errorf("List-Unsubscribe-Post: got %q, want List-Unsubscribe=One-Click", got)

@@ -1,41 +1,29 @@
 package main
 
 import (
-	"net/http"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/jobalert/jobalert/token"
+	"github.com/jobalert/jobalert/api"
 )
 
-// handler builds the HTTP API, pages and probes.
-func (a *app) handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.ready(r.Context()); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
-	return mux
+// newAPI builds the HTTP API, pages and probes over the app's parts.
+func (a *app) newAPI() (*api.Server, error) {
+	deps := api.Deps{
+		Store: a.store, Tokens: a.signer, Renderer: a.render, Mailer: a.mailer, Webhooks: a.hooks,
+		Ready: a.ready, Metrics: promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}), Logger: a.log,
+	}
+	if a.digester != nil {
+		deps.Digests = a.digester
+	}
+	return api.New(api.Config{
+		PublicURL: a.cfg.PublicURL, AdminToken: a.cfg.AdminToken, ConfirmTTL: a.cfg.ConfirmTTL,
+		SubscriptionsPerEmail: a.cfg.SubscriptionsPerEmail, ConfirmationsPerHour: a.cfg.ConfirmationsPerHour,
+		ConfirmationsPerIPPerHour: a.cfg.ConfirmationsPerIPPerHour, WebhookAllowPrivate: a.cfg.WebhookAllowPrivate,
+		TrustProxy: a.cfg.TrustProxy,
+	}, deps)
 }
 
-// tokenLinks builds the links every email carries.
-type tokenLinks struct {
-	base   string
-	signer *token.Signer
-}
-
-func (a *app) links() tokenLinks { return tokenLinks{base: a.cfg.PublicURL, signer: a.signer} }
-
-func (l tokenLinks) Unsubscribe(subID string) string {
-	return l.base + "/v1/unsubscribe?token=" + l.signer.Issue(token.Unsubscribe, subID, time.Time{})
-}
-
-func (l tokenLinks) Manage(subID string) string {
-	return l.base + "/v1/manage?token=" + l.signer.Issue(token.Manage, subID, time.Time{})
+// links makes the unsubscribe and manage links of every email.
+func (a *app) links() *api.Links {
+	return api.NewLinks(a.cfg.PublicURL, a.signer, a.cfg.ConfirmTTL, nil)
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	_ "time/tzdata" // subscribers' time zones, even on images without tzdata
 
 	"github.com/jobalert/jobalert/config"
 )

@@ -1,0 +1,202 @@
+package api_test
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/jobalert/jobalert/store"
+)
+
+// screenshotDir receives a screenshot of every page the browser test sees.
+const screenshotDir = "../docs/screenshots"
+
+func findChromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	t.Skip("browser test skipped: Chromium not found (install the Debian package `chromium`)")
+	return ""
+}
+
+// shot saves a full-page PNG screenshot as docs/screenshots/<name>.png.
+func shot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		buf, err := chromedp.FullScreenshot(100)(ctx, tg)
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+			return chromedp.Void{}, err
+		}
+		t.Logf("screenshot %s (%d bytes)", name, len(buf))
+		return chromedp.Void{}, os.WriteFile(filepath.Join(screenshotDir, name+".png"), buf, 0o644)
+	}
+}
+
+// TestBrowserJourney drives headless Chromium through the whole journey of
+// a person: a form with a mistake, the fix, the confirmation email's link,
+// the manage page, and unsubscribing.
+func TestBrowserJourney(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	chromium := findChromium(t)
+	e := newEnv(t)
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Env("TZ=America/Chicago"),
+	)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	if err := chromedp.Do(browser); err != nil { // starts the browser; no timeout on this one
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
+	defer cancel()
+	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	value := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("value of %s: %v", sel, err)
+		}
+		return v
+	}
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return v
+	}
+
+	// 1. The subscribe page, as on a phone.
+	do("open the subscribe page",
+		chromedp.EmulateViewport(412, 915),
+		chromedp.Navigate(e.url+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#page-subscribe #email")),
+		shot(t, "1-subscribe"),
+	)
+	if got := value("#timezone"); got != "America/Chicago" {
+		t.Errorf("time zone field: %q, want the browser's America/Chicago (tz.js)", got)
+	}
+
+	// 2. A bad address and no filter: errors next to the fields.
+	do("submit a bad form",
+		chromedp.SendKeys(chromedp.CSS("#email"), "ada-at-example"),
+		chromedp.Click(chromedp.CSS("button.primary")),
+		chromedp.WaitVisible(chromedp.CSS("#email-err")),
+		chromedp.WaitVisible(chromedp.CSS("#filter-err")),
+		shot(t, "2-subscribe-errors"),
+	)
+	if msg := text("#email-err"); !strings.Contains(msg, "not a valid email address") {
+		t.Errorf("email error: %q", msg)
+	}
+	if v := value("#email"); v != "ada-at-example" {
+		t.Errorf("the bad address was not kept: %q", v)
+	}
+
+	// 3. Fix it and subscribe.
+	const addr = "ada@example.com"
+	do("subscribe",
+		chromedp.Clear(chromedp.CSS("#email")),
+		chromedp.SendKeys(chromedp.CSS("#email"), addr),
+		chromedp.SendKeys(chromedp.CSS("#keywords"), "backend engineer"),
+		chromedp.Click(chromedp.CSS(`input[name="visa_types"][value="H-1B"]`)),
+		chromedp.SendKeys(chromedp.CSS("#locations"), "Seattle, WA"),
+		chromedp.Click(chromedp.CSS("#remote")),
+		chromedp.SendKeys(chromedp.CSS("#min_salary"), "150000"),
+		chromedp.Click(chromedp.CSS("button.primary")),
+		chromedp.WaitVisible(chromedp.CSS("#page-inbox")),
+		shot(t, "3-check-your-inbox"),
+	)
+	subs, err := e.st.SubscriptionsByEmail(context.Background(), addr)
+	if err != nil || len(subs) != 1 {
+		t.Fatalf("subscriptions of %s: %v %v", addr, subs, err)
+	}
+	sub := subs[0]
+	if sub.Status != store.StatusPending || sub.Timezone != "America/Chicago" || sub.Filter.MinSalary != 150000 {
+		t.Errorf("stored: %+v", sub)
+	}
+
+	// 4. The confirmation email's link, then the button.
+	link := e.confirmURL(addr)
+	do("confirm",
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.CSS("#page-confirm #confirm")),
+		shot(t, "4-confirm"),
+		chromedp.Click(chromedp.CSS("#confirm")),
+		chromedp.WaitVisible(chromedp.CSS("#page-message")),
+		shot(t, "5-confirmed"),
+	)
+	if h := text("h1"); h != "You're subscribed" {
+		t.Errorf("after confirming: %q", h)
+	}
+	if got := e.status(sub.ID); got != store.StatusActive {
+		t.Fatalf("status %s, want active", got)
+	}
+
+	// 5. The manage page (the confirmation page links to it): weekly on Fridays.
+	do("manage",
+		chromedp.Click(chromedp.CSS("a.button")),
+		chromedp.WaitVisible(chromedp.CSS("#page-manage #save")),
+		shot(t, "6-manage"),
+		chromedp.Click(chromedp.CSS(`input[name="frequency"][value="weekly"]`)),
+		chromedp.SetValue(chromedp.CSS("#weekly_day"), "friday"),
+		chromedp.Click(chromedp.CSS("#save")),
+		chromedp.WaitVisible(chromedp.CSS("p.notice")),
+		shot(t, "7-manage-saved"),
+	)
+	got, _ := e.st.GetSubscription(context.Background(), sub.ID)
+	if got.Frequency != "weekly" || got.WeeklyDay != "friday" {
+		t.Errorf("after saving: frequency %q day %q, want weekly friday", got.Frequency, got.WeeklyDay)
+	}
+
+	// 6. Unsubscribe through the email's link and its button.
+	do("unsubscribe",
+		chromedp.Navigate(e.srv.Links().Unsubscribe(sub.ID)),
+		chromedp.WaitVisible(chromedp.CSS("#page-unsubscribe #unsubscribe")),
+		shot(t, "8-unsubscribe"),
+		chromedp.Click(chromedp.CSS("#unsubscribe")),
+		chromedp.WaitVisible(chromedp.CSS("#page-message")),
+		shot(t, "9-unsubscribed"),
+	)
+	if got := e.status(sub.ID); got != store.StatusUnsubscribed {
+		t.Errorf("status %s, want unsubscribed", got)
+	}
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	if u, err := url.Parse(loc); err != nil || u.Path != "/v1/unsubscribe" {
+		t.Errorf("ended at %s", loc)
+	}
+}

@@ -1,0 +1,246 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/jobalert/jobalert/notifier"
+	"github.com/jobalert/jobalert/store"
+	"github.com/jobalert/jobalert/token"
+)
+
+// verify checks a link token. On failure it answers (a page for browsers,
+// 400 JSON otherwise) and returns false.
+func (s *Server) verify(w http.ResponseWriter, r *http.Request, tok string, scope token.Scope) (string, bool) {
+	id, err := s.deps.Tokens.Verify(tok, scope, s.cfg.Clock())
+	if err == nil {
+		return id, true
+	}
+	msg := err.Error()
+	if tok == "" {
+		msg = "the link has no token; open it again from the email"
+	}
+	if !wantsHTML(r) {
+		writeError(w, http.StatusBadRequest, codeInvalidToken, msg, nil)
+		return "", false
+	}
+	lines := []string{upperFirst(msg) + "."}
+	switch {
+	case errors.Is(err, token.ErrExpired) && scope == token.Confirm:
+		lines = append(lines, "Confirmation links work for a limited time. Subscribe again to get a fresh one.")
+	case errors.Is(err, token.ErrWrongScope):
+		lines = append(lines, "Use the link from the email for this action.")
+	default:
+		lines = append(lines, "Copy the whole link from the email into the address bar, or subscribe again.")
+	}
+	s.renderMessage(w, http.StatusBadRequest, "This link does not work", lines...)
+	return "", false
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// gone answers for a subscription that no longer exists.
+func (s *Server) gone(w http.ResponseWriter, r *http.Request) {
+	if !wantsHTML(r) {
+		writeError(w, http.StatusNotFound, codeNotFound, "the subscription no longer exists", nil)
+		return
+	}
+	s.renderMessage(w, http.StatusNotFound, "This alert no longer exists",
+		"It was deleted, so there is nothing left to change and nothing will be sent.")
+}
+
+// storeError answers a failed store call.
+func (s *Server) storeError(w http.ResponseWriter, r *http.Request, op string, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		s.gone(w, r)
+		return
+	}
+	s.log.Error("store call failed", "op", op, "err", err)
+	if !wantsHTML(r) {
+		w.Header().Set("Retry-After", "60")
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the service is temporarily unavailable; try again in a minute", nil)
+		return
+	}
+	s.renderMessage(w, http.StatusServiceUnavailable, "Please try again",
+		"The service is temporarily unavailable. Nothing was changed; try again in a minute.")
+}
+
+// confirmPage is GET /v1/confirm?token=T: one button that POSTs the token.
+// Nothing changes on GET, as mail scanners open links.
+func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	id, ok := s.verify(w, r, tok, token.Confirm)
+	if !ok {
+		return
+	}
+	sub, err := s.deps.Store.GetSubscription(r.Context(), id)
+	if err != nil {
+		s.storeError(w, r, "get subscription", err)
+		return
+	}
+	v := s.newView("Confirm your job alert")
+	v.Token, v.Summary, v.Email, v.Status = tok, notifier.Summary(sub.Filter), sub.Email, sub.Status
+	s.render(w, http.StatusOK, "confirm", v)
+}
+
+// confirm is POST /v1/confirm with a form field or JSON "token": the
+// double opt-in. The subscription becomes active (and live in every
+// replica's index through the change feed).
+func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
+	if !wantsJSON(r) {
+		if err := s.cop.Check(r); err != nil {
+			s.renderMessage(w, http.StatusForbidden, "Form refused", "This form was sent from another site. Open the link from the email again.")
+			return
+		}
+	}
+	tok, err := tokenFromBody(w, r)
+	if err != nil {
+		bodyError(w, err)
+		return
+	}
+	id, ok := s.verify(w, r, tok, token.Confirm)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	sub, err := s.deps.Store.GetSubscription(ctx, id)
+	if err != nil {
+		s.storeError(w, r, "get subscription", err)
+		return
+	}
+	switch sub.Status {
+	case store.StatusPending:
+		if sup, err := s.deps.Store.IsSuppressed(ctx, sub.Email); err != nil {
+			s.storeError(w, r, "is suppressed", err)
+			return
+		} else if sup {
+			s.refuse(w, r, "This address cannot be subscribed", "It asked not to get email from us.")
+			return
+		}
+		if sub, err = s.deps.Store.Activate(ctx, id, s.cfg.Clock()); err != nil {
+			s.storeError(w, r, "activate", err)
+			return
+		}
+		s.log.Info("subscription confirmed", "subscription", id)
+	case store.StatusActive, store.StatusPaused:
+		// Confirmed before: a second click is fine.
+	default:
+		s.refuse(w, r, "This alert was stopped",
+			"It was unsubscribed, so this confirmation link no longer applies. Subscribe again to start a new alert.")
+		return
+	}
+	if !wantsHTML(r) {
+		writeJSON(w, http.StatusOK, map[string]string{"id": sub.ID, "status": sub.Status})
+		return
+	}
+	v := s.newView("You're subscribed")
+	v.Summary, v.Email = notifier.Summary(sub.Filter), sub.Email
+	v.Message = []string{"Your alert is confirmed. " + scheduleText(sub)}
+	v.Link, v.LinkText = s.links.Manage(sub.ID), "Manage this alert"
+	s.render(w, http.StatusOK, "message", v)
+}
+
+// refuse answers 409 for an action the subscription's state does not allow.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, title, line string) {
+	if !wantsHTML(r) {
+		writeError(w, http.StatusConflict, codeConflict, title+": "+line, nil)
+		return
+	}
+	s.renderMessage(w, http.StatusConflict, title, line)
+}
+
+// tokenFromBody reads "token" from a JSON body or a form.
+func tokenFromBody(w http.ResponseWriter, r *http.Request) (string, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" {
+		var b struct {
+			Token string `json:"token"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return "", err
+			}
+			return "", nil // an unreadable body is a missing token
+		}
+		return b.Token, nil
+	}
+	if err := r.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return "", err
+		}
+	}
+	return r.FormValue("token"), nil
+}
+
+// unsubscribePage is GET /v1/unsubscribe?token=T: a page with a button.
+func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	id, ok := s.verify(w, r, tok, token.Unsubscribe)
+	if !ok {
+		return
+	}
+	sub, err := s.deps.Store.GetSubscription(r.Context(), id)
+	if err != nil {
+		s.storeError(w, r, "get subscription", err)
+		return
+	}
+	v := s.newView("Unsubscribe")
+	v.Token, v.Summary, v.Email, v.Status = tok, notifier.Summary(sub.Filter), sub.Email, sub.Status
+	s.render(w, http.StatusOK, "unsubscribe", v)
+}
+
+// unsubscribe is POST /v1/unsubscribe?token=T, the RFC 8058 one-click
+// unsubscribe (body List-Unsubscribe=One-Click) and the page's button. It
+// needs no cookie and no CSRF token: the signed token is the authority,
+// and mail providers POST it from their own servers.
+func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	if tok == "" {
+		var err error
+		if tok, err = tokenFromBody(w, r); err != nil {
+			bodyError(w, err)
+			return
+		}
+	}
+	id, ok := s.verify(w, r, tok, token.Unsubscribe)
+	if !ok {
+		return
+	}
+	sub, err := s.deps.Store.UpdateSubscription(r.Context(), id, s.cfg.Clock(), func(sub *store.Subscription) error {
+		if sub.Status != store.StatusSuppressed {
+			sub.Status = store.StatusUnsubscribed
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Deleted already: nothing will be sent, which is what was asked.
+		sub = &store.Subscription{ID: id, Status: store.StatusUnsubscribed}
+	case err != nil:
+		s.storeError(w, r, "unsubscribe", err)
+		return
+	default:
+		s.log.Info("unsubscribed", "subscription", id)
+	}
+	if !wantsHTML(r) {
+		writeJSON(w, http.StatusOK, map[string]string{"id": sub.ID, "status": store.StatusUnsubscribed})
+		return
+	}
+	v := s.newView("You're unsubscribed")
+	v.Message = []string{"You will get no more emails for this alert."}
+	if sub.Email != "" {
+		v.Summary = notifier.Summary(sub.Filter)
+		v.Link, v.LinkText = s.links.Manage(sub.ID), "Changed your mind? Manage this alert"
+	}
+	s.render(w, http.StatusOK, "message", v)
+}
