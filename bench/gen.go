@@ -140,7 +140,7 @@ func (g *Generator) Filter(i int) FilterLine {
 	sparse := g.profile == "sparse"
 
 	switch x := r.Float64(); {
-	case sparse && x < 0.75:
+	case sparse && x < 0.995:
 		// A specific search: a role in a team or domain, or a skill and a role.
 		if r.IntN(2) == 0 {
 			f.Keywords = domains[g.domains.draw(r)] + " " + search
@@ -163,7 +163,7 @@ func (g *Generator) Filter(i int) FilterLine {
 	// Locations: none, states, cities, remote.
 	x := r.Float64()
 	if sparse {
-		x = 0.40 + 0.60*x // sparse searches name a place
+		x = 0.55 + 0.23*x // sparse searches name a city
 	}
 	switch {
 	case x < 0.35:
@@ -179,7 +179,7 @@ func (g *Generator) Filter(i int) FilterLine {
 		} else {
 			f.Locations = []string{c.name}
 		}
-		if r.IntN(4) == 0 {
+		if !sparse && r.IntN(4) == 0 {
 			f.Locations = append(f.Locations, "remote")
 		}
 	default:
@@ -208,9 +208,9 @@ func (g *Generator) Filter(i int) FilterLine {
 	}
 	pc := 0.04
 	if sparse {
-		pc = 0.35
+		pc = 0.10
 	}
-	if r.Float64() < pc || f.Keywords == "" && r.IntN(2) == 0 {
+	if r.Float64() < pc || f.Keywords == "" && (sparse || r.IntN(2) == 0) {
 		n := 1 + r.IntN(3)
 		for range n {
 			f.Companies = append(f.Companies, g.companyNm[g.companies.draw(r)])

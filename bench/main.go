@@ -18,8 +18,10 @@ type Command func(ctx context.Context, args []string, stdout io.Writer) error
 // Commands returns the sub-benchmarks by name. Add new ones here.
 func Commands() map[string]Command {
 	return map[string]Command{
-		"gen":   Gen,
-		"match": Match,
+		"gen":      Gen,
+		"match":    Match,
+		"pipeline": Pipeline,
+		"smtp":     SMTP,
 	}
 }
 

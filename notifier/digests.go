@@ -58,7 +58,7 @@ type DigestConfig struct {
 	Cap         int           // jobs listed per digest; default 25
 	Workers     int           // digests sent at once; default 4
 	Batch       int           // due subscriptions claimed per round trip; default 500
-	Lease       time.Duration // how long a claimed digest is ours; default 2m
+	Lease       time.Duration // how long a claimed digest is ours; default 2m; a send starts only with half of it left
 	Tick        time.Duration // how often the scheduler looks; default 250ms
 	RetryBase   time.Duration // first retry delay after a temporary failure; default 5s
 	RetryMax    time.Duration // longest retry delay; default 10m
@@ -117,7 +117,7 @@ func NewDigester(st Store, r DigestRenderer, m Sender, w Webhooks, links Links, 
 type RunResult struct {
 	Sent         int `json:"sent"`          // digests that went out
 	SkippedEmpty int `json:"skipped_empty"` // due, but nothing pending (or all closed)
-	Deferred     int `json:"deferred"`      // left in the outbox after a temporary failure
+	Deferred     int `json:"deferred"`      // left in the outbox for a later attempt (a temporary failure, or the lease running out)
 }
 
 // RunDue claims and sends every digest due at now, synchronously. The
@@ -142,8 +142,9 @@ func (d *Digester) RunDue(ctx context.Context, now time.Time) (RunResult, error)
 			return total, err
 		}
 		claims := make([]store.Claim, 0, len(due))
+		leaseUntil := time.Now().Add(d.cfg.Lease)
 		for i, du := range due {
-			c := store.Claim{Due: du, DigestID: store.DigestID(du.SubscriptionID, du.At), LeaseUntil: time.Now().Add(d.cfg.Lease)}
+			c := store.Claim{Due: du, DigestID: store.DigestID(du.SubscriptionID, du.At), LeaseUntil: leaseUntil}
 			if subs[i] != nil { // a deleted subscription's entry is just dropped
 				c.Next = subs[i].Schedule().Next(du.At, now)
 			}
@@ -163,7 +164,7 @@ func (d *Digester) RunDue(ctx context.Context, now time.Time) (RunResult, error)
 				d.metrics.digest("empty")
 			}
 		}
-		r := d.sendAll(ctx, digestIDs, now)
+		r := d.sendAll(ctx, digestIDs, now, leaseUntil)
 		total.Sent += r.Sent
 		total.SkippedEmpty += r.SkippedEmpty
 		total.Deferred += r.Deferred
@@ -173,8 +174,12 @@ func (d *Digester) RunDue(ctx context.Context, now time.Time) (RunResult, error)
 	}
 }
 
-// sendAll sends digests with the configured number of workers.
-func (d *Digester) sendAll(ctx context.Context, ids []string, now time.Time) RunResult {
+// sendAll sends digests leased until leaseUntil with the configured number
+// of workers. A digest is started only while at least half the lease is
+// left: once the lease has run out another replica may take the digest
+// from the outbox, and both would send it. The ones not started stay in
+// the outbox (counted as deferred) for whoever leases them next.
+func (d *Digester) sendAll(ctx context.Context, ids []string, now, leaseUntil time.Time) RunResult {
 	var (
 		mu  sync.Mutex
 		res RunResult
@@ -186,7 +191,10 @@ func (d *Digester) sendAll(ctx context.Context, ids []string, now time.Time) Run
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				o := d.send(ctx, id, now)
+				o := outcomeDeferred
+				if time.Until(leaseUntil) >= d.cfg.Lease/2 {
+					o = d.send(ctx, id, now)
+				}
 				mu.Lock()
 				switch o {
 				case outcomeSent:
@@ -251,8 +259,10 @@ func (d *Digester) send(ctx context.Context, id string, now time.Time) outcome {
 		d.metrics.digest("empty")
 		return d.finish(ctx, id, outcomeEmpty)
 	}
+	o := outcomeSent
 	if !rec.EmailDone {
-		if o, done := d.sendEmail(ctx, log, rec, sub, jobs, more, now); !done {
+		var done bool
+		if o, done = d.sendEmail(ctx, log, rec, sub, jobs, more, now); !done {
 			return o
 		}
 	}
@@ -265,12 +275,18 @@ func (d *Digester) send(ctx context.Context, id string, now time.Time) outcome {
 			return d.retry(ctx, id, rec.Attempts)
 		}
 	}
-	d.metrics.digest("sent")
-	return d.finish(ctx, id, outcomeSent)
+	if o == outcomeSent {
+		d.metrics.digest("sent")
+	} else {
+		d.metrics.digest("dropped")
+	}
+	return d.finish(ctx, id, o)
 }
 
 // sendEmail sends the digest's email; done is false when the digest must
-// wait for a retry.
+// wait for a retry. The outcome of a done email is outcomeSent, or
+// outcomeDropped when it was not delivered (a hard bounce, a suppressed
+// address).
 func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.DigestRecord, sub *store.Subscription, jobs []matcher.Job, more int, now time.Time) (outcome, bool) {
 	suppressed, err := d.store.IsSuppressed(ctx, sub.Email)
 	if err != nil {
@@ -290,11 +306,13 @@ func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.D
 		return d.retry(ctx, rec.ID, rec.Attempts), false
 	}
 	err = d.mail.Send(ctx, msg)
+	o := outcomeSent
 	var perm *PermanentError
 	switch {
 	case err == nil:
 		d.metrics.email("sent")
 	case errors.As(err, &perm):
+		o = outcomeDropped
 		d.metrics.email("bounced")
 		stopped, berr := d.store.RecordBounce(ctx, sub.Email, d.cfg.BounceLimit, now)
 		if berr != nil {
@@ -310,7 +328,7 @@ func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.D
 		log.Error("mark email sent failed", "err", err)
 		return d.retry(ctx, rec.ID, rec.Attempts), false
 	}
-	return outcomeSent, true
+	return o, true
 }
 
 // jobs reads the digest's jobs with their newest data, leaves out closed and
@@ -362,12 +380,13 @@ func (d *Digester) finish(ctx context.Context, id string, o outcome) outcome {
 // SendOutbox sends the digests whose retry time or lease has come.
 func (d *Digester) SendOutbox(ctx context.Context) RunResult {
 	now := time.Now()
-	ids, err := d.store.LeaseOutbox(ctx, now, now.Add(d.cfg.Lease), d.cfg.Batch)
+	leaseUntil := now.Add(d.cfg.Lease)
+	ids, err := d.store.LeaseOutbox(ctx, now, leaseUntil, d.cfg.Batch)
 	if err != nil {
 		d.log.Warn("lease outbox failed", "err", err)
 		return RunResult{}
 	}
-	return d.sendAll(ctx, ids, now)
+	return d.sendAll(ctx, ids, now, leaseUntil)
 }
 
 // Run is the scheduler: every tick it runs what is due with the real clock

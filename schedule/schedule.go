@@ -110,27 +110,35 @@ func (s Spec) next(now, lastDue time.Time) time.Time {
 }
 
 // At returns hour:00 local time on the given date. When that hour does not
-// exist (a DST spring-forward gap) it returns the next hour that does; when
-// it exists twice (fall-back) it returns the first.
+// exist (a DST spring-forward gap) it returns the first instant after the
+// gap, the next existing hour; when it exists twice (fall-back) it returns
+// the first.
 func At(y int, m time.Month, d, hour int, loc *time.Location) time.Time {
-	for h := hour; h < 24; h++ {
-		t := time.Date(y, m, d, h, 0, 0, 0, loc)
-		if t.Hour() == h {
-			if h == hour {
-				// Of two instants with this wall time, take the earlier.
-				if e := t.Add(-time.Hour); e.Hour() == h && e.Day() == d {
-					return e
-				}
-			}
-			return t
-		}
-		// The hour fell in a gap: the instant right after the gap is the
-		// next existing hour.
-		if h == hour {
-			if after := t.Add(time.Hour); after.Day() == d && after.Hour() > hour {
-				return time.Date(y, m, d, after.Hour(), 0, 0, 0, loc)
-			}
+	t := time.Date(y, m, d, hour, 0, 0, 0, loc)
+	start, end := t.ZoneBounds()
+	want := time.Date(y, m, d, hour, 0, 0, 0, time.UTC)
+	got := time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), 0, 0, time.UTC)
+	switch {
+	case got.Before(want):
+		// In a gap, normalised with the offset from before it: the gap
+		// ends where t's zone period ends.
+		return end.In(loc)
+	case got.After(want):
+		// Normalised with the offset from after the gap: the gap ends
+		// where t's zone period starts.
+		return start.In(loc)
+	}
+	if start.IsZero() {
+		return t
+	}
+	// After a fall-back the same wall time also existed, earlier, under
+	// the previous (larger) offset; take that one.
+	_, off := t.Zone()
+	_, prev := start.Add(-time.Second).Zone()
+	if prev > off {
+		if e := t.Add(-time.Duration(prev-off) * time.Second); e.Before(start) {
+			return e
 		}
 	}
-	return time.Date(y, m, d, 23, 0, 0, 0, loc)
+	return t
 }

@@ -57,28 +57,41 @@ if sseq == 0 or tonumber(redis.call('HGET', jk, 'sseq') or '0') <= sseq then
 end
 local nseq = tonumber(seq)
 local recorded = 0
+local subp, pendp = p .. 'sub:', p .. 'pend:'
+-- Trimming to the bound is one call: ranks 0..(card-limit-1) are the
+-- oldest items beyond it, an empty range while within it.
+local over = -(limit + 1)
+local due, ndue = {}, 0
 for i = 10, #ARGV do
   local sid = ARGV[i]
-  local sk = p .. 'sub:' .. sid
+  local sk = subp .. sid
   local st = redis.call('HMGET', sk, 'status', 'cov', 'freq')
   if st[1] == 'active' then
-    local pk = p .. 'pend:' .. sid
+    local pk = pendp .. sid
     local take = fresh
     if not fresh then
       take = tonumber(st[2] or '0') < nseq and not redis.call('ZSCORE', pk, seq)
     end
     if take then
       redis.call('ZADD', pk, nseq, seq)
-      if redis.call('ZCARD', pk) > limit then
-        redis.call('ZPOPMIN', pk)
-        redis.call('HINCRBY', sk, 'dropped', 1)
+      local dropped = redis.call('ZREMRANGEBYRANK', pk, 0, over)
+      if dropped > 0 then
+        redis.call('HINCRBY', sk, 'dropped', dropped)
       end
       if st[3] == 'instant' then
-        redis.call('ZADD', p .. 'due', 'NX', now + window, sid)
+        due[ndue + 1] = now + window
+        due[ndue + 2] = sid
+        ndue = ndue + 2
       end
       recorded = recorded + 1
     end
   end
+end
+-- Open the instant windows (ZADD NX keeps a window already open), many
+-- subscriptions a call.
+local dk = p .. 'due'
+for i = 1, ndue, 2000 do
+  redis.call('ZADD', dk, 'NX', unpack(due, i, math.min(i + 1999, ndue)))
 end
 return {nseq, recorded}
 `)
@@ -89,10 +102,20 @@ type RecordResult struct {
 	Recorded int   // pending items added
 }
 
+// maxPipelinePairs bounds the matches one pipeline carries. The client
+// gives a whole pipeline one read (and one write) deadline, go-redis's
+// ReadTimeout, 3 s by default: a batch of popular jobs (hundreds of events
+// matching tens of thousands of subscriptions each, a few microseconds of
+// Redis time a match) would overrun it in one pipeline, fail and be
+// redelivered forever. 50,000 matches take Redis a few hundred ms, and the
+// round trip between two pipelines costs it well under 1%.
+const maxPipelinePairs = 50_000
+
 // Record durably records a batch of job events and their matches: one Lua
-// script per event, all sent in one pipeline (one round trip per batch).
-// It is idempotent, so a batch that fails part-way is simply recorded again
-// on redelivery. It implements consumer.Recorder.
+// script per event, sent in pipelines of up to 50,000 matches (so one
+// round trip per batch unless the batch matches more), in event order.
+// It is idempotent, so a batch that fails part-way is simply recorded
+// again on redelivery. It implements consumer.Recorder.
 func (s *Redis) Record(ctx context.Context, batch []consumer.Matched) error {
 	_, err := s.RecordResults(ctx, batch, time.Now())
 	return err
@@ -103,22 +126,33 @@ func (s *Redis) RecordResults(ctx context.Context, batch []consumer.Matched, now
 	if len(batch) == 0 {
 		return nil, nil
 	}
-	argv := make([][]any, len(batch))
+	out := make([]RecordResult, 0, len(batch))
+	argv := make([][]any, 0, len(batch))
+	pairs := 0
 	for i, m := range batch {
 		args, err := s.recordArgs(m, now)
 		if err != nil {
 			return nil, err
 		}
-		argv[i] = args
-	}
-	res, err := s.execRecord(ctx, argv)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if lerr := recordScript.Load(ctx, s.rdb).Err(); lerr != nil {
-			return nil, wrap("load record script", lerr)
+		argv = append(argv, args)
+		pairs += len(m.SubscriptionIDs)
+		if i+1 < len(batch) && pairs+len(batch[i+1].SubscriptionIDs) <= maxPipelinePairs {
+			continue
 		}
-		res, err = s.execRecord(ctx, argv)
+		res, err := s.execRecord(ctx, argv)
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			if lerr := recordScript.Load(ctx, s.rdb).Err(); lerr != nil {
+				return nil, wrap("load record script", lerr)
+			}
+			res, err = s.execRecord(ctx, argv)
+		}
+		if err != nil {
+			return nil, wrap("record", err)
+		}
+		out = append(out, res...)
+		argv, pairs = argv[:0], 0
 	}
-	return res, wrap("record", err)
+	return out, nil
 }
 
 // recordArgs returns the script arguments for one event.

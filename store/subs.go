@@ -155,6 +155,9 @@ func (s *Redis) CountByEmail(ctx context.Context, email string) (int64, error) {
 func (s *Redis) UpdateSubscription(ctx context.Context, id string, now time.Time, change func(*Subscription) error) (*Subscription, error) {
 	var out *Subscription
 	for attempt := 0; attempt < 10; attempt++ {
+		// The pending list is watched too: write decides the schedule from
+		// its length, so a match recorded meanwhile (under the old
+		// frequency) makes the transaction retry.
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			h, err := tx.HGetAll(ctx, s.k.sub(id)).Result()
 			if err != nil {
@@ -174,7 +177,7 @@ func (s *Redis) UpdateSubscription(ctx context.Context, id string, now time.Time
 			}
 			out = sub
 			return s.write(ctx, tx, sub, &before, now)
-		}, s.k.sub(id))
+		}, s.k.sub(id), s.k.pending(id))
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
 		}

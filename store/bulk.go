@@ -1,0 +1,83 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jobalert/jobalert/schedule"
+)
+
+// importChunk is how many subscriptions one ImportSubscriptions pipeline
+// carries: large enough to amortise the round trip, small enough that a
+// pipeline stays a few MB.
+const importChunk = 1000
+
+// ImportSubscriptions writes many subscriptions at once, for benchmarks
+// and bulk imports into a deployment that is not serving yet. It stores
+// the same keys as CreateSubscription (the subscription hash, the address
+// set, the filters hash field for an active one, and the schedule entry of
+// a daily or weekly one), pipelined in chunks of 1,000 subscriptions, but
+// without CreateSubscription's WATCH and existence check and without
+// change-feed entries: an existing subscription with the same id is
+// overwritten, and replicas already running do not see the imported
+// filters until they restart (which reloads every filter). Empty IDs get
+// NewID, empty statuses pending, zero creation times now.
+//
+// A chunk is not atomic: on error, earlier chunks and part of the failing
+// one may be written. Importing the same subscriptions again is harmless.
+func (s *Redis) ImportSubscriptions(ctx context.Context, subs []*Subscription, now time.Time) error {
+	for start := 0; start < len(subs); start += importChunk {
+		if err := s.importChunk(ctx, subs[start:min(start+importChunk, len(subs))], now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Redis) importChunk(ctx context.Context, subs []*Subscription, now time.Time) error {
+	pipe := s.rdb.Pipeline()
+	filters := make([]any, 0, 2*len(subs))
+	var due []redis.Z
+	for _, sub := range subs {
+		if sub.ID == "" {
+			sub.ID = NewID()
+		}
+		if sub.Status == "" {
+			sub.Status = StatusPending
+		}
+		if sub.CreatedAt.IsZero() {
+			sub.CreatedAt = now.UTC()
+		}
+		if sub.Status == StatusActive && sub.ConfirmedAt.IsZero() {
+			sub.ConfirmedAt = now.UTC()
+		}
+		fields, err := sub.fields()
+		if err != nil {
+			return wrap("import subscription "+sub.ID, err)
+		}
+		pipe.HSet(ctx, s.k.sub(sub.ID), fields)
+		pipe.SAdd(ctx, s.k.email(EmailHash(sub.Email)), sub.ID)
+		if sub.Status != StatusActive {
+			continue
+		}
+		filters = append(filters, sub.ID, fields["filter"])
+		if sub.Frequency != schedule.Instant {
+			// An instant subscription has a schedule entry only while a
+			// window is open; an imported one has nothing pending.
+			due = append(due, redis.Z{Score: float64(ms(sub.Schedule().First(now))), Member: sub.ID})
+		}
+	}
+	if len(filters) > 0 {
+		pipe.HSet(ctx, s.k.filters(), filters...)
+	}
+	if len(due) > 0 {
+		pipe.ZAdd(ctx, s.k.due(), due...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return wrap(fmt.Sprintf("import %d subscriptions", len(subs)), err)
+	}
+	return nil
+}
