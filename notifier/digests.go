@@ -311,6 +311,12 @@ func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.D
 	switch {
 	case err == nil:
 		d.metrics.email("sent")
+	case errors.As(err, &perm) && perm.Stage != "rcpt":
+		// A 5xx to DATA is about this message (content, policy), not the
+		// address: give the message up, do not count a bounce.
+		o = outcomeDropped
+		d.metrics.email("rejected")
+		log.Warn("message rejected permanently; not retried", "subscription", sub.ID, "err", err)
 	case errors.As(err, &perm):
 		o = outcomeDropped
 		d.metrics.email("bounced")

@@ -15,7 +15,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "jobalert_digests_total", Help: "Digests handled, by outcome (sent, empty, dropped).",
 		}, []string{"outcome"}),
 		emails: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "jobalert_emails_total", Help: "Email send attempts, by outcome (sent, deferred, bounced).",
+			Name: "jobalert_emails_total", Help: "Email send attempts, by outcome (sent, deferred, bounced, rejected).",
 		}, []string{"outcome"}),
 	}
 	reg.MustRegister(m.digests, m.emails)

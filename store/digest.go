@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -40,7 +41,8 @@ func (s *Redis) DueAt(ctx context.Context, now time.Time, limit int64) ([]Due, e
 //
 // ARGV: prefix, subscription id, due score as read, next due (ms, "" to
 // drop), now (ms), digest id, lease until (ms).
-// Returns 1 claimed, -1 claimed but nothing pending, 0 not claimed.
+// Returns the digest id when claimed, -1 when claimed but nothing was
+// pending, 0 when not claimed.
 var claimScript = redis.NewScript(`
 local p, sid, did = ARGV[1], ARGV[2], ARGV[6]
 local cur = redis.call('ZSCORE', p .. 'due', sid)
@@ -60,10 +62,15 @@ end
 local dropped = redis.call('HGET', sk, 'dropped') or '0'
 redis.call('DEL', pk)
 redis.call('HSET', sk, 'cov', redis.call('GET', p .. 'jobseq') or '0', 'dropped', 0, 'last_sent', ARGV[5])
+-- The id is the subscription and the due time; a second claim in the same
+-- millisecond (an instant window of 0) must not overwrite the first.
+if redis.call('EXISTS', p .. 'digest:' .. did) == 1 then
+  did = did .. '.' .. (redis.call('GET', p .. 'jobseq') or '0')
+end
 redis.call('HSET', p .. 'digest:' .. did, 'sub', sid, 'items', table.concat(items, ','),
   'dropped', dropped, 'created', ARGV[5], 'due', ARGV[3])
 redis.call('ZADD', p .. 'outbox', ARGV[7], did)
-return 1
+return did
 `)
 
 // ClaimResult says what a claim did.
@@ -90,7 +97,8 @@ func DigestID(subID string, due time.Time) string {
 	return subID + "." + strconv.FormatInt(ms(due), 36)
 }
 
-// ClaimDue claims a batch of due subscriptions in one round trip.
+// ClaimDue claims a batch of due subscriptions in one round trip. For each
+// one claimed it sets claims[i].DigestID to the id the digest got.
 func (s *Redis) ClaimDue(ctx context.Context, claims []Claim, now time.Time) ([]ClaimResult, error) {
 	if len(claims) == 0 {
 		return nil, nil
@@ -123,11 +131,15 @@ func (s *Redis) ClaimDue(ctx context.Context, claims []Claim, now time.Time) ([]
 	}
 	out := make([]ClaimResult, len(cmds))
 	for i, c := range cmds {
-		v, err := c.Int64()
-		if err != nil {
-			return nil, wrap("claim result", err)
+		switch v := c.Val().(type) {
+		case string:
+			out[i] = Claimed
+			claims[i].DigestID = v
+		case int64:
+			out[i] = ClaimResult(v)
+		default:
+			return nil, wrap("claim result", fmt.Errorf("unexpected %T %v (%v)", v, v, c.Err()))
 		}
-		out[i] = ClaimResult(v)
 	}
 	return out, nil
 }

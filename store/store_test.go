@@ -262,3 +262,30 @@ func TestOutOfOrderEventsKeepNewestData(t *testing.T) {
 		t.Fatalf("job data: got %s, want the newest title", got)
 	}
 }
+
+func TestTwoClaimsInOneMillisecondKeepBothDigests(t *testing.T) {
+	ctx := context.Background()
+	s := mustStore(t, 0)
+	a := mustSub(t, s, "instant")
+	var ids []string
+	for _, j := range []string{"j1", "j2"} {
+		record(t, s, t0, ev(consumer.Created, j, a.ID))
+		due, err := s.DueAt(ctx, t0, 10)
+		if err != nil || len(due) != 1 {
+			t.Fatalf("due: got %v %v, want one entry", due, err)
+		}
+		claims := []store.Claim{{Due: due[0], DigestID: store.DigestID(a.ID, due[0].At), LeaseUntil: time.Now().Add(time.Minute)}}
+		if r, err := s.ClaimDue(ctx, claims, t0); err != nil || r[0] != store.Claimed {
+			t.Fatalf("claim: got %v %v, want Claimed", r, err)
+		}
+		ids = append(ids, claims[0].DigestID)
+	}
+	if ids[0] == ids[1] {
+		t.Fatalf("digest ids: got %q twice, want two ids", ids[0])
+	}
+	for _, id := range ids {
+		if d, err := s.Digest(ctx, id); err != nil || len(d.Seqs) != 1 {
+			t.Fatalf("digest %s: got %+v %v, want one job each", id, d, err)
+		}
+	}
+}
