@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Index is the fast matcher: it returns exactly what Compiled.Matches (and so
@@ -18,51 +19,58 @@ import (
 // not with the filters stored.
 //
 // Structure. Filters whose "hard" clauses (keywords, exclude keywords,
-// locations, companies, exclude companies, tags) are identical share a group;
-// a group's clauses are packed once into an array of interned ids. Its
-// members differ only in the cheap clauses (visa and seniority bit sets, an
-// integral min salary) and are packed 12 bytes each, so a job checks a
-// group's hard clauses once and then scans its members sequentially. Each
-// group is posted under the values of one of its required clauses, the one
-// whose values are rarest among the stored filters: the rarest keyword token,
-// or every company, every tag, or the rarest component of every location. A
-// group without hard clauses goes to a short list every job scans. A job
-// visits only the posting lists of its own title tokens, company, tags and
-// location components; a group reached through several of them is accepted
-// through one only (the first of its clause's values that the job has).
+// locations, companies, exclude companies, tags) are identical share a
+// group. A group is one block of words: a header, its hard clauses as
+// interned ids, then its members, three words each (slot, integral min
+// salary, visa and seniority bit sets), so that a job checks a group's hard
+// clauses once and then runs through its members in sequence. Each group is
+// posted under pairs (a, b): a is the keyword token the fewest stored filters
+// require, b each value of one clause the job must have a value of (its
+// companies, else the rarest component of each location, else its tags);
+// either half may be absent, and a group with neither goes to a short list
+// every job scans. A posting holds a 64-bit summary of the values the group
+// requires and a pointer to its block, so most groups a job cannot satisfy
+// are passed over without a cache miss. A job visits only the lists of the
+// pairs of its own title tokens and company, tags and location components;
+// a group reachable through several values is accepted through one only
+// (the first value of its clause that the job has).
 //
-// Concurrency. Match never takes a lock and never waits: every structure it
-// reads is published through atomic pointers, appended in place beyond the
-// published length or copied on write. Add, Update and Remove serialise among
-// themselves on one writer mutex and never block Match. A removed member is
-// tombstoned in place. A filter added, updated or removed while a Match runs
+// Concurrency. Match takes no lock and never waits. Blocks and posting
+// lists are published through atomic pointers; a member or posting is
+// appended beyond the published length and then published by an atomic
+// store of the length or list, or the block or list is copied and the copy
+// published. A removed member is tombstoned in place by an atomic store.
+// Add, Update and Remove serialise among themselves on a writer mutex that
+// Match never takes. A filter added, updated or removed while a Match runs
 // may be reported by it as before or after the change (an updated one
-// possibly twice); every other filter is reported exactly as stored.
+// possibly twice; MatchIDs removes duplicates); every other filter is
+// reported exactly as stored.
 //
-// Slots. Match reports a filter by its slot: 24 bits of index, 8 bits of
-// generation. A removed filter's index is reused only after at least
-// slotReuseDelay later removals, with its generation bumped, and IDs drops a
-// slot whose generation is no longer current, so a slot held across removals
-// resolves to nothing rather than to another filter's id (an index would
-// have to be reused 256 times, i.e. over a million removals, between Match
-// and IDs for it to resolve wrongly).
+// Slots. Match reports a filter by its slot: 24 bits of index and 8 bits of
+// generation. A removed filter's index is reused only after slotReuseDelay
+// later removals, with its generation advanced, and IDs drops a slot whose
+// generation is no longer current; so a slot held while its filter is
+// removed resolves to nothing, never to another filter's id (short of its
+// index being reused 256 times, i.e. over a million removals, between Match
+// and IDs).
 type Index struct {
 	mu sync.Mutex // serialises writers; Match never takes it
 
 	dict   dict
-	always atomic.Pointer[[]posting] // groups without a hard clause
-
-	groups map[uint64]*group // by hash of prog; writer only
-	byID   map[string]uint32 // filter id -> slot; writer only
+	pairs  pairTable
+	remote *entry                   // the dictionary entry of "remote"
+	always atomic.Pointer[postings] // groups without a hard clause
 	slots  atomic.Pointer[[]*slotChunk]
-	free   []uint32 // FIFO of freed slots (with their old generation); writer only
-	freeHd int
-	next   uint32 // next never-used slot index; writer only
 	n      atomic.Int64
+	pool   sync.Pool // *jobScratch
 
-	remote *entry // the dictionary entry of "remote"
-	pool   sync.Pool
-	tmp    []uint32 // writer scratch
+	// Writer-only state, under mu.
+	groups map[uint64]*group // by hash of the hard clauses
+	ids    idTable           // filter id -> slot index
+	free   []uint32          // FIFO of freed slots, with their last generation
+	freeHd int
+	next   uint32 // the next never-used slot index
+	tmp    []uint32
 }
 
 // ErrNotFound is returned by Update for an id the index does not hold.
@@ -75,75 +83,71 @@ var ErrFull = errors.New("matcher: index full")
 const (
 	slotBits       = 24
 	slotMask       = 1<<slotBits - 1
-	maxSlots       = slotMask // the all-ones index is never used: deadSlot
+	maxSlots       = slotMask // the all-ones slot is deadSlot
 	deadSlot       = ^uint32(0)
 	chunkBits      = 12
 	chunkSize      = 1 << chunkBits
 	slotReuseDelay = 4096
 
-	bigSalary = ^uint32(0) // member minSal: compare group.big instead
-	anyBit    = 1 << 15    // member visa/sen bit that every job has: the clause is absent
+	bigSalary = ^uint32(0) // a member's min salary: compare the block's big instead
+	anyBit    = 1 << 15    // a visa or seniority bit every job has: the clause is absent
+
+	// A group's block: header words, then the hard clauses, then members.
+	hdrUsed     = 0 // words in use; loaded and stored atomically
+	hdrMeta     = 1 // kind (low 8 bits) | index of the first member word << 8
+	hdrBig      = 2 // two words: the float64 min salary of bigSalary members
+	hdrProg     = 4
+	memberWords = 3 // slot (atomic), min salary, visa bits | seniority bits << 16
 )
 
-// clause kinds a group can be posted under.
+// Clause kinds a group can be posted under.
 const (
 	kindKw = iota
 	kindCompany
 	kindTag
 	kindLoc
 	nKinds
-	kindAlways = -1
+	kindAlways = 0xff
 )
 
 type slotRec struct {
 	id  string // immutable
 	gen uint32 // immutable
 	g   *group // writer only
-	pos int32  // writer only: index in g's members
+	pos uint32 // writer only: member index in g
 }
 
 type slotChunk [chunkSize]atomic.Pointer[slotRec]
 
-// member is one filter of a group: its slot and its cheap clauses.
-type member struct {
-	slot   uint32 // deadSlot once removed; read and written atomically
-	minSal uint32 // min_salary in USD a year, 0 absent, bigSalary: see group.big
-	visa   uint16 // visa bits, or anyBit when the clause is absent
-	sen    uint16 // seniority bits, or anyBit when the clause is absent
-}
-
-// posting is a group in a posting list, with the bits of the values the
-// group requires, so that most groups a job does not satisfy are passed over
-// without touching them.
+// posting is a group in a posting list: the bloomBit of every value the
+// group requires, and its block.
 type posting struct {
-	need uint64 // bloomBit of every value the group requires
-	g    *group
+	need uint64
+	data unsafe.Pointer // *uint32: the first word of the block; loaded and stored atomically
 }
 
 // bloomBit maps a dictionary id to one of 64 bits.
 func bloomBit(id uint32) uint64 { return 1 << (uint64(id) * 0x9E3779B97F4A7C15 >> 58) }
 
+// group is the writer's view of a group; Match sees only its block.
 type group struct {
-	// prog packs the hard clauses (interned ids):
-	//   nKw kw... nEx (len tok...)... nLoc (len post comp...)... nCo co... nXc xc... nTag tag...
-	// where post is the component the location is posted under.
-	prog  []uint32
-	big   float64 // min_salary of members with minSal == bigSalary
-	kind  int8    // clause posted under, or kindAlways
-	kwKey uint32  // the keyword token posted under (kind == kindKw)
-	need  uint64  // bloomBit of every value required: all keywords, the only location's components, the only company, the only tag
-	mem   atomic.Pointer[[]member]
-
-	hash uint64 // writer only from here on
-	next *group
-	live int32
-	dead int32
+	data  []uint32 // the published block, at its full capacity
+	next  *group   // same hash
+	kwKey uint32   // the keyword token posted under (the pair's first half), or 0
+	kind  uint8
+	live  int32
+	dead  int32
 }
+
+func (g *group) memStart() uint32 { return g.data[hdrMeta] >> 8 }
+func (g *group) prog() []uint32   { return g.data[hdrProg:g.memStart()] }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	ix := &Index{groups: make(map[uint64]*group), byID: make(map[string]uint32)}
+	ix := &Index{groups: make(map[uint64]*group)}
 	ix.dict.init()
+	ix.pairs.init()
+	ix.ids.seed = ix.dict.seed
 	ix.remote = ix.dict.intern("remote")
 	ix.pool.New = func() any { return new(jobScratch) }
 	return ix
@@ -165,7 +169,8 @@ func (ix *Index) Add(id string, f Filter) error {
 }
 
 // Update replaces the filter under id. It fails with ErrNotFound when the
-// index holds no filter under id, and as Add does.
+// index holds no filter under id, and as Add does; on failure the filter
+// held stays.
 func (ix *Index) Update(id string, f Filter) error {
 	c, err := Compile(f)
 	if err != nil {
@@ -180,27 +185,31 @@ func (ix *Index) Update(id string, f Filter) error {
 func (ix *Index) Remove(id string) bool {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	h, ok := ix.byID[id]
+	pos, ok := ix.ids.find(ix, id)
 	if !ok {
 		return false
 	}
-	rec := ix.rec(h)
+	idx := ix.ids.slot(pos)
+	rec := ix.recAt(idx)
 	ix.dropMemberLocked(rec)
-	ix.chunk(h & slotMask)[h&slotMask&(chunkSize-1)].Store(nil)
-	delete(ix.byID, id)
-	ix.free = append(ix.free, h)
+	ix.chunk(idx)[idx&(chunkSize-1)].Store(nil)
+	ix.ids.del(pos)
+	ix.free = append(ix.free, idx|rec.gen<<slotBits)
 	ix.n.Add(-1)
 	return true
 }
 
 func (ix *Index) putLocked(id string, c *Compiled, mustExist bool) error {
-	h, exists := ix.byID[id]
+	pos, exists := ix.ids.find(ix, id)
 	if mustExist && !exists {
 		return fmt.Errorf("update %q: %w", id, ErrNotFound)
 	}
 	var rec *slotRec
+	var h uint32
 	if exists {
-		rec = ix.rec(h)
+		idx := ix.ids.slot(pos)
+		rec = ix.recAt(idx)
+		h = idx | rec.gen<<slotBits
 		ix.dropMemberLocked(rec)
 	} else {
 		var err error
@@ -208,28 +217,30 @@ func (ix *Index) putLocked(id string, c *Compiled, mustExist bool) error {
 		if err != nil {
 			return err
 		}
+		idx := h & slotMask
 		rec = &slotRec{id: id, gen: h >> slotBits}
-		ix.byID[rec.id] = h
-		ix.chunk(h & slotMask)[h&slotMask&(chunkSize-1)].Store(rec)
+		ix.chunk(idx)[idx&(chunkSize-1)].Store(rec)
+		ix.ids.insert(ix, id, idx)
 		ix.n.Add(1)
 	}
-	m := member{slot: h, visa: uint16(c.Visa), sen: uint16(c.Seniority)}
-	if m.visa == 0 {
-		m.visa = anyBit
+	visa, sen := uint32(c.Visa), uint32(c.Seniority)
+	if visa == 0 {
+		visa = anyBit
 	}
-	if m.sen == 0 {
-		m.sen = anyBit
+	if sen == 0 {
+		sen = anyBit
 	}
+	var minSal uint32
 	big := 0.0
 	switch {
 	case c.MinSalary <= 0:
 	case c.MinSalary < float64(bigSalary):
-		m.minSal = uint32(c.MinSalary)
+		minSal = uint32(c.MinSalary)
 	default:
-		m.minSal, big = bigSalary, c.MinSalary
+		minSal, big = bigSalary, c.MinSalary
 	}
 	g := ix.groupLocked(c, big)
-	ix.appendMemberLocked(g, rec, m)
+	ix.appendMemberLocked(g, rec, [memberWords]uint32{h, minSal, visa | sen<<16})
 	return nil
 }
 
@@ -260,14 +271,9 @@ func (ix *Index) newSlotLocked() (uint32, error) {
 	return idx, nil
 }
 
-func (ix *Index) chunk(idx uint32) *slotChunk {
-	chunks := *ix.slots.Load()
-	return chunks[idx>>chunkBits]
-}
+func (ix *Index) chunk(idx uint32) *slotChunk { return (*ix.slots.Load())[idx>>chunkBits] }
 
-func (ix *Index) rec(h uint32) *slotRec {
-	return ix.chunk(h & slotMask)[h&slotMask&(chunkSize-1)].Load()
-}
+func (ix *Index) recAt(idx uint32) *slotRec { return ix.chunk(idx)[idx&(chunkSize-1)].Load() }
 
 // IDs appends to dst the filter id of each slot Match returned, in order. A
 // slot whose filter has been removed since is skipped.
@@ -299,6 +305,81 @@ func (ix *Index) MatchIDs(j *Job) []string {
 	return slices.Compact(ids)
 }
 
+// idTable maps filter ids to slot indexes: open addressing over the slot
+// records, four bytes an entry (24 bits of slot index + 1, 7 bits of hash),
+// so that it costs a few bytes a filter. Writer only.
+type idTable struct {
+	seed  maphash.Seed
+	t     []uint32 // 0 empty; idTomb deleted
+	n     int
+	tombs int
+}
+
+const idTomb = ^uint32(0)
+
+func idEntry(h uint64, idx uint32) uint32 { return uint32(h>>57)<<slotBits | (idx + 1) }
+
+func (t *idTable) find(ix *Index, id string) (int, bool) {
+	if len(t.t) == 0 {
+		return 0, false
+	}
+	h := maphash.String(t.seed, id)
+	fp := uint32(h>>57) << slotBits
+	mask := uint64(len(t.t) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch v := t.t[i]; {
+		case v == 0:
+			return 0, false
+		case v != idTomb && v&^slotMask == fp && ix.recAt(v&slotMask-1).id == id:
+			return int(i), true
+		}
+	}
+}
+
+// slot returns the slot index stored at pos.
+func (t *idTable) slot(pos int) uint32 { return t.t[pos]&slotMask - 1 }
+
+// insert adds id, which must be absent, at slot index idx.
+func (t *idTable) insert(ix *Index, id string, idx uint32) {
+	if (t.n+t.tombs+1)*4 > len(t.t)*3 {
+		size := 1024
+		for size < (t.n+1)*2 {
+			size *= 2
+		}
+		// Rehash in slot order: the records are read in sequence.
+		t.t, t.tombs = make([]uint32, size), 0
+		for c, ch := range *ix.slots.Load() {
+			for i := range ch {
+				at := uint32(c)<<chunkBits | uint32(i)
+				if rec := ch[i].Load(); rec != nil && at != idx {
+					t.place(maphash.String(t.seed, rec.id), at)
+				}
+			}
+		}
+	}
+	t.place(maphash.String(t.seed, id), idx)
+	t.n++
+}
+
+func (t *idTable) place(h uint64, idx uint32) {
+	mask := uint64(len(t.t) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		if t.t[i] == 0 || t.t[i] == idTomb {
+			if t.t[i] == idTomb {
+				t.tombs--
+			}
+			t.t[i] = idEntry(h, idx)
+			return
+		}
+	}
+}
+
+func (t *idTable) del(pos int) {
+	t.t[pos] = idTomb
+	t.n--
+	t.tombs++
+}
+
 // --- groups ---------------------------------------------------------------
 
 // groupLocked interns c's hard clauses, counts them, and returns the group
@@ -320,7 +401,7 @@ func (ix *Index) groupLocked(c *Compiled, big float64) *group {
 	locStart := len(p)
 	p = append(p, uint32(len(c.Locations)))
 	for _, loc := range c.Locations {
-		p = append(p, uint32(len(loc)), 0) // the posting component is chosen below
+		p = append(p, uint32(len(loc)), 0) // the posting component, chosen below
 		for _, comp := range loc {
 			p = append(p, d.intern(comp).id)
 		}
@@ -330,117 +411,202 @@ func (ix *Index) groupLocked(c *Compiled, big float64) *group {
 	p = appendKeySet(p, d, c.Tags)
 	ix.tmp = p
 
-	// Count the filter's values per clause kind: the selectivity estimate.
-	cur := progCursor{p: p}
-	kws := cur.list()
-	cur.skipExcludes()
-	nLoc := int(cur.word())
-	for range nLoc {
-		l := int(cur.word())
-		cur.pos++
-		for _, comp := range p[cur.pos : cur.pos+l] {
-			d.byID[comp].df[kindLoc]++
-		}
-		cur.pos += l
-	}
-	cos := cur.list()
-	cur.list()
-	tags := cur.list()
-	for _, t := range kws {
-		d.byID[t].df[kindKw]++
-	}
-	for _, t := range cos {
-		d.byID[t].df[kindCompany]++
-	}
-	for _, t := range tags {
-		d.byID[t].df[kindTag]++
-	}
+	cl := parseProg(p)
+	ix.countLocked(p, cl, 1)
 
 	h := hashProg(d.seed, p, big)
 	for g := ix.groups[h]; g != nil; g = g.next {
-		if g.big == big && progEqual(g.prog, p, locStart) {
+		if math.Float64frombits(uint64(g.data[hdrBig])|uint64(g.data[hdrBig+1])<<32) == big && progEqual(g.prog(), p, locStart) {
 			return g
 		}
 	}
-	g := &group{prog: slices.Clone(p), big: big, hash: h}
+
+	memStart := uint32(hdrProg + len(p))
+	g := &group{data: make([]uint32, int(memStart)+memberWords)}
+	copy(g.data[hdrProg:], p)
+	g.data[hdrUsed] = memStart
+	g.data[hdrMeta] = memStart << 8
+	bits := math.Float64bits(big)
+	g.data[hdrBig], g.data[hdrBig+1] = uint32(bits), uint32(bits>>32)
 	g.next = ix.groups[h]
 	ix.groups[h] = g
-	g.mem.Store(new([]member))
+	prog := g.prog()
 
-	// Post the group under the clause whose values the fewest stored
-	// filters share: a proxy for how often jobs carry them.
-	bestKind, bestCost := kindAlways, int64(math.MaxInt64)
-	for _, t := range kws {
-		if df := int64(d.byID[t].df[kindKw]); df < bestCost {
-			bestKind, bestCost, g.kwKey = kindKw, df, t
+	// Post the group under a pair (a, b): a is the keyword token that the
+	// fewest stored filters require, b each value of one of the clauses of
+	// which the job must have a value: companies (the most selective), else
+	// locations (each one's rarest component), else tags. Either half may be
+	// absent; a group with neither goes to the list every job scans.
+	kind, cost := uint8(kindAlways), int64(math.MaxInt64)
+	for _, t := range cl.kws {
+		if df := int64(d.byID[t].df[kindKw]); df < cost {
+			kind, cost, g.kwKey = kindKw, df, t
 		}
 	}
-	if len(cos) > 0 {
-		var sum int64
-		for _, t := range cos {
-			sum += int64(d.byID[t].df[kindCompany])
-		}
-		if sum < bestCost {
-			bestKind, bestCost = kindCompany, sum
-		}
-	}
-	if len(tags) > 0 {
-		var sum int64
-		for _, t := range tags {
-			sum += int64(d.byID[t].df[kindTag])
-		}
-		if sum < bestCost {
-			bestKind, bestCost = kindTag, sum
-		}
-	}
-	if nLoc > 0 {
-		var sum int64
-		q := g.prog
-		i := locStart + 1
-		for range nLoc {
-			l := int(q[i])
-			best, bestDF := uint32(0), int32(math.MaxInt32)
-			for _, comp := range q[i+2 : i+2+l] {
-				if df := d.byID[comp].df[kindLoc]; df < bestDF {
-					best, bestDF = comp, df
-				}
+	for _, at := range cl.locs {
+		best, bestDF := uint32(0), int32(math.MaxInt32)
+		for _, comp := range prog[at+2 : at+2+int(prog[at])] {
+			if df := d.byID[comp].df[kindLoc]; df < bestDF {
+				best, bestDF = comp, df
 			}
-			q[i+1] = best
-			sum += int64(bestDF)
-			i += 2 + l
 		}
-		if sum < bestCost {
-			bestKind = kindLoc
-		}
+		prog[at+1] = best
 	}
-	g.kind = int8(bestKind)
-	for _, t := range kws {
-		g.need |= bloomBit(t)
+	switch {
+	case len(cl.cos) > 0:
+		kind = kindCompany
+	case len(cl.locs) > 0:
+		kind = kindLoc
+	case len(cl.tags) > 0:
+		kind = kindTag
 	}
-	if nLoc == 1 {
-		l := int(g.prog[locStart+1])
-		for _, comp := range g.prog[locStart+3 : locStart+3+l] {
-			g.need |= bloomBit(comp)
-		}
+	g.kind = kind
+	g.data[hdrMeta] = uint32(kind) | memStart<<8
+
+	var need uint64
+	for _, t := range cl.kws {
+		need |= bloomBit(t)
 	}
-	if len(cos) == 1 {
-		g.need |= bloomBit(cos[0])
-	}
-	if len(tags) == 1 {
-		g.need |= bloomBit(tags[0])
-	}
-	if g.kind == kindAlways {
-		publishAppend(&ix.always, g)
-	} else {
-		for _, e := range ix.postingKeys(g) {
-			publishAppend(&e.post[g.kind], g)
+	if len(cl.locs) == 1 {
+		at := cl.locs[0]
+		for _, comp := range prog[at+2 : at+2+int(prog[at])] {
+			need |= bloomBit(comp)
 		}
 	}
+	if len(cl.cos) == 1 {
+		need |= bloomBit(cl.cos[0])
+	}
+	if len(cl.tags) == 1 {
+		need |= bloomBit(cl.tags[0])
+	}
+	ix.eachPostingList(g, func(l *atomic.Pointer[postings]) {
+		appendPosting(l, posting{need: need, data: unsafe.Pointer(&g.data[0])})
+	})
 	return g
 }
 
-// sortSet sorts and de-duplicates the set that starts with its length word
-// at p[start] and runs to the end of p.
+// postings is a posting list. items[:n] are published; the writer appends
+// beyond n and then stores n, or publishes a grown or shrunk copy.
+type postings struct {
+	n     atomic.Uint32
+	items []posting
+}
+
+func loadPostings(p *atomic.Pointer[postings]) []posting {
+	pl := p.Load()
+	if pl == nil {
+		return nil
+	}
+	return pl.items[:pl.n.Load()]
+}
+
+func appendPosting(p *atomic.Pointer[postings], x posting) {
+	pl := p.Load()
+	if pl != nil && int(pl.n.Load()) < len(pl.items) {
+		n := pl.n.Load()
+		pl.items[n] = x
+		pl.n.Store(n + 1)
+		return
+	}
+	var cur []posting
+	if pl != nil {
+		cur = pl.items
+	}
+	np := &postings{items: make([]posting, max(1, 2*len(cur)))}
+	copy(np.items, cur)
+	np.items[len(cur)] = x
+	np.n.Store(uint32(len(cur) + 1))
+	p.Store(np)
+}
+
+// clauses locates the parts of a prog.
+type clauses struct {
+	kws, cos, tags []uint32
+	locs           []int // offset of each location's length word
+}
+
+func parseProg(p []uint32) clauses {
+	var c clauses
+	i := 0
+	next := func() []uint32 {
+		n := int(p[i])
+		l := p[i+1 : i+1+n]
+		i += 1 + n
+		return l
+	}
+	c.kws = next()
+	nEx := int(p[i])
+	i++
+	for range nEx {
+		i += 1 + int(p[i])
+	}
+	nLoc := int(p[i])
+	i++
+	for range nLoc {
+		c.locs = append(c.locs, i)
+		i += 2 + int(p[i])
+	}
+	c.cos = next()
+	next() // exclude companies
+	c.tags = next()
+	return c
+}
+
+// countLocked adds delta to the per-kind counts of the prog's values.
+func (ix *Index) countLocked(p []uint32, cl clauses, delta int32) {
+	d := &ix.dict
+	for _, t := range cl.kws {
+		d.byID[t].df[kindKw] += delta
+	}
+	for _, t := range cl.cos {
+		d.byID[t].df[kindCompany] += delta
+	}
+	for _, t := range cl.tags {
+		d.byID[t].df[kindTag] += delta
+	}
+	for _, at := range cl.locs {
+		for _, comp := range p[at+2 : at+2+int(p[at])] {
+			d.byID[comp].df[kindLoc] += delta
+		}
+	}
+}
+
+// eachPostingList calls fn with every posting list g is (to be) posted in,
+// creating pair lists as needed.
+func (ix *Index) eachPostingList(g *group, fn func(*atomic.Pointer[postings])) {
+	d := &ix.dict
+	switch g.kind {
+	case kindAlways:
+		fn(&ix.always)
+		return
+	case kindKw:
+		fn(&d.byID[g.kwKey].post[kindKw])
+		return
+	}
+	prog := g.prog()
+	cl := parseProg(prog)
+	var keys []uint32
+	switch g.kind {
+	case kindCompany:
+		keys = cl.cos
+	case kindTag:
+		keys = cl.tags
+	case kindLoc:
+		for _, at := range cl.locs {
+			keys = append(keys, prog[at+1])
+		}
+		slices.Sort(keys)
+		keys = slices.Compact(keys)
+	}
+	for _, b := range keys {
+		if g.kwKey == 0 {
+			fn(&d.byID[b].post[g.kind])
+			continue
+		}
+		fn(&ix.pairs.get(d, g.kind, g.kwKey, b).post)
+	}
+}
+
 func sortSet(p []uint32, start int) []uint32 {
 	s := p[start+1:]
 	slices.Sort(s)
@@ -448,6 +614,15 @@ func sortSet(p []uint32, start int) []uint32 {
 	p = p[:start+1+len(s)]
 	p[start] = uint32(len(s))
 	return p
+}
+
+func appendKeySet(p []uint32, d *dict, keys []string) []uint32 {
+	start := len(p)
+	p = append(p, 0)
+	for _, k := range keys {
+		p = append(p, d.intern(k).id)
+	}
+	return sortSet(p, start)
 }
 
 // progEqual compares a group's prog with a candidate's, whose location
@@ -467,201 +642,118 @@ func progEqual(a, b []uint32, locStart int) bool {
 	return slices.Equal(a[i:], b[i:])
 }
 
-func appendKeySet(p []uint32, d *dict, keys []string) []uint32 {
-	start := len(p)
-	p = append(p, 0)
-	for _, k := range keys {
-		p = append(p, d.intern(k).id)
+// hashProg hashes a candidate prog (location posting words zero) and big.
+func hashProg(seed maphash.Seed, p []uint32, big float64) uint64 {
+	h := math.Float64bits(big) * 0x9E3779B97F4A7C15
+	if len(p) == 0 {
+		return h
 	}
-	return sortSet(p, start)
+	return h ^ maphash.Bytes(seed, unsafe.Slice((*byte)(unsafe.Pointer(&p[0])), 4*len(p)))
 }
 
-// postingKeys returns the dict entries g is posted under, each once.
-func (ix *Index) postingKeys(g *group) []*entry {
-	d := &ix.dict
-	var ids []uint32
-	cur := progCursor{p: g.prog}
-	cur.list()
-	cur.skipExcludes()
-	nLoc := int(cur.word())
-	for range nLoc {
-		l := int(cur.word())
-		if g.kind == kindLoc {
-			ids = append(ids, g.prog[cur.pos])
-		}
-		cur.pos += 1 + l
+// appendMemberLocked appends a member to g's block, in place beyond the
+// published length, or in a grown copy that it then publishes.
+func (ix *Index) appendMemberLocked(g *group, rec *slotRec, m [memberWords]uint32) {
+	used := g.data[hdrUsed]
+	if int(used)+memberWords > len(g.data) {
+		members := (used - g.memStart()) / memberWords
+		ix.republishLocked(g, int(g.memStart())+int(max(2*members, 2))*memberWords, false)
+		used = g.data[hdrUsed]
 	}
-	cos := cur.list()
-	cur.list()
-	tags := cur.list()
-	switch g.kind {
-	case kindKw:
-		ids = append(ids, g.kwKey)
-	case kindCompany:
-		ids = append(ids, cos...)
-	case kindTag:
-		ids = append(ids, tags...)
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	out := make([]*entry, len(ids))
-	for i, id := range ids {
-		out[i] = d.byID[id]
-	}
-	return out
-}
-
-func (ix *Index) appendMemberLocked(g *group, rec *slotRec, m member) {
-	ms := *g.mem.Load()
-	rec.g, rec.pos = g, int32(len(ms))
-	grown := append(ms, m) // in place beyond the published length, or a copy
-	g.mem.Store(&grown)
+	copy(g.data[used:], m[:])
+	rec.g, rec.pos = g, (used-g.memStart())/memberWords
+	atomic.StoreUint32(&g.data[hdrUsed], used+memberWords)
 	g.live++
+}
+
+// republishLocked copies g's block into a new one of size words, leaving out
+// tombstoned members when compact, and points g's postings at it.
+func (ix *Index) republishLocked(g *group, size int, compact bool) {
+	old := g.data
+	ms := g.memStart()
+	nd := make([]uint32, size)
+	copy(nd, old[:ms])
+	w := ms
+	for k := ms; k < old[hdrUsed]; k += memberWords {
+		if compact {
+			h := old[k]
+			if h == deadSlot {
+				continue
+			}
+			ix.recAt(h & slotMask).pos = (w - ms) / memberWords
+		}
+		copy(nd[w:w+memberWords], old[k:k+memberWords])
+		w += memberWords
+	}
+	nd[hdrUsed] = w
+	g.data = nd
+	oldP := unsafe.Pointer(&old[0])
+	ix.eachPostingList(g, func(l *atomic.Pointer[postings]) {
+		list := loadPostings(l)
+		for i := range list {
+			if atomic.LoadPointer(&list[i].data) == oldP {
+				atomic.StorePointer(&list[i].data, unsafe.Pointer(&nd[0]))
+			}
+		}
+	})
 }
 
 // dropMemberLocked tombstones rec's member, uncounts its clauses, and
 // compacts or unposts its group when that pays.
 func (ix *Index) dropMemberLocked(rec *slotRec) {
 	g := rec.g
-	ms := *g.mem.Load()
-	atomic.StoreUint32(&ms[rec.pos].slot, deadSlot)
+	atomic.StoreUint32(&g.data[g.memStart()+rec.pos*memberWords], deadSlot)
 	rec.g = nil
 	g.live--
 	g.dead++
-	ix.uncountLocked(g)
+	prog := g.prog()
+	cl := parseProg(prog)
+	ix.countLocked(prog, cl, -1)
 	switch {
 	case g.live == 0:
 		ix.unpostLocked(g)
 	case g.dead > 8 && g.dead > g.live:
-		live := make([]member, 0, g.live)
-		for i := range ms {
-			if s := atomic.LoadUint32(&ms[i].slot); s != deadSlot {
-				ix.rec(s).pos = int32(len(live))
-				live = append(live, ms[i])
-			}
-		}
-		g.mem.Store(&live)
+		ix.republishLocked(g, int(g.memStart())+int(g.live)*memberWords, true)
 		g.dead = 0
 	}
 }
 
-func (ix *Index) uncountLocked(g *group) {
-	d := &ix.dict
-	cur := progCursor{p: g.prog}
-	for _, t := range cur.list() {
-		d.byID[t].df[kindKw]--
-	}
-	cur.skipExcludes()
-	nLoc := int(cur.word())
-	for range nLoc {
-		l := int(cur.word())
-		for _, comp := range g.prog[cur.pos+1 : cur.pos+1+l] {
-			d.byID[comp].df[kindLoc]--
-		}
-		cur.pos += 1 + l
-	}
-	for _, t := range cur.list() {
-		d.byID[t].df[kindCompany]--
-	}
-	cur.list()
-	for _, t := range cur.list() {
-		d.byID[t].df[kindTag]--
-	}
-}
-
 func (ix *Index) unpostLocked(g *group) {
-	if g.kind == kindAlways {
-		publishRemove(&ix.always, g)
-	} else {
-		for _, e := range ix.postingKeys(g) {
-			publishRemove(&e.post[g.kind], g)
-		}
-	}
-	prev := (*group)(nil)
-	for x := ix.groups[g.hash]; x != nil; prev, x = x, x.next {
-		if x == g {
-			switch {
-			case prev != nil:
-				prev.next = x.next
-			case x.next != nil:
-				ix.groups[g.hash] = x.next
-			default:
-				delete(ix.groups, g.hash)
+	p := unsafe.Pointer(&g.data[0])
+	ix.eachPostingList(g, func(l *atomic.Pointer[postings]) {
+		old := loadPostings(l)
+		np := &postings{items: make([]posting, 0, len(old))}
+		for i := range old {
+			if d := atomic.LoadPointer(&old[i].data); d != p {
+				np.items = append(np.items, posting{need: old[i].need, data: d})
 			}
-			break
 		}
+		np.n.Store(uint32(len(np.items)))
+		np.items = np.items[:cap(np.items)]
+		l.Store(np)
+	})
+	// The group's hash is that of its prog with the posting words zeroed.
+	q := append(ix.tmp[:0], g.prog()...)
+	for _, at := range parseProg(q).locs {
+		q[at+1] = 0
 	}
-}
-
-// publishAppend appends g to the list p points to, writing beyond the
-// published length (no reader looks there) or into a copy, then publishing.
-func publishAppend(p *atomic.Pointer[[]posting], g *group) {
-	var cur []posting
-	if old := p.Load(); old != nil {
-		cur = *old
-	}
-	grown := append(cur, posting{need: g.need, g: g})
-	p.Store(&grown)
-}
-
-// publishRemove publishes a copy of the list without g.
-func publishRemove(p *atomic.Pointer[[]posting], g *group) {
-	old := p.Load()
-	if old == nil {
-		return
-	}
-	out := make([]posting, 0, len(*old))
-	for _, x := range *old {
-		if x.g != g {
-			out = append(out, x)
+	ix.tmp = q
+	bits := uint64(g.data[hdrBig]) | uint64(g.data[hdrBig+1])<<32
+	hash := hashProg(ix.dict.seed, q, math.Float64frombits(bits))
+	var prev *group
+	for x := ix.groups[hash]; x != nil; prev, x = x, x.next {
+		if x != g {
+			continue
 		}
-	}
-	if len(out) == 0 {
-		p.Store(nil)
-		return
-	}
-	p.Store(&out)
-}
-
-// hashProg hashes a candidate prog (location posting words zero) and big.
-func hashProg(seed maphash.Seed, p []uint32, big float64) uint64 {
-	var h maphash.Hash
-	h.SetSeed(seed)
-	var b [8]byte
-	for _, w := range p {
-		b[0], b[1], b[2], b[3] = byte(w), byte(w>>8), byte(w>>16), byte(w>>24)
-		h.Write(b[:4])
-	}
-	bits := math.Float64bits(big)
-	for i := range 8 {
-		b[i] = byte(bits >> (8 * i))
-	}
-	h.Write(b[:])
-	return h.Sum64()
-}
-
-type progCursor struct {
-	p   []uint32
-	pos int
-}
-
-func (c *progCursor) word() uint32 {
-	w := c.p[c.pos]
-	c.pos++
-	return w
-}
-
-func (c *progCursor) list() []uint32 {
-	n := int(c.word())
-	l := c.p[c.pos : c.pos+n]
-	c.pos += n
-	return l
-}
-
-func (c *progCursor) skipExcludes() {
-	n := int(c.word())
-	for range n {
-		c.pos += int(c.word())
+		switch {
+		case prev != nil:
+			prev.next = x.next
+		case x.next != nil:
+			ix.groups[hash] = x.next
+		default:
+			delete(ix.groups, hash)
+		}
+		break
 	}
 }
 
@@ -670,11 +762,12 @@ func (c *progCursor) skipExcludes() {
 // entry is one interned string: a keyword token, a company, tag or location
 // component key, or a location component. Ids start at 1; 0 is "unknown".
 type entry struct {
-	key  string
-	id   uint32
-	hash uint64
-	post [nKinds]atomic.Pointer[[]posting] // groups posted under this value, per clause kind
-	df   [nKinds]int32                     // filters holding this value, per clause kind; writer only
+	key   string
+	id    uint32
+	hash  uint64
+	post  [nKinds]atomic.Pointer[postings] // groups posted under this value alone, per clause kind
+	pairs atomic.Uint32                    // bit k: a pair (x, this) of kind k exists; bit 4+k: a pair (this, x)
+	df    [nKinds]int32                    // filters holding this value, per clause kind; writer only
 }
 
 // dict interns strings. Lookups are lock-free (an open-addressing table
@@ -742,6 +835,81 @@ func (d *dict) intern(s string) *entry {
 	return e
 }
 
+// --- pairs ----------------------------------------------------------------
+
+// pairEntry is the posting list of the groups posted under (a, b) of a kind.
+type pairEntry struct {
+	key  uint64
+	post atomic.Pointer[postings]
+}
+
+// pairTable maps (kind, a, b) to its posting list, with lock-free lookups
+// like dict's.
+type pairTable struct {
+	t   atomic.Pointer[pairSlots]
+	all []*pairEntry // writer only
+}
+
+type pairSlots struct {
+	shift uint
+	s     []atomic.Pointer[pairEntry]
+}
+
+func pairKey(kind uint8, a, b uint32) uint64 {
+	return uint64(kind)<<62 | uint64(a)<<31 | uint64(b)
+}
+
+func (t *pairSlots) home(key uint64) uint64 { return key * 0x9E3779B97F4A7C15 >> t.shift }
+
+func (p *pairTable) init() {
+	p.t.Store(&pairSlots{shift: 64 - 10, s: make([]atomic.Pointer[pairEntry], 1<<10)})
+}
+
+func (p *pairTable) lookup(kind uint8, a, b uint32) *pairEntry {
+	key := pairKey(kind, a, b)
+	t := p.t.Load()
+	mask := uint64(len(t.s) - 1)
+	for i := t.home(key); ; i = (i + 1) & mask {
+		e := t.s[i].Load()
+		if e == nil || e.key == key {
+			return e
+		}
+	}
+}
+
+// get returns the entry of (kind, a, b), creating it. Writer only.
+func (p *pairTable) get(d *dict, kind uint8, a, b uint32) *pairEntry {
+	if e := p.lookup(kind, a, b); e != nil {
+		return e
+	}
+	e := &pairEntry{key: pairKey(kind, a, b)}
+	p.all = append(p.all, e)
+	t := p.t.Load()
+	if len(p.all)*4 >= len(t.s)*3 {
+		nt := &pairSlots{shift: t.shift - 1, s: make([]atomic.Pointer[pairEntry], 2*len(t.s))}
+		for _, x := range p.all {
+			nt.put(x)
+		}
+		p.t.Store(nt)
+	} else {
+		t.put(e)
+	}
+	ea, eb := d.byID[a], d.byID[b]
+	ea.pairs.Store(ea.pairs.Load() | 1<<(4+kind))
+	eb.pairs.Store(eb.pairs.Load() | 1<<kind)
+	return e
+}
+
+func (t *pairSlots) put(e *pairEntry) {
+	mask := uint64(len(t.s) - 1)
+	for i := t.home(e.key); ; i = (i + 1) & mask {
+		if t.s[i].Load() == nil {
+			t.s[i].Store(e)
+			return
+		}
+	}
+}
+
 // --- matching ---------------------------------------------------------------
 
 // jobScratch is a job normalised for the index, into reused buffers.
@@ -758,9 +926,12 @@ type jobScratch struct {
 	locE   []*entry
 	compE  *entry
 	co     uint32
-	bloom  uint64 // bloomBit of every id above
+	bloom  uint64      // bloomBit of every id above
+	tokSet [256]uint32 // tok as an open-addressing set (0 empty), when it fits
+	cand   []unsafe.Pointer
+	used   []uint32
 	remote bool
-	jv, js uint16
+	jm     uint32 // visa bits | seniority bits << 16, with anyBit in both
 	salCap uint32 // min salaries up to salCap hold
 	annual float64
 	hasSal bool
@@ -771,19 +942,20 @@ type jobScratch struct {
 func (ix *Index) Match(j *Job, dst []uint32) []uint32 {
 	s := ix.pool.Get().(*jobScratch)
 	s.prepare(&ix.dict, ix.remote, j)
+	remote := ix.remote.id
 	for _, e := range s.kwE {
-		dst = ix.scan(e.post[kindKw].Load(), s, e.id, dst)
+		dst = s.scan(loadPostings(&e.post[kindKw]), e.id, remote, dst)
 	}
 	if s.compE != nil {
-		dst = ix.scan(s.compE.post[kindCompany].Load(), s, s.co, dst)
+		dst = ix.scanValue(s, kindCompany, s.compE, dst)
 	}
 	for _, e := range s.tagE {
-		dst = ix.scan(e.post[kindTag].Load(), s, e.id, dst)
+		dst = ix.scanValue(s, kindTag, e, dst)
 	}
 	for _, e := range s.locE {
-		dst = ix.scan(e.post[kindLoc].Load(), s, e.id, dst)
+		dst = ix.scanValue(s, kindLoc, e, dst)
 	}
-	dst = ix.scan(ix.always.Load(), s, 0, dst)
+	dst = s.scan(loadPostings(&ix.always), 0, remote, dst)
 	s.compE = nil
 	clear(s.kwE)
 	clear(s.tagE)
@@ -792,45 +964,118 @@ func (ix *Index) Match(j *Job, dst []uint32) []uint32 {
 	return dst
 }
 
-func (ix *Index) scan(list *[]posting, s *jobScratch, via uint32, dst []uint32) []uint32 {
-	if list == nil {
+// scanValue scans the groups posted under the value v of a clause kind,
+// alone and paired with each of the job's title tokens.
+func (ix *Index) scanValue(s *jobScratch, kind uint8, v *entry, dst []uint32) []uint32 {
+	remote := ix.remote.id
+	dst = s.scan(loadPostings(&v.post[kind]), v.id, remote, dst)
+	if v.pairs.Load()&(1<<kind) == 0 {
 		return dst
 	}
-	jv, js, salCap, bloom := s.jv, s.js, s.salCap, s.bloom
-	for _, p := range *list {
-		if p.need&^bloom != 0 {
+	for _, a := range s.kwE {
+		if a.pairs.Load()&(1<<(4+kind)) == 0 {
 			continue
 		}
-		g := p.g
-		if !s.holds(g, via, ix.remote.id) {
-			continue
-		}
-		ms := *g.mem.Load()
-		for i := range ms {
-			m := &ms[i]
-			if m.visa&jv == 0 || m.sen&js == 0 {
-				continue
-			}
-			if m.minSal > salCap && (m.minSal != bigSalary || !s.hasSal || s.annual < g.big) {
-				continue
-			}
-			if h := atomic.LoadUint32(&m.slot); h != deadSlot {
-				dst = append(dst, h)
-			}
+		if e := ix.pairs.lookup(kind, a.id, v.id); e != nil {
+			dst = s.scan(loadPostings(&e.post), v.id, remote, dst)
 		}
 	}
 	return dst
 }
 
-// holds reports whether the job satisfies g's hard clauses, and, when g is
-// posted under several values, whether via is the one that accepts it.
-func (s *jobScratch) holds(g *group, via, remoteKey uint32) bool {
-	p := g.prog
+// scan appends the matching members of the groups of a posting list reached
+// through the value via.
+func (s *jobScratch) scan(l []posting, via, remote uint32, dst []uint32) []uint32 {
+	if len(l) == 0 {
+		return dst
+	}
+	bloom := s.bloom
+	if len(s.used) < scanBatch {
+		s.used = make([]uint32, scanBatch)
+	}
+	for start := 0; start < len(l); start += scanBatch {
+		// Pass 1: the postings whose summary the job satisfies.
+		cand := s.cand[:0]
+		for i := start; i < min(start+scanBatch, len(l)); i++ {
+			if p := &l[i]; p.need&^bloom == 0 {
+				cand = append(cand, atomic.LoadPointer(&p.data))
+			}
+		}
+		// Pass 2: load the first word of each block. The loads are
+		// independent, so their cache misses overlap instead of queueing.
+		used := s.used[:len(cand)]
+		for i, c := range cand {
+			used[i] = atomic.LoadUint32((*uint32)(c))
+		}
+		// Pass 3: check each group and run through its members.
+		for i, c := range cand {
+			w := unsafe.Slice((*uint32)(c), used[i])
+			meta := w[hdrMeta]
+			ms := meta >> 8
+			if s.holds(w[hdrProg:ms], uint8(meta), via, remote) {
+				dst = s.members(w, int(ms), dst)
+			}
+		}
+		clear(cand)
+		s.cand = cand
+	}
+	return dst
+}
+
+// scanBatch bounds the candidates of one pass so that their blocks' first
+// lines are still in cache when pass 3 reaches them.
+const scanBatch = 128
+
+// members appends the live members of a block from word ms on whose cheap
+// clauses the job satisfies, without branching on the outcome.
+func (s *jobScratch) members(w []uint32, ms int, dst []uint32) []uint32 {
+	n := (len(w) - ms) / memberWords
+	if cap(dst)-len(dst) < n {
+		dst = slices.Grow(dst, n)
+	}
+	out := dst[len(dst) : len(dst)+n]
+	jm, salCap := s.jm, uint64(s.salCap)
+	if w[hdrBig] != 0 || w[hdrBig+1] != 0 { // members with a min salary over 2^32-2
+		big := math.Float64frombits(uint64(w[hdrBig]) | uint64(w[hdrBig+1])<<32)
+		k := 0
+		for at := ms; at+memberWords <= len(w); at += memberWords {
+			x := w[at+2] & jm
+			minSal := w[at+1]
+			salOK := uint64(minSal) <= salCap || minSal == bigSalary && s.hasSal && !(s.annual < big)
+			if x&0xffff != 0 && x>>16 != 0 && salOK {
+				if h := atomic.LoadUint32(&w[at]); h != deadSlot {
+					out[k] = h
+					k++
+				}
+			}
+		}
+		return dst[:len(dst)+k]
+	}
+	k := 0
+	for at := ms; at+memberWords <= len(w); at += memberWords {
+		x := w[at+2] & jm
+		h := atomic.LoadUint32(&w[at])
+		out[k] = h
+		// Each factor is 1 when its clause holds: visa, seniority, salary,
+		// and the member is not a tombstone.
+		ok := nonZero(x&0xffff) & nonZero(x>>16) & uint32(1^(salCap-uint64(w[at+1]))>>63) & nonZero(h^deadSlot)
+		k += int(ok)
+	}
+	return dst[:len(dst)+k]
+}
+
+// nonZero returns 1 when x is not 0, else 0, without a branch.
+func nonZero(x uint32) uint32 { return uint32((uint64(x) | -uint64(x)) >> 63) }
+
+// holds reports whether the job satisfies a group's hard clauses and, for a
+// group posted under several values of a clause, whether via is the one
+// that accepts it.
+func (s *jobScratch) holds(p []uint32, kind uint8, via, remoteKey uint32) bool {
 	i := 0
 	n := int(p[i])
 	i++
 	for _, t := range p[i : i+n] {
-		if !hasID(s.tok, t) {
+		if !s.hasTok(t) {
 			return false
 		}
 	}
@@ -842,7 +1087,7 @@ func (s *jobScratch) holds(g *group, via, remoteKey uint32) bool {
 		i++
 		all := true
 		for _, t := range p[i : i+l] {
-			if !hasID(s.tok, t) {
+			if !s.hasTok(t) {
 				all = false
 				break
 			}
@@ -862,7 +1107,7 @@ func (s *jobScratch) holds(g *group, via, remoteKey uint32) bool {
 			run := p[i+2 : i+2+l]
 			i += 2 + l
 			if !matched && s.locMatch(run, remoteKey) {
-				if g.kind == kindLoc && post != via {
+				if kind == kindLoc && post != via {
 					return false
 				}
 				matched = true
@@ -889,7 +1134,7 @@ func (s *jobScratch) holds(g *group, via, remoteKey uint32) bool {
 	if n > 0 {
 		for _, t := range p[i : i+n] {
 			if hasID(s.tags, t) {
-				return g.kind != kindTag || t == via
+				return kind != kindTag || t == via
 			}
 		}
 		return false
@@ -941,6 +1186,7 @@ func hasID(list []uint32, id uint32) bool {
 // filter can name them), known ones become ids.
 func (s *jobScratch) prepare(d *dict, remote *entry, j *Job) {
 	s.bloom = 0
+	s.tokSet = [len(s.tokSet)]uint32{}
 	s.tok, s.kwE = s.tok[:0], s.kwE[:0]
 	s.tags, s.tagE = s.tags[:0], s.tagE[:0]
 	s.locs, s.locEnd, s.locE = s.locs[:0], s.locEnd[:0], s.locE[:0]
@@ -993,15 +1239,14 @@ func (s *jobScratch) prepare(d *dict, remote *entry, j *Job) {
 	}
 
 	// Cheap clauses.
-	s.jv = anyBit
+	s.jm = anyBit | anyBit<<16
 	for _, v := range j.VisaTypes {
-		s.jv |= visaBitNoAlloc(v)
+		s.jm |= uint32(visaBitNoAlloc(v))
 	}
-	s.js = anyBit
 	if j.Seniority != "" {
 		for i, lvl := range SeniorityLevels {
 			if eqLower(j.Seniority, lvl) {
-				s.js |= 1 << i
+				s.jm |= 1 << (16 + i)
 				break
 			}
 		}
@@ -1019,8 +1264,30 @@ func (s *jobScratch) prepare(d *dict, remote *entry, j *Job) {
 	}
 }
 
+// hasTok reports whether t is one of the job's title tokens.
+func (s *jobScratch) hasTok(t uint32) bool {
+	if len(s.tok) > len(s.tokSet)/2 {
+		return hasID(s.tok, t)
+	}
+	for i := t * 0x9E3779B1 >> 24; ; i = (i + 1) & 0xff {
+		switch s.tokSet[i] {
+		case t:
+			return true
+		case 0:
+			return false
+		}
+	}
+}
+
 func (s *jobScratch) addTok(e *entry) {
 	if e != nil && !hasID(s.tok, e.id) {
+		if len(s.tok) < len(s.tokSet)/2 {
+			i := e.id * 0x9E3779B1 >> 24
+			for s.tokSet[i] != 0 {
+				i = (i + 1) & 0xff
+			}
+			s.tokSet[i] = e.id
+		}
 		s.bloom |= bloomBit(e.id)
 		s.tok = append(s.tok, e.id)
 		s.kwE = append(s.kwE, e)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/jobalert/jobalert/bench"
 	"github.com/jobalert/jobalert/matcher"
 )
 
@@ -403,4 +404,54 @@ func TestIndexMatchAllocations(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("allocations per Match: got %v want 0", allocs)
 	}
+}
+
+// BenchmarkMatch times Match on the generated popular workload (see
+// bench.Generator) at 10k, 100k and, without -short, 1M filters. Set
+// -matcher.profile=sparse for the sparse one.
+func BenchmarkMatch(b *testing.B) {
+	sizes := []int{10_000, 100_000, 1_000_000}
+	if testing.Short() {
+		sizes = sizes[:2]
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("filters=%s", sizeName(n)), func(b *testing.B) {
+			g, err := bench.NewGenerator(*profile, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ix := matcher.NewIndex()
+			for i := range n {
+				f := g.Filter(i)
+				if err := ix.Add(f.ID, f.Filter); err != nil {
+					b.Fatal(err)
+				}
+			}
+			jobs := make([]matcher.Job, 1000)
+			for i := range jobs {
+				jobs[i] = g.Job(i)
+			}
+			dst := make([]uint32, 0, 1<<16)
+			matches := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				dst = ix.Match(&jobs[i%len(jobs)], dst[:0])
+				matches += len(dst)
+			}
+			b.ReportMetric(float64(matches)/float64(b.N), "matches/op")
+		})
+	}
+}
+
+var profile = flag.String("matcher.profile", "popular", "workload profile of BenchmarkMatch: popular or sparse")
+
+func sizeName(n int) string {
+	switch {
+	case n >= 1_000_000:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1_000:
+		return fmt.Sprintf("%dk", n/1_000)
+	}
+	return fmt.Sprint(n)
 }

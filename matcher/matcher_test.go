@@ -301,6 +301,9 @@ func TestRules(t *testing.T) {
 		{"remote run needs the run", eng("remote, us"), at("remote", "US"), false},
 		{"remote run as components", eng("remote, us"), at("hybrid", "Remote, US"), true},
 		{"unknown workplace is onsite", eng("remote"), at("telework"), false},
+		{"workplace not trimmed", eng("remote"), at(" remote "), false},
+		{"on-site is unknown", eng("remote"), at("on-site"), false},
+		{"location synonyms are not", eng("US"), at("", "Austin, TX, USA"), false},
 		{"city not remote", eng("Seattle"), at("remote"), false},
 		// salary
 		{"salary yearly", minSal(150000), sal(matcher.Salary{Min: 100000, Max: 150000}), true},
@@ -319,6 +322,8 @@ func TestRules(t *testing.T) {
 		{"salary unknown period", minSal(1), sal(matcher.Salary{Max: 5000, Period: "fortnight"}), false},
 		{"salary usd lower", minSal(1), sal(matcher.Salary{Max: 5000, Currency: "usd"}), true},
 		{"salary non-usd", minSal(1), sal(matcher.Salary{Max: 500000, Currency: "EUR"}), false},
+		{"salary currency not trimmed", minSal(1), sal(matcher.Salary{Max: 500000, Currency: " USD"}), false},
+		{"salary period not trimmed", minSal(1), sal(matcher.Salary{Max: 50, Period: "hour "}), false},
 		{"salary absent", minSal(1), matcher.Job{Title: "Engineer"}, false},
 		{"salary min zero absent", minSal(0), matcher.Job{Title: "Engineer"}, true},
 		{"salary min negative absent", minSal(-10), matcher.Job{Title: "Engineer"}, true},
