@@ -107,12 +107,12 @@ type RecordResult struct {
 // ReadTimeout, 3 s by default: a batch of popular jobs (hundreds of events
 // matching tens of thousands of subscriptions each, a few microseconds of
 // Redis time a match) would overrun it in one pipeline, fail and be
-// redelivered forever. 50,000 matches take Redis a few hundred ms, and the
+// redelivered forever. 20,000 matches take Redis about 100 ms, and the
 // round trip between two pipelines costs it well under 1%.
-const maxPipelinePairs = 50_000
+const maxPipelinePairs = 20_000
 
 // Record durably records a batch of job events and their matches: one Lua
-// script per event, sent in pipelines of up to 50,000 matches (so one
+// script per event, sent in pipelines of up to 20,000 matches (so one
 // round trip per batch unless the batch matches more), in event order.
 // It is idempotent, so a batch that fails part-way is simply recorded
 // again on redelivery. It implements consumer.Recorder.
