@@ -226,7 +226,7 @@ func (r *pipelineRun) run(ctx context.Context) error {
 	}
 	r.printf("redis memory: used_memory after the events %s; job records ~%s (%.0f B/job, expire with JOBALERT_JOB_TTL); per subscription: %.0f B after import, %.0f B after %d events (job records excluded)\n",
 		mb(memAfter), mb(jobBytes), float64(jobBytes)/float64(o.events), perSubLoaded, perSubAfter, o.events)
-	r.printf("  pending items per subscription (sample of %d): mean %.1f, p50 %d, p99 %d, max %d, at the limit (%d) %.1f%%; a full pend: zset is %d B\n",
+	r.printf("  pending items per subscription (sample of %d): mean %.1f, p50 %d, p99 %d, max %d, at the limit (%d) %.1f%%; a full pend: list is %d B\n",
 		pend.sampled, pend.mean, pend.p50, pend.p99, pend.max, o.pendingLimit, 100*pend.atLimit, pend.fullBytes)
 
 	// c. raw Redis: same record calls, fresh prefix, no matching, no NATS.
@@ -822,13 +822,13 @@ type pendStats struct {
 	fullSub, fullSubKey string
 }
 
-// pendingStats samples the pend: zsets of up to 5,000 subscriptions.
+// pendingStats samples the pend: lists of up to 5,000 subscriptions.
 func (r *pipelineRun) pendingStats(ctx context.Context, prefix string) (pendStats, error) {
 	step := max(1, r.o.subs/5000)
 	pipe := r.rdb.Pipeline()
 	var cmds []*redis.IntCmd
 	for i := 0; i < r.o.subs; i += step {
-		cmds = append(cmds, pipe.ZCard(ctx, prefix+"pend:f"+strconv.Itoa(i)))
+		cmds = append(cmds, pipe.LLen(ctx, prefix+"pend:f"+strconv.Itoa(i)))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return pendStats{}, fmt.Errorf("bench pipeline: sample pend: %w", err)

@@ -42,11 +42,24 @@ func (s *Redis) DueAt(ctx context.Context, now time.Time, limit int64) ([]Due, e
 // ARGV: prefix, subscription id, due score as read, next due (ms, "" to
 // drop), now (ms), digest id, lease until (ms).
 // Returns the digest id when claimed, -1 when claimed but nothing was
-// pending, 0 when not claimed.
+// pending, 0 when not claimed (lost the race, or the subscription is not
+// active).
 var claimScript = redis.NewScript(`
 local p, sid, did = ARGV[1], ARGV[2], ARGV[6]
 local cur = redis.call('ZSCORE', p .. 'due', sid)
 if not cur or tonumber(cur) ~= tonumber(ARGV[3]) then
+  return 0
+end
+local pk, sk = p .. 'pend:' .. sid, p .. 'sub:' .. sid
+local status = redis.call('HGET', sk, 'status')
+if status ~= 'active' then
+  -- Matched in the second before a change reached the index: a paused or
+  -- unconfirmed subscription keeps its items for when it is live again;
+  -- a gone one loses them.
+  redis.call('ZREM', p .. 'due', sid)
+  if status ~= 'paused' and status ~= 'pending' then
+    redis.call('DEL', pk)
+  end
   return 0
 end
 if ARGV[4] ~= '' then
@@ -54,10 +67,13 @@ if ARGV[4] ~= '' then
 else
   redis.call('ZREM', p .. 'due', sid)
 end
-local pk, sk = p .. 'pend:' .. sid, p .. 'sub:' .. sid
-local items = redis.call('ZREVRANGE', pk, 0, -1)
-if #items == 0 then
+local list = redis.call('LRANGE', pk, 0, -1)
+if #list == 0 then
   return -1
+end
+local items = {}
+for i = #list, 1, -1 do
+  items[#items + 1] = list[i]
 end
 local dropped = redis.call('HGET', sk, 'dropped') or '0'
 redis.call('DEL', pk)
@@ -236,6 +252,6 @@ func (s *Redis) OutboxLen(ctx context.Context) (int64, error) {
 
 // PendingCount returns how many items wait for a subscription's next digest.
 func (s *Redis) PendingCount(ctx context.Context, subID string) (int64, error) {
-	n, err := s.rdb.ZCard(ctx, s.k.pending(subID)).Result()
+	n, err := s.rdb.LLen(ctx, s.k.pending(subID)).Result()
 	return n, wrap("pending count", err)
 }

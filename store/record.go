@@ -58,37 +58,36 @@ end
 local nseq = tonumber(seq)
 local recorded = 0
 local subp, pendp = p .. 'sub:', p .. 'pend:'
--- Trimming to the bound is one call: ranks 0..(card-limit-1) are the
--- oldest items beyond it, an empty range while within it.
-local over = -(limit + 1)
 local due, ndue = {}, 0
 for i = 10, #ARGV do
   local sid = ARGV[i]
-  local sk = subp .. sid
-  local st = redis.call('HMGET', sk, 'status', 'cov', 'freq')
-  if st[1] == 'active' then
-    local pk = pendp .. sid
-    local take = fresh
-    if not fresh then
-      take = tonumber(st[2] or '0') < nseq and not redis.call('ZSCORE', pk, seq)
+  local pk = pendp .. sid
+  -- A fresh job is new to everyone it matches: one RPUSH. The index holds
+  -- active subscriptions only (a change reaches it within a second); the
+  -- claim looks at the status, so a match in that second is held or
+  -- dropped there, not here.
+  local take = fresh
+  if not fresh then
+    local st = redis.call('HMGET', subp .. sid, 'status', 'cov')
+    take = st[1] == 'active' and tonumber(st[2] or '0') < nseq and not redis.call('LPOS', pk, seq)
+  end
+  if take then
+    local n = redis.call('RPUSH', pk, seq)
+    -- Lists grow to twice the bound, then lose their oldest half in one
+    -- call: one command a match, amortised.
+    if n > 2 * limit then
+      redis.call('LTRIM', pk, n - limit, -1)
+      redis.call('HINCRBY', subp .. sid, 'dropped', n - limit)
     end
-    if take then
-      redis.call('ZADD', pk, nseq, seq)
-      local dropped = redis.call('ZREMRANGEBYRANK', pk, 0, over)
-      if dropped > 0 then
-        redis.call('HINCRBY', sk, 'dropped', dropped)
-      end
-      if st[3] == 'instant' then
-        due[ndue + 1] = now + window
-        due[ndue + 2] = sid
-        ndue = ndue + 2
-      end
-      recorded = recorded + 1
-    end
+    due[ndue + 1] = now + window
+    due[ndue + 2] = sid
+    ndue = ndue + 2
+    recorded = recorded + 1
   end
 end
--- Open the instant windows (ZADD NX keeps a window already open), many
--- subscriptions a call.
+-- Open instant windows, many subscriptions a call. NX keeps a window
+-- already open, and a daily or weekly subscription's next send, which is
+-- always scheduled.
 local dk = p .. 'due'
 for i = 1, ndue, 2000 do
   redis.call('ZADD', dk, 'NX', unpack(due, i, math.min(i + 1999, ndue)))

@@ -223,7 +223,7 @@ func (s *Redis) write(ctx context.Context, tx *redis.Tx, sub *Subscription, befo
 	}
 	var pending int64
 	if sub.Status == StatusActive && sub.Frequency == schedule.Instant {
-		if pending, err = tx.ZCard(ctx, s.k.pending(sub.ID)).Result(); err != nil {
+		if pending, err = tx.LLen(ctx, s.k.pending(sub.ID)).Result(); err != nil {
 			return err
 		}
 	}
