@@ -2,8 +2,8 @@ package store_test
 
 import (
 	"context"
-	"slices"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
