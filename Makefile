@@ -21,5 +21,14 @@ vet:
 fuzz:
 	$(GO) test ./consumer -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s
 
+# test-faults: the fault-injection suite (faults/, docs/operations.md): the
+# built binary as child processes, a redis-server child with AOF it kills
+# -9, an embedded NATS server it restarts, the SMTP sink's fault modes.
+# Scenarios run four at a time; the whole suite takes about 4 minutes.
+# with-redis.sh is there to install redis-server when it is missing.
+test-faults: build
+	./scripts/with-redis.sh env JOBALERT_FAULTS_BIN=$(CURDIR)/bin/jobalert \
+		$(GO) test -tags faults -count=1 -v -parallel 4 -timeout 15m ./faults/
+
 bench:
 	./scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem ./matcher

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wneessen/go-mail"
@@ -63,6 +64,9 @@ type DigestConfig struct {
 	RetryBase   time.Duration // first retry delay after a temporary failure; default 5s
 	RetryMax    time.Duration // longest retry delay; default 10m
 	BounceLimit int           // hard bounces before an address is suppressed; default 1
+	// ShutdownTimeout bounds the sends still in progress once Run's
+	// context is done; default 10s.
+	ShutdownTimeout time.Duration
 }
 
 func (c DigestConfig) withDefaults() DigestConfig {
@@ -90,6 +94,9 @@ func (c DigestConfig) withDefaults() DigestConfig {
 	if c.BounceLimit <= 0 {
 		c.BounceLimit = 1
 	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
 	return c
 }
 
@@ -105,6 +112,10 @@ type Digester struct {
 	cfg      DigestConfig
 	log      *slog.Logger
 	metrics  *Metrics
+
+	// stopping is set once Run's context is done: no digest is started
+	// after it.
+	stopping atomic.Bool
 }
 
 // NewDigester wires the digest engine. webhooks may be nil.
@@ -168,7 +179,7 @@ func (d *Digester) RunDue(ctx context.Context, now time.Time) (RunResult, error)
 		total.Sent += r.Sent
 		total.SkippedEmpty += r.SkippedEmpty
 		total.Deferred += r.Deferred
-		if len(due) < d.cfg.Batch {
+		if len(due) < d.cfg.Batch || d.stopping.Load() {
 			return total, nil
 		}
 	}
@@ -178,7 +189,9 @@ func (d *Digester) RunDue(ctx context.Context, now time.Time) (RunResult, error)
 // of workers. A digest is started only while at least half the lease is
 // left: once the lease has run out another replica may take the digest
 // from the outbox, and both would send it. The ones not started stay in
-// the outbox (counted as deferred) for whoever leases them next.
+// the outbox (counted as deferred) for whoever leases them next. Once Run
+// is stopping, the digests not started are handed back to the outbox at
+// once, so that the next process need not wait for their lease.
 func (d *Digester) sendAll(ctx context.Context, ids []string, now, leaseUntil time.Time) RunResult {
 	var (
 		mu  sync.Mutex
@@ -192,7 +205,10 @@ func (d *Digester) sendAll(ctx context.Context, ids []string, now, leaseUntil ti
 			defer wg.Done()
 			for id := range work {
 				o := outcomeDeferred
-				if time.Until(leaseUntil) >= d.cfg.Lease/2 {
+				switch {
+				case d.stopping.Load():
+					d.release(ctx, id)
+				case time.Until(leaseUntil) >= d.cfg.Lease/2:
 					o = d.send(ctx, id, now)
 				}
 				mu.Lock()
@@ -330,11 +346,35 @@ func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.D
 		log.Warn("email failed; retrying later", "err", err, "attempt", rec.Attempts+1)
 		return d.retry(ctx, rec.ID, rec.Attempts), false
 	}
-	if err := d.store.MarkDigest(ctx, rec.ID, "email"); err != nil {
-		log.Error("mark email sent failed", "err", err)
+	if err := d.markEmailDone(ctx, rec.ID); err != nil {
+		log.Error("mark email sent failed; the email may be sent again", "err", err)
 		return d.retry(ctx, rec.ID, rec.Attempts), false
 	}
 	return o, true
+}
+
+// markEmailDone records that a digest's email went out. The email is
+// already delivered: giving up here would send it again, so a failure
+// (Redis restarting, failing over) is retried for up to a quarter of the
+// lease, well within the time the digest is ours.
+func (d *Digester) markEmailDone(ctx context.Context, id string) error {
+	deadline := time.Now().Add(d.cfg.Lease / 4)
+	delay := 50 * time.Millisecond
+	for {
+		err := d.store.MarkDigest(ctx, id, "email")
+		if err == nil || ctx.Err() != nil || time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		d.log.Warn("mark email sent failed; retrying", "digest", id, "err", err, "in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }
 
 // jobs reads the digest's jobs with their newest data, leaves out closed and
@@ -376,6 +416,14 @@ func (d *Digester) retry(ctx context.Context, id string, attempts int) outcome {
 	return outcomeDeferred
 }
 
+// release hands a leased digest that was not started back to the outbox,
+// due now. It goes through RetryDigest, so it counts as one attempt.
+func (d *Digester) release(ctx context.Context, id string) {
+	if _, err := d.store.RetryDigest(ctx, id, time.Now()); err != nil {
+		d.log.Warn("hand digest back failed; it is sent when its lease runs out", "digest", id, "err", err)
+	}
+}
+
 func (d *Digester) finish(ctx context.Context, id string, o outcome) outcome {
 	if err := d.store.FinishDigest(ctx, id); err != nil {
 		d.log.Warn("finish digest failed; it may be looked at again", "digest", id, "err", err)
@@ -396,15 +444,33 @@ func (d *Digester) SendOutbox(ctx context.Context) RunResult {
 }
 
 // Run is the scheduler: every tick it runs what is due with the real clock
-// and retries the outbox, until ctx is done.
+// and retries the outbox, until ctx is done. Then it starts no more
+// digests, hands the claimed ones not started back to the outbox, and lets
+// the sends in progress finish within ShutdownTimeout: a send cut short
+// after its data went out would be sent again by the next process.
 func (d *Digester) Run(ctx context.Context) error {
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stop := context.AfterFunc(ctx, func() {
+		d.stopping.Store(true)
+		t := time.NewTimer(d.cfg.ShutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelWork()
+		case <-work.Done():
+		}
+	})
+	defer stop()
 	t := time.NewTicker(d.cfg.Tick)
 	defer t.Stop()
 	for {
-		if _, err := d.RunDue(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		if _, err := d.RunDue(work, time.Now()); err != nil && ctx.Err() == nil {
 			d.log.Warn("scheduler run failed", "err", err)
 		}
-		d.SendOutbox(ctx)
+		if ctx.Err() == nil {
+			d.SendOutbox(work)
+		}
 		select {
 		case <-ctx.Done():
 			return nil

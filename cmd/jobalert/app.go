@@ -129,7 +129,10 @@ func newApp(ctx context.Context, cfg *config.Config, r roles, log *slog.Logger, 
 	if r.notifier {
 		a.digester = notifier.NewDigester(a.store, a.render, a.mailer, webhookQueue{a.hooks}, a.links(),
 			notifier.DigestConfig{Cap: cfg.DigestCap, Workers: cfg.SMTPPool, BounceLimit: cfg.BounceLimit,
-				Tick: deps.digestTick, RetryBase: deps.retryBase},
+				Tick: deps.digestTick, RetryBase: deps.retryBase,
+				// Sends in progress at shutdown get most of the shutdown
+				// timeout, so that Run still returns within it.
+				ShutdownTimeout: cfg.ShutdownTimeout * 4 / 5},
 			log, notifier.NewMetrics(a.reg))
 	}
 

@@ -1,0 +1,1003 @@
+//go:build faults
+
+package faults_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jobalert/jobalert/bench"
+	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/internal/testenv"
+	"github.com/jobalert/jobalert/matcher"
+	"github.com/jobalert/jobalert/smtpsink"
+	"github.com/jobalert/jobalert/store"
+)
+
+// binEnv names the jobalert binary under test; without it TestMain builds
+// one from this tree.
+const binEnv = "JOBALERT_FAULTS_BIN"
+
+var jobalertBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			fmt.Fprintln(os.Stderr, "faults: redis-server is required (apt-get install redis-server, or run through make test-faults)")
+			return 1
+		}
+		jobalertBin = os.Getenv(binEnv)
+		if jobalertBin == "" {
+			dir, err := os.MkdirTemp("", "jobalert-faults-bin")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "faults:", err)
+				return 1
+			}
+			defer os.RemoveAll(dir)
+			jobalertBin = filepath.Join(dir, "jobalert")
+			cmd := exec.Command("go", "build", "-o", jobalertBin, "github.com/jobalert/jobalert/cmd/jobalert")
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Run(); err != nil {
+				fmt.Fprintln(os.Stderr, "faults: build jobalert:", err)
+				return 1
+			}
+		}
+		return m.Run()
+	}())
+}
+
+// ---------------------------------------------------------------------------
+// redis-server child
+
+// redisServer is a redis-server child process with AOF and appendfsync
+// always, which a test can kill -9 and start again on the same directory
+// and port.
+type redisServer struct {
+	t    *testing.T
+	dir  string
+	port int
+	URL  string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	r := &redisServer{t: t, dir: t.TempDir(), port: testenv.FreePort(t)}
+	r.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", r.port)
+	r.start()
+	t.Cleanup(func() { r.kill9() })
+	return r
+}
+
+func (r *redisServer) start() {
+	r.t.Helper()
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--dir", r.dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+		"--logfile", filepath.Join(r.dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		r.t.Fatalf("start redis-server: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	r.mu.Lock()
+	r.cmd, r.done = cmd, done
+	r.mu.Unlock()
+	testenv.WaitRedis(r.t, r.URL)
+}
+
+// kill9 kills redis-server with SIGKILL and waits for it to be gone.
+func (r *redisServer) kill9() {
+	r.mu.Lock()
+	cmd, done := r.cmd, r.done
+	r.cmd = nil
+	r.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+}
+
+// ---------------------------------------------------------------------------
+// embedded NATS
+
+// natsServer is an embedded JetStream server on a fixed port and store
+// directory, so that it can be stopped and started again.
+type natsServer struct {
+	t    *testing.T
+	dir  string
+	port int
+	URL  string
+	s    *server.Server
+}
+
+func startNATS(t *testing.T) *natsServer {
+	t.Helper()
+	n := &natsServer{t: t, dir: filepath.Join(t.TempDir(), "js"), port: testenv.FreePort(t)}
+	n.URL = fmt.Sprintf("nats://127.0.0.1:%d", n.port)
+	n.s = testenv.NATSAt(t, n.dir, n.port)
+	return n
+}
+
+func (n *natsServer) stop() {
+	n.s.Shutdown()
+	n.s.WaitForShutdown()
+}
+
+func (n *natsServer) restart() {
+	n.t.Helper()
+	n.s = testenv.NATSAt(n.t, n.dir, n.port)
+}
+
+// ---------------------------------------------------------------------------
+// the rig: one scenario's servers, workload and oracle
+
+// pair is one (subscription, job) alert.
+type pair struct{ sub, job string }
+
+// rig is everything one scenario runs against. Each scenario has its own
+// redis-server, NATS server, SMTP sink and services.
+type rig struct {
+	t     *testing.T
+	n     int // scenario number
+	start time.Time
+
+	redis *redisServer
+	nats  *natsServer
+	sink  *smtpsink.Sink
+
+	rdb    *redis.Client
+	st     *store.Redis
+	prefix string
+	nc     *nats.Conn
+	js     jetstream.JetStream
+
+	gen      *bench.Generator
+	ref      *matcher.Reference
+	subs     []string
+	expected map[pair]bool
+
+	env      map[string]string
+	services []*service
+}
+
+func newRig(t *testing.T, n int) *rig {
+	t.Helper()
+	r := &rig{t: t, n: n, start: time.Now(), prefix: "fi:", expected: map[pair]bool{}, ref: matcher.NewReference()}
+	r.redis = startRedis(t)
+	r.nats = startNATS(t)
+	sink, err := smtpsink.New(smtpsink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sink.Close() })
+	r.sink = sink
+
+	opt, err := redis.ParseURL(r.redis.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.rdb = redis.NewClient(opt)
+	t.Cleanup(func() { _ = r.rdb.Close() })
+	r.st = store.New(r.rdb, store.Config{Prefix: r.prefix})
+
+	r.nc, err = nats.Connect(r.nats.URL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+		nats.RetryOnFailedConnect(true), nats.Name("faults-"+strconv.Itoa(n)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.nc.Close)
+	if r.js, err = jetstream.New(r.nc); err != nil {
+		t.Fatal(err)
+	}
+	if err := consumer.EnsureStreams(context.Background(), r.js, consumer.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if r.gen, err = bench.NewGenerator("popular", uint64(1000+n)); err != nil {
+		t.Fatal(err)
+	}
+	r.env = map[string]string{
+		"JOBALERT_NATS_URL":         r.nats.URL,
+		"JOBALERT_REDIS_URL":        r.redis.URL,
+		"JOBALERT_REDIS_PREFIX":     r.prefix,
+		"JOBALERT_SMTP_HOST":        sink.Host(),
+		"JOBALERT_SMTP_PORT":        strconv.Itoa(sink.Port()),
+		"JOBALERT_SMTP_TLS":         "none",
+		"JOBALERT_SMTP_TIMEOUT":     "5s",
+		"JOBALERT_SMTP_POOL":        "4",
+		"JOBALERT_MAIL_FROM":        "jobalert <alerts@jobalert.test>",
+		"JOBALERT_PUBLIC_URL":       "http://jobalert.test",
+		"JOBALERT_SECRET":           "fault-suite-secret-0123456789abcdef",
+		"JOBALERT_INSTANT_WINDOW":   "200ms",
+		"JOBALERT_DIGEST_CAP":       strconv.Itoa(digestCap),
+		"JOBALERT_SHUTDOWN_TIMEOUT": "10s",
+		"JOBALERT_LOG_LEVEL":        "info",
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			r.dumpState()
+		}
+	})
+	return r
+}
+
+// logf prints a line with the scenario's elapsed time.
+func (r *rig) logf(format string, args ...any) {
+	r.t.Helper()
+	r.t.Logf("[%6.1fs] "+format, append([]any{time.Since(r.start).Seconds()}, args...)...)
+}
+
+// digestCap is JOBALERT_DIGEST_CAP, the most the configuration allows:
+// every job a digest holds is listed, none hidden behind "and N more", as
+// long as no subscription matches more than maxPerSub jobs of a scenario.
+const (
+	digestCap = 500
+	maxPerSub = 450
+)
+
+// workload draws nJobs realistic jobs, with ids and URLs unique to the
+// scenario, and nSubs active instant subscriptions with realistic filters,
+// created directly in Redis; it records the pairs the oracle expects.
+// Filters that would match more than maxPerSub of the jobs (the broadest
+// 5-10% of the generator's filters: "any H-1B job", "anything remote") are
+// left out, so that every match of a subscription fits one digest and the
+// check sees every job by its URL.
+func (r *rig) workload(nSubs, nJobs int) []matcher.Job {
+	r.t.Helper()
+	jobs := make([]matcher.Job, nJobs)
+	prepared := make([]*matcher.PreparedJob, nJobs)
+	for i := range nJobs {
+		j := r.gen.Job(i)
+		j.ID = fmt.Sprintf("s%d-j%d", r.n, i)
+		j.URL = "https://jobs.example.com/job/" + j.ID
+		jobs[i], prepared[i] = j, matcher.Prepare(&j)
+	}
+	var subs []*store.Subscription
+	skipped := 0
+	for i := 0; len(subs) < nSubs; i++ {
+		f := r.gen.Filter(i)
+		c, err := matcher.Compile(f.Filter)
+		if err != nil {
+			r.t.Fatalf("filter %d: %v", i, err)
+		}
+		n := 0
+		for _, p := range prepared {
+			if c.Matches(p) {
+				n++
+			}
+		}
+		if n > maxPerSub {
+			skipped++
+			continue
+		}
+		id := fmt.Sprintf("sub_%04d", i)
+		subs = append(subs, &store.Subscription{ID: id, Email: fmt.Sprintf("user%04d@example.test", i), Filter: f.Filter,
+			Frequency: "instant", Timezone: "UTC", Status: store.StatusActive})
+		if err := r.ref.Add(id, f.Filter); err != nil {
+			r.t.Fatalf("filter %d: %v", i, err)
+		}
+		r.subs = append(r.subs, id)
+	}
+	for i := range jobs {
+		for _, sub := range r.ref.MatchIDs(&jobs[i]) {
+			r.expected[pair{sub, jobs[i].ID}] = true
+		}
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < len(subs); i += 8 {
+				if err := r.st.CreateSubscription(ctx, subs[i], time.Now()); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		r.t.Fatalf("create subscription: %v", err)
+	}
+	r.logf("workload: %d subscriptions (%d broader filters left out), %d jobs, %d expected pairs (%.1f a job)",
+		len(subs), skipped, nJobs, len(r.expected), float64(len(r.expected))/float64(max(nJobs, 1)))
+	return jobs
+}
+
+// event is one message to publish.
+type event struct {
+	subject string
+	msgID   string
+	body    []byte
+}
+
+func jobEvents(jobs []matcher.Job) []event {
+	out := make([]event, len(jobs))
+	for i, j := range jobs {
+		b, err := json.Marshal(j)
+		if err != nil {
+			panic(err)
+		}
+		out[i] = event{subject: "jobs.created", msgID: j.ID, body: b}
+	}
+	return out
+}
+
+// publish publishes events in order, at most perSecond a second (0: as
+// fast as possible), retrying each until NATS acks it (the Nats-Msg-Id
+// makes a retry after a lost ack harmless), for up to a minute per event.
+// It returns the stream sequence of every event.
+func (r *rig) publish(events []event, perSecond float64) []uint64 {
+	p := r.publishInBackground(events, perSecond)
+	<-p.done
+	return p.seqs
+}
+
+// publisher is a publish running in the background.
+type publisher struct {
+	n    atomic.Int64 // events published so far
+	seqs []uint64     // stream sequences, complete once done is closed
+	done chan struct{}
+}
+
+func (r *rig) publishInBackground(events []event, perSecond float64) *publisher {
+	p := &publisher{seqs: make([]uint64, len(events)), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		start := time.Now()
+		for i, ev := range events {
+			if perSecond > 0 {
+				if d := time.Until(start.Add(time.Duration(float64(i) / perSecond * float64(time.Second)))); d > 0 {
+					time.Sleep(d)
+				}
+			}
+			giveUp := time.Now().Add(time.Minute)
+			for {
+				m := nats.NewMsg(ev.subject)
+				m.Data = ev.body
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				ack, err := r.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.msgID))
+				cancel()
+				if err == nil {
+					p.seqs[i] = ack.Sequence
+					break
+				}
+				if time.Now().After(giveUp) {
+					r.t.Errorf("publish %s: %v; giving up", ev.msgID, err)
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			p.n.Add(1)
+		}
+	}()
+	return p
+}
+
+// waitPublished waits until the publisher has published n events.
+func (r *rig) waitPublished(p *publisher, n int) {
+	r.t.Helper()
+	testenv.Eventually(r.t, 2*time.Minute, func() bool { return p.n.Load() >= int64(n) }, "%d events not published (at %d)", n, p.n.Load())
+}
+
+// consumerInfo returns the durable consumer's state, or nil while NATS is
+// unreachable.
+func (r *rig) consumerInfo() *jetstream.ConsumerInfo {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := r.js.Consumer(ctx, consumer.DefaultStream, consumer.DefaultConsumer)
+	if err != nil {
+		return nil
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil
+	}
+	return info
+}
+
+// acked returns how many stream messages the durable consumer has acked in
+// order (its ack floor), or -1 when unknown.
+func (r *rig) acked() int {
+	if info := r.consumerInfo(); info != nil {
+		return int(info.AckFloor.Stream)
+	}
+	return -1
+}
+
+// waitAcked waits until the consumer's ack floor reaches n.
+func (r *rig) waitAcked(n int, timeout time.Duration) {
+	r.t.Helper()
+	testenv.Eventually(r.t, timeout, func() bool { return r.acked() >= n }, "ack floor did not reach %d (at %d)", n, r.acked())
+}
+
+// ---------------------------------------------------------------------------
+// jobalert serve child processes
+
+// service is one `jobalert serve` child process.
+type service struct {
+	t       *testing.T
+	name    string
+	addr    string // HTTP address
+	logPath string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error     // Wait's result, once done
+	exited  time.Time // when it exited, once done
+
+	mu      sync.Mutex
+	metrics map[string]float64 // the last scrape
+}
+
+// startService starts `jobalert serve` with the rig's configuration plus
+// extra, and waits until it is ready.
+func (r *rig) startService(name string, extra map[string]string) *service {
+	r.t.Helper()
+	s := r.spawn(name, extra)
+	s.waitReady()
+	return s
+}
+
+// spawn starts `jobalert serve` with the rig's configuration plus extra.
+func (r *rig) spawn(name string, extra map[string]string) *service {
+	r.t.Helper()
+	s := &service{t: r.t, name: name, addr: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(r.t)),
+		logPath: filepath.Join(r.t.TempDir(), name+".log")}
+	env := append([]string{}, "PATH="+os.Getenv("PATH"), "JOBALERT_HTTP_ADDR="+s.addr)
+	for k, v := range r.env {
+		if _, ok := extra[k]; !ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	for k, v := range extra {
+		env = append(env, k+"="+v)
+	}
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	s.cmd = exec.Command(jobalertBin, "serve")
+	s.cmd.Env = env
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		r.t.Fatalf("start %s: %v", name, err)
+	}
+	s.done = make(chan struct{})
+	go func() {
+		s.err = s.cmd.Wait()
+		s.exited = time.Now()
+		_ = logf.Close()
+		close(s.done)
+	}()
+	r.services = append(r.services, s)
+	r.t.Cleanup(func() {
+		s.kill9()
+		if r.t.Failed() {
+			s.dumpLog(60)
+		}
+		s.summarizeLog()
+	})
+	return s
+}
+
+// waitReady waits until the process answers /readyz with 200.
+func (s *service) waitReady() {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if s.get("/readyz") == nil {
+			break
+		}
+		select {
+		case <-s.done:
+			s.dumpLog(40)
+			s.t.Fatalf("%s exited before it was ready: %v", s.name, s.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.dumpLog(40)
+			s.t.Fatalf("%s not ready in 30s", s.name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Logf("%s ready (pid %d, http %s)", s.name, s.cmd.Process.Pid, s.addr)
+}
+
+func (s *service) get(path string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	return nil
+}
+
+// scrape reads the process's /metrics and keeps the samples (by their
+// full name with labels) for later, so the counts of a process that was
+// killed stay known.
+func (s *service) scrape() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
+		}
+	}
+	if sc.Err() == nil {
+		s.mu.Lock()
+		s.metrics = m
+		s.mu.Unlock()
+	}
+}
+
+// metric sums the last scraped samples of name whose labels contain every
+// one of labels (e.g. `outcome="recorded"`).
+func (s *service) metric(name string, labels ...string) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sum float64
+	for k, v := range s.metrics {
+		base, lbl, _ := strings.Cut(k, "{")
+		if base != name {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(lbl, l)
+		}
+		if ok {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// recorded is the number of events this process recorded, from its last
+// scrape.
+func (s *service) recorded() int {
+	return int(s.metric("jobalert_consumer_events_total", `outcome="recorded"`))
+}
+
+// kill9 kills the process with SIGKILL and waits for it.
+func (s *service) kill9() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+}
+
+// sigterm sends SIGTERM and returns how long the process took to exit
+// (failing the test after limit) and its exit error.
+func (s *service) sigterm(limit time.Duration) (time.Duration, error) {
+	s.t.Helper()
+	sent := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		s.t.Fatalf("SIGTERM %s: %v", s.name, err)
+	}
+	select {
+	case <-s.done:
+		return s.exited.Sub(sent), s.err
+	case <-time.After(limit):
+		s.dumpLog(40)
+		s.t.Fatalf("%s did not exit within %v of SIGTERM", s.name, limit)
+		return 0, nil
+	}
+}
+
+func (s *service) dumpLog(lines int) {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return
+	}
+	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	s.t.Logf("--- last %d log lines of %s ---\n%s", len(all), s.name, strings.Join(all, "\n"))
+}
+
+var logMsg = regexp.MustCompile(`level=(WARN|ERROR) msg="([^"]*)"`)
+
+// summarizeLog logs how often each warning and error message appeared in
+// the process's log: what the service went through.
+func (s *service) summarizeLog() {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return
+	}
+	counts := map[string]int{}
+	for _, g := range logMsg.FindAllStringSubmatch(string(b), -1) {
+		counts[g[1]+" "+g[2]]++
+	}
+	if len(counts) == 0 {
+		return
+	}
+	lines := make([]string, 0, len(counts))
+	for m, n := range counts {
+		lines = append(lines, fmt.Sprintf("  %5d× %s", n, m))
+	}
+	slices.Sort(lines)
+	s.t.Logf("%s log, warnings and errors:\n%s", s.name, strings.Join(lines, "\n"))
+}
+
+// logLines returns the lines of the process's log that contain substr.
+func (s *service) logLines(substr string) []string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// scrapeEvery scrapes the services every d until the returned func is called.
+func (r *rig) scrapeEvery(d time.Duration, svcs ...*service) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			for _, s := range svcs {
+				select {
+				case <-s.done:
+				default:
+					s.scrape()
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return func() { cancel(); wg.Wait() }
+}
+
+// ---------------------------------------------------------------------------
+// what the sink received, against the oracle
+
+var (
+	jobURL   = regexp.MustCompile(`https://jobs\.example\.com/job/([A-Za-z0-9-]+)`)
+	moreLine = regexp.MustCompile(`(?m)^And (\d+) more`)
+)
+
+// mail is one received email, parsed.
+type mail struct {
+	sub, digest string
+	jobs        []string
+	more        int
+}
+
+func parseMail(m smtpsink.Message) mail {
+	out := mail{sub: m.Header.Get("X-Jobalert-Subscription"), digest: m.Header.Get("X-Jobalert-Digest")}
+	seen := map[string]bool{}
+	for _, g := range jobURL.FindAllStringSubmatch(m.Text, -1) {
+		if !seen[g[1]] {
+			seen[g[1]] = true
+			out.jobs = append(out.jobs, g[1])
+		}
+	}
+	if g := moreLine.FindStringSubmatch(m.Text); g != nil {
+		out.more, _ = strconv.Atoi(g[1])
+	}
+	return out
+}
+
+// inbox folds the sink's messages into counts, incrementally.
+type inbox struct {
+	seen     int                     // acknowledged messages folded in
+	pairs    map[pair]int            // listings per pair, acknowledged emails
+	digests  map[pair]map[string]int // per pair: digest id -> times received
+	received map[string]int          // digest id -> times received (acknowledged)
+	hidden   int                     // jobs behind "and N more"
+	emails   int
+	untagged int // emails without the subscription header
+}
+
+func newInbox() *inbox {
+	return &inbox{pairs: map[pair]int{}, digests: map[pair]map[string]int{}, received: map[string]int{}}
+}
+
+func (in *inbox) fold(msgs []smtpsink.Message) {
+	for _, m := range msgs[in.seen:] {
+		p := parseMail(m)
+		in.emails++
+		in.hidden += p.more
+		if p.sub == "" {
+			in.untagged++
+			continue
+		}
+		in.received[p.digest]++
+		for _, j := range p.jobs {
+			k := pair{p.sub, j}
+			in.pairs[k]++
+			if in.digests[k] == nil {
+				in.digests[k] = map[string]int{}
+			}
+			in.digests[k][p.digest]++
+		}
+	}
+	in.seen = len(msgs)
+}
+
+// tally is a scenario's result.
+type tally struct {
+	Expected, Delivered, Duplicates, Lost int
+	Unexpected                            int // pairs delivered that the oracle does not expect
+	CrossDigest                           int // a pair listed in two different digests: a dedup failure
+	Resent                                int // extra listings from a digest sent again whole (same digest id)
+	ResentDigests                         int // digests received more than once
+	AfterData                             int // listings in unacknowledged emails whose digest was then sent again
+	AfterDataEmails                       int // those unacknowledged emails
+	Unacked                               int // emails read in full and never acknowledged (sink)
+	Emails, Hidden, Untagged              int
+	lostSample                            []pair
+}
+
+func (r *rig) tally(in *inbox) tally {
+	in.fold(r.sink.Messages())
+	t := tally{Expected: len(r.expected), Emails: in.emails, Hidden: in.hidden, Untagged: in.untagged}
+	for k, n := range in.pairs {
+		t.Delivered += n
+		if !r.expected[k] {
+			t.Unexpected++
+		}
+		if n > 1 {
+			if len(in.digests[k]) > 1 {
+				t.CrossDigest += n - 1
+			} else {
+				t.Resent += n - 1
+			}
+		}
+	}
+	for _, n := range in.received {
+		if n > 1 {
+			t.ResentDigests++
+		}
+	}
+	for k := range r.expected {
+		if in.pairs[k] == 0 {
+			t.Lost++
+			if len(t.lostSample) < 5 {
+				t.lostSample = append(t.lostSample, k)
+			}
+		}
+	}
+	unacked := r.sink.Unacknowledged()
+	t.Unacked = len(unacked)
+	for _, m := range unacked {
+		p := parseMail(m)
+		if in.received[p.digest] > 0 {
+			t.AfterDataEmails++
+		}
+		for _, j := range p.jobs {
+			if in.digests[pair{p.sub, j}][p.digest] > 0 {
+				t.AfterData++
+			}
+		}
+	}
+	t.Duplicates = t.Resent + t.CrossDigest + t.AfterData
+	return t
+}
+
+// waitDelivered waits until every expected pair was delivered, then until
+// the pipeline is quiet (nothing pending in NATS, nothing due or in the
+// outbox in Redis, no new email for quiet), so that late duplicates are
+// counted too. It returns the tally; on timeout, the tally as it stands.
+func (r *rig) waitDelivered(timeout, quiet time.Duration) tally {
+	r.t.Helper()
+	in := newInbox()
+	deadline := time.Now().Add(timeout)
+	lastLost := -1
+	nextLog := time.Now().Add(15 * time.Second)
+	for {
+		t := r.tally(in)
+		if t.Lost == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			r.logf("timed out after %v waiting for delivery: %d of %d pairs missing", timeout, t.Lost, t.Expected)
+			return t
+		}
+		if time.Now().After(nextLog) || lastLost < 0 {
+			r.logf("waiting: %d of %d pairs delivered, %d emails, %s", t.Expected-t.Lost, t.Expected, t.Emails, r.pipelineState())
+			nextLog = time.Now().Add(15 * time.Second)
+		}
+		lastLost = t.Lost
+		time.Sleep(250 * time.Millisecond)
+	}
+	r.logf("every expected pair delivered; waiting for the pipeline to go quiet")
+	lastCount, lastChange := -1, time.Now()
+	for time.Now().Before(deadline.Add(quiet)) {
+		n := r.sink.Stats().Messages + r.sink.Stats().Unacknowledged
+		if n != lastCount {
+			lastCount, lastChange = n, time.Now()
+		}
+		if time.Since(lastChange) >= quiet && r.idle() {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return r.tally(in)
+}
+
+// idle reports whether nothing is left to do: no event unacked in NATS, no
+// digest due or in the outbox.
+func (r *rig) idle() bool {
+	info := r.consumerInfo()
+	if info == nil || info.NumPending > 0 || info.NumAckPending > 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	due, err1 := r.rdb.ZCard(ctx, r.prefix+"due").Result()
+	ob, err2 := r.rdb.ZCard(ctx, r.prefix+"outbox").Result()
+	return err1 == nil && err2 == nil && due == 0 && ob == 0
+}
+
+// leasedAhead counts the outbox entries not due for more than d: digests
+// leased by a process.
+func (r *rig) leasedAhead(d time.Duration) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n, err := r.rdb.ZCount(ctx, r.prefix+"outbox", strconv.FormatInt(time.Now().Add(d).UnixMilli(), 10), "+inf").Result()
+	if err != nil {
+		r.t.Errorf("outbox: %v", err)
+	}
+	return n
+}
+
+func (r *rig) pipelineState() string {
+	var b strings.Builder
+	if info := r.consumerInfo(); info != nil {
+		fmt.Fprintf(&b, "nats pending=%d ack_pending=%d redelivered=%d", info.NumPending, info.NumAckPending, info.NumRedelivered)
+	} else {
+		b.WriteString("nats unreachable")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	due, _ := r.rdb.ZCard(ctx, r.prefix+"due").Result()
+	ob, _ := r.rdb.ZCard(ctx, r.prefix+"outbox").Result()
+	fmt.Fprintf(&b, "; redis due=%d outbox=%d", due, ob)
+	if next, err := r.rdb.ZRangeWithScores(ctx, r.prefix+"outbox", 0, 0).Result(); err == nil && len(next) == 1 {
+		fmt.Fprintf(&b, " (next attempt in %v)", time.Until(time.UnixMilli(int64(next[0].Score))).Round(time.Second))
+	}
+	return b.String()
+}
+
+// report prints the scenario's counts in the suite's one-line format, and
+// the details after it.
+func (r *rig) report(t tally) {
+	r.t.Helper()
+	line := fmt.Sprintf("scenario=%d expected=%d delivered=%d duplicates=%d lost=%d", r.n, t.Expected, t.Delivered, t.Duplicates, t.Lost)
+	fmt.Println(line)
+	r.logf("%s", line)
+	r.logf("scenario=%d emails=%d unacknowledged=%d after_data_dups=%d (in %d emails sent again) resent_digests=%d resent_dups=%d cross_digest_dups=%d unexpected=%d hidden=%d run=%v",
+		r.n, t.Emails, t.Unacked, t.AfterData, t.AfterDataEmails, t.ResentDigests, t.Resent, t.CrossDigest, t.Unexpected, t.Hidden, time.Since(r.start).Round(100*time.Millisecond))
+}
+
+// allow says which duplicates a scenario tolerates.
+type allow struct {
+	// resentDigests is how many whole digests may arrive twice: the
+	// window between the SMTP 250 and the digest being marked sent, which
+	// only a process killed with -9 can fall into (at most SMTP_POOL
+	// digests per kill).
+	resentDigests int
+	// afterData allows duplicates from emails the sink read in full and
+	// dropped the connection on before its 250 (the documented window):
+	// each such email, sent again, doubles its listings, so they come from
+	// at most Unacked emails.
+	afterData bool
+}
+
+// check fails the test on any loss, any unexpected or hidden pair, any
+// duplicate across digests, and duplicates beyond what a allows.
+func (r *rig) check(t tally, a allow) {
+	r.t.Helper()
+	r.report(t)
+	if t.Lost > 0 {
+		r.t.Errorf("lost %d of %d expected pairs, e.g. %v", t.Lost, t.Expected, t.lostSample)
+		for _, p := range t.lostSample {
+			r.explainLost(p)
+		}
+	}
+	if t.Unexpected > 0 {
+		r.t.Errorf("%d delivered pairs were not expected by matcher.Reference", t.Unexpected)
+	}
+	if t.Hidden > 0 || t.Untagged > 0 {
+		r.t.Errorf("%d jobs hidden behind \"and N more\", %d emails without X-Jobalert-Subscription: the check cannot see them", t.Hidden, t.Untagged)
+	}
+	if t.CrossDigest > 0 {
+		r.t.Errorf("%d duplicate listings across different digests: dedup failed", t.CrossDigest)
+	}
+	if t.ResentDigests > a.resentDigests {
+		r.t.Errorf("%d digests were sent twice (%d duplicate listings); allowed here: %d", t.ResentDigests, t.Resent, a.resentDigests)
+	}
+	if t.AfterData > 0 && !a.afterData {
+		r.t.Errorf("%d duplicate listings from unacknowledged emails", t.AfterData)
+	}
+	if t.AfterDataEmails > t.Unacked {
+		r.t.Errorf("%d emails in the after-DATA window, more than the %d unacknowledged", t.AfterDataEmails, t.Unacked)
+	}
+}
+
+// explainLost logs what Redis knows of a lost pair.
+func (r *rig) explainLost(p pair) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	seq, _ := r.rdb.Get(ctx, r.prefix+"jid:"+p.job).Result()
+	var pend []string
+	if seq != "" {
+		pend, _ = r.rdb.ZRangeByScore(ctx, r.prefix+"pend:"+p.sub, &redis.ZRangeBy{Min: seq, Max: seq}).Result()
+	}
+	sub, _ := r.rdb.HMGet(ctx, r.prefix+"sub:"+p.sub, "status", "cov", "last_sent").Result()
+	r.logf("lost %v: job seq=%q pending=%v sub(status,cov,last_sent)=%v", p, seq, pend, sub)
+}
+
+// dumpState logs the pipeline's state when a scenario fails.
+func (r *rig) dumpState() {
+	r.logf("state at failure: %s; sink %+v", r.pipelineState(), r.sink.Stats())
+}
