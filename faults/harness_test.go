@@ -989,9 +989,11 @@ func (r *rig) explainLost(p pair) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	seq, _ := r.rdb.Get(ctx, r.prefix+"jid:"+p.job).Result()
-	var pend []string
+	pend := "no"
 	if seq != "" {
-		pend, _ = r.rdb.ZRangeByScore(ctx, r.prefix+"pend:"+p.sub, &redis.ZRangeBy{Min: seq, Max: seq}).Result()
+		if _, err := r.rdb.LPos(ctx, r.prefix+"pend:"+p.sub, seq, redis.LPosArgs{}).Result(); err == nil {
+			pend = "yes"
+		}
 	}
 	sub, _ := r.rdb.HMGet(ctx, r.prefix+"sub:"+p.sub, "status", "cov", "last_sent").Result()
 	r.logf("lost %v: job seq=%q pending=%v sub(status,cov,last_sent)=%v", p, seq, pend, sub)
