@@ -66,6 +66,8 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		"JOBALERT_SECRET":         "0123456789abcdef0123456789abcdef",
 		"JOBALERT_ADMIN_TOKEN":    "admin-secret-token",
 		"JOBALERT_INSTANT_WINDOW": o.window,
+		// The test's webhook receivers listen on loopback.
+		"JOBALERT_WEBHOOK_ALLOW_PRIVATE": "true",
 	}
 	s := &stack{t: t, sink: sink, env: env}
 	s.nc = testenv.NATSConn(t, ns)
