@@ -22,11 +22,12 @@ const Prefix = "JOBALERT"
 // Config is the service's configuration. The envconfig tag is the variable
 // name after the prefix; desc is shown by `jobalert config` and the README.
 type Config struct {
-	NATSURL   string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL(s), comma-separated"`
-	Stream    string `envconfig:"STREAM" default:"JOBS" desc:"JetStream stream of job events (subjects jobs.>)"`
-	Durable   string `envconfig:"CONSUMER" default:"jobalert" desc:"durable consumer name shared by every replica"`
-	RedisURL  string `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"Redis URL" secret:"url"`
-	KeyPrefix string `envconfig:"REDIS_PREFIX" default:"jobalert:" desc:"prefix of every Redis key"`
+	NATSURL        string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL(s), comma-separated"`
+	Stream         string `envconfig:"STREAM" default:"JOBS" desc:"JetStream stream of job events (subjects jobs.>)"`
+	StreamReplicas int    `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of the JetStream streams (3 on a three-node cluster)"`
+	Durable        string `envconfig:"CONSUMER" default:"jobalert" desc:"durable consumer name shared by every replica"`
+	RedisURL       string `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"Redis URL" secret:"url"`
+	KeyPrefix      string `envconfig:"REDIS_PREFIX" default:"jobalert:" desc:"prefix of every Redis key"`
 
 	SMTPHost     string        `envconfig:"SMTP_HOST" default:"localhost" desc:"SMTP relay host"`
 	SMTPPort     int           `envconfig:"SMTP_PORT" default:"587" desc:"SMTP relay port"`
@@ -169,6 +170,9 @@ func (c *Config) check(requireSecret bool) []string {
 	}
 	if c.Stream == "" || strings.ContainsAny(c.Stream, ".*> \t") {
 		bad("STREAM", "%q is not a valid stream name (no spaces, dots or wildcards)", c.Stream)
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		bad("STREAM_REPLICAS", "%d must be between 1 and 5", c.StreamReplicas)
 	}
 	if c.Durable == "" || strings.ContainsAny(c.Durable, ".*> \t") {
 		bad("CONSUMER", "%q is not a valid consumer name (no spaces, dots or wildcards)", c.Durable)

@@ -138,7 +138,7 @@ func newApp(ctx context.Context, cfg *config.Config, r roles, log *slog.Logger, 
 
 	if r.consumer {
 		a.index = matcher.NewIndex()
-		if err := consumer.EnsureStreams(ctx, a.js, consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable}); err != nil {
+		if err := consumer.EnsureStreams(ctx, a.js, consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable, Replicas: cfg.StreamReplicas}); err != nil {
 			return nil, fmt.Errorf("ensure JetStream streams: %w", err)
 		}
 		var rec consumer.Recorder = a.store

@@ -49,7 +49,7 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	if err := consumer.EnsureStreams(ctx, js, consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable}); err != nil {
+	if err := consumer.EnsureStreams(ctx, js, consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable, Replicas: cfg.StreamReplicas}); err != nil {
 		return fmt.Errorf("ensure streams: %w", err)
 	}
 	var progress io.Writer = stderr
