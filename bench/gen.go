@@ -87,10 +87,7 @@ func writeJSONL(ctx context.Context, path string, n int, next func(int) any) (er
 }
 
 // FilterLine is one line of a filters file: a filter and its id.
-type FilterLine struct {
-	ID string `json:"id"`
-	matcher.Filter
-}
+type FilterLine = matcher.Entry
 
 // Generator draws realistic saved filters and jobs. Filter(i) and Job(i)
 // depend only on the profile, the seed and i, so files can be produced in

@@ -421,12 +421,14 @@ func BenchmarkMatch(b *testing.B) {
 				b.Fatal(err)
 			}
 			ix := matcher.NewIndex()
-			for i := range n {
-				f := g.Filter(i)
-				if err := ix.Add(f.ID, f.Filter); err != nil {
-					b.Fatal(err)
-				}
+			entries := make([]matcher.Entry, n)
+			for i := range entries {
+				entries[i] = g.Filter(i)
 			}
+			if errs := ix.AddBatch(entries); len(errs) > 0 {
+				b.Fatal(errs[0])
+			}
+			entries = nil
 			jobs := make([]matcher.Job, 1000)
 			for i := range jobs {
 				jobs[i] = g.Job(i)
@@ -454,4 +456,225 @@ func sizeName(n int) string {
 		return fmt.Sprintf("%dk", n/1_000)
 	}
 	return fmt.Sprint(n)
+}
+
+// TestIndexBatchMatchesReference builds indexes with AddBatch (into an
+// empty index and into one holding filters, with repeated ids and invalid
+// filters in the batch), changes them with Add and Remove, and compares
+// them with Reference throughout.
+func TestIndexBatchMatchesReference(t *testing.T) {
+	rounds := cases(6, 60)
+	for seed := range rounds {
+		w := randWorld{rand.New(rand.NewPCG(uint64(seed), 11))}
+		ix, ref := matcher.NewIndex(), matcher.NewReference()
+		n := 300 + w.r.IntN(3000)
+		if seed%2 == 1 { // a non-empty index first
+			for range 200 {
+				id := fmt.Sprintf("f%d", w.r.IntN(n))
+				f := w.filter()
+				if (ix.Add(id, f) == nil) != (ref.Add(id, f) == nil) {
+					t.Fatalf("Add(%q) disagrees", id)
+				}
+			}
+		}
+		entries := make([]matcher.Entry, n)
+		wantBad := map[int]bool{}
+		for i := range entries {
+			f := w.filter()
+			if w.r.IntN(50) == 0 {
+				f.VisaTypes = append(f.VisaTypes, "H-2A")
+			}
+			entries[i] = matcher.Entry{ID: fmt.Sprintf("f%d", w.r.IntN(n)), Filter: f}
+			if ref.Add(entries[i].ID, f) != nil {
+				wantBad[i] = true
+			}
+		}
+		errs := ix.AddBatch(entries)
+		if len(errs) != len(wantBad) {
+			t.Fatalf("seed %d: AddBatch left out %d entries, want %d", seed, len(errs), len(wantBad))
+		}
+		for _, e := range errs {
+			if !wantBad[e.Index] || e.ID != entries[e.Index].ID {
+				t.Fatalf("seed %d: AddBatch left out entry %d (%v)", seed, e.Index, e)
+			}
+		}
+		check := func(stage string) {
+			t.Helper()
+			if got, want := ix.Len(), ref.Len(); got != want {
+				t.Fatalf("seed %d %s: Len got %d want %d", seed, stage, got, want)
+			}
+			for k := range 200 {
+				j := w.job(k)
+				if got, want := ix.MatchIDs(j), ref.MatchIDs(j); !slices.Equal(got, want) {
+					t.Fatalf("seed %d %s: job %+v:\ngot  %v\nwant %v", seed, stage, j, got, want)
+				}
+			}
+		}
+		check("after AddBatch")
+		for i := range 400 {
+			id := fmt.Sprintf("f%d", w.r.IntN(n))
+			if i%3 == 0 {
+				if got, want := ix.Remove(id), ref.Remove(id); got != want {
+					t.Fatalf("Remove(%q): got %v want %v", id, got, want)
+				}
+				continue
+			}
+			f := w.filter()
+			if (ix.Add(id, f) == nil) != (ref.Add(id, f) == nil) {
+				t.Fatalf("Add(%q) disagrees", id)
+			}
+		}
+		check("after changes")
+	}
+}
+
+// TestIndexBatchGeneratedWorkload builds the generated workloads both
+// ways and compares them with Reference.
+func TestIndexBatchGeneratedWorkload(t *testing.T) {
+	for _, prof := range []string{"popular", "sparse"} {
+		g, err := bench.NewGenerator(prof, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 20000
+		if testing.Short() {
+			n = 5000
+		}
+		entries := make([]matcher.Entry, n)
+		ref, one := matcher.NewReference(), matcher.NewIndex()
+		for i := range entries {
+			f := g.Filter(i)
+			entries[i] = matcher.Entry{ID: f.ID, Filter: f.Filter}
+			if err := ref.Add(f.ID, f.Filter); err != nil {
+				t.Fatal(err)
+			}
+			if err := one.Add(f.ID, f.Filter); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ix := matcher.NewIndex()
+		if errs := ix.AddBatch(entries); len(errs) > 0 {
+			t.Fatal(errs[0])
+		}
+		for i := range 100 {
+			j := g.Job(i)
+			want := ref.MatchIDs(&j)
+			if got := ix.MatchIDs(&j); !slices.Equal(got, want) {
+				t.Fatalf("%s job %d (AddBatch): got %d ids want %d", prof, i, len(got), len(want))
+			}
+			if got := one.MatchIDs(&j); !slices.Equal(got, want) {
+				t.Fatalf("%s job %d (Add): got %d ids want %d", prof, i, len(got), len(want))
+			}
+		}
+	}
+}
+
+// TestIndexRunsChurn fills a few large groups (members whose cheap
+// clauses repeat, so that they are stored as runs), removes, updates and
+// re-adds members while other goroutines match, and compares with
+// Reference throughout.
+func TestIndexRunsChurn(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	kws := []string{"backend", "backend engineer", "data"}
+	visas := [][]string{nil, {"H-1B"}, {"TN"}, {"H-1B", "TN"}}
+	sens := [][]string{nil, {"senior"}, {"mid", "senior"}}
+	sals := []int64{0, 100000, 150000, 5_000_000_000}
+	filter := func() matcher.Filter {
+		return matcher.Filter{Keywords: kws[r.IntN(len(kws))], VisaTypes: visas[r.IntN(len(visas))],
+			Seniority: sens[r.IntN(len(sens))], MinSalary: sals[r.IntN(len(sals))]}
+	}
+	jobs := []*matcher.Job{
+		{ID: "a", Title: "Senior Backend Engineer", Company: "x", VisaTypes: []string{"H-1B"}, Seniority: "senior", Salary: &matcher.Salary{Max: 160000}},
+		{ID: "b", Title: "Backend Engineer", Company: "x", VisaTypes: []string{"TN"}, Seniority: "mid", Salary: &matcher.Salary{Max: 120000}},
+		{ID: "c", Title: "Data Backend Engineer", Company: "x", Seniority: "senior"},
+		{ID: "d", Title: "Backend Data", Company: "x", VisaTypes: []string{"TN", "H-1B"}, Salary: &matcher.Salary{Max: 9e9}},
+	}
+	n := cases(4000, 40000)
+	for _, batch := range []bool{true, false} {
+		ix, ref := matcher.NewIndex(), matcher.NewReference()
+		entries := make([]matcher.Entry, n)
+		for i := range entries {
+			entries[i] = matcher.Entry{ID: fmt.Sprintf("s%d", i), Filter: filter()}
+			if err := ref.Add(entries[i].ID, entries[i].Filter); err != nil {
+				t.Fatal(err)
+			}
+			if !batch {
+				if err := ix.Add(entries[i].ID, entries[i].Filter); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if batch {
+			if errs := ix.AddBatch(entries); len(errs) > 0 {
+				t.Fatal(errs[0])
+			}
+		}
+		stable := matcher.NewReference() // filters the churn leaves alone: s0..s(n/2-1)
+		for i := range n / 2 {
+			_ = stable.Add(entries[i].ID, entries[i].Filter)
+		}
+		var stop atomic.Bool
+		errs := make(chan string, 2)
+		var readers sync.WaitGroup
+		for rd := range 2 {
+			readers.Add(1)
+			go func() {
+				defer readers.Done()
+				var dst []uint32
+				var ids []string
+				for k := 0; !stop.Load(); k++ {
+					j := jobs[(k+rd)%len(jobs)]
+					dst = ix.Match(j, dst[:0])
+					ids = ix.IDs(dst, ids[:0])
+					var got []string
+					for _, id := range ids {
+						var x int
+						if _, err := fmt.Sscanf(id, "s%d", &x); err == nil && x < n/2 {
+							got = append(got, id)
+						}
+					}
+					slices.Sort(got)
+					if want := stable.MatchIDs(j); !slices.Equal(got, want) {
+						errs <- fmt.Sprintf("job %s during churn: got %d ids want %d", j.ID, len(got), len(want))
+						return
+					}
+				}
+			}()
+		}
+		for i := range n {
+			id := fmt.Sprintf("s%d", n/2+r.IntN(n/2))
+			switch i % 3 {
+			case 0:
+				ix.Remove(id)
+				ref.Remove(id)
+			case 1:
+				f := filter()
+				_ = ix.Add(id, f)
+				_ = ref.Add(id, f)
+			case 2:
+				f := filter()
+				if (ix.Update(id, f) == nil) != (ref.Remove(id)) {
+					t.Fatalf("Update(%q) disagrees", id)
+				}
+				_ = ref.Add(id, f)
+				if ix.Len() != ref.Len() {
+					_ = ref.Remove(id)
+				}
+			}
+		}
+		stop.Store(true)
+		readers.Wait()
+		close(errs)
+		for e := range errs {
+			t.Fatal(e)
+		}
+		if got, want := ix.Len(), ref.Len(); got != want {
+			t.Fatalf("batch=%v Len: got %d want %d", batch, got, want)
+		}
+		for _, j := range jobs {
+			if got, want := ix.MatchIDs(j), ref.MatchIDs(j); !slices.Equal(got, want) {
+				t.Fatalf("batch=%v job %s: got %d ids want %d", batch, j.ID, len(got), len(want))
+			}
+		}
+	}
 }
