@@ -20,20 +20,49 @@ type FilterIndex interface {
 	Remove(id string) bool
 }
 
+// batchIndex is an index that builds many filters at once faster than one
+// at a time (matcher.Index).
+type batchIndex interface {
+	AddBatch(entries []matcher.Entry) []matcher.EntryError
+}
+
 // LoadFilters adds every active subscription's filter to ix, reading the
-// filters hash in large HSCAN pages, and returns how many it added.
+// filters hash in large HSCAN pages, and returns how many it added. An
+// index with AddBatch gets them in batches of 50,000.
 func (s *Redis) LoadFilters(ctx context.Context, ix FilterIndex, log *slog.Logger) (int, error) {
 	var cursor uint64
 	n := 0
+	bix, batched := ix.(batchIndex)
+	var batch []matcher.Entry
+	flush := func() {
+		for _, e := range bix.AddBatch(batch) {
+			log.Error("stored filter rejected by the index", "subscription", e.ID, "err", e.Err)
+			n--
+		}
+		batch = batch[:0]
+	}
 	for {
 		kv, next, err := s.rdb.HScan(ctx, s.k.filters(), cursor, "", 10000).Result()
 		if err != nil {
 			return n, wrap("load filters", err)
 		}
 		for i := 0; i+1 < len(kv); i += 2 {
-			if s.apply(ix, kv[i], kv[i+1], log) {
-				n++
+			if !batched {
+				if s.apply(ix, kv[i], kv[i+1], log) {
+					n++
+				}
+				continue
 			}
+			var f matcher.Filter
+			if err := json.Unmarshal([]byte(kv[i+1]), &f); err != nil {
+				log.Error("stored filter unreadable; subscription left out of the index", "subscription", kv[i], "err", err)
+				continue
+			}
+			batch = append(batch, matcher.Entry{ID: kv[i], Filter: f})
+			n++
+		}
+		if batched && (len(batch) >= 50000 || next == 0) {
+			flush()
 		}
 		if next == 0 {
 			return n, nil
