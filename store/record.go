@@ -79,15 +79,19 @@ for i = 10, #ARGV do
       redis.call('LTRIM', pk, n - limit, -1)
       redis.call('HINCRBY', subp .. sid, 'dropped', n - limit)
     end
-    due[ndue + 1] = now + window
-    due[ndue + 2] = sid
-    ndue = ndue + 2
+    -- An active subscription with pending items is always scheduled (an
+    -- open instant window, or its next daily/weekly send): only the first
+    -- item may need a window opened.
+    if n == 1 then
+      due[ndue + 1] = now + window
+      due[ndue + 2] = sid
+      ndue = ndue + 2
+    end
     recorded = recorded + 1
   end
 end
--- Open instant windows, many subscriptions a call. NX keeps a window
--- already open, and a daily or weekly subscription's next send, which is
--- always scheduled.
+-- Open instant windows, many subscriptions a call. NX keeps a daily or
+-- weekly subscription's next send, which is always scheduled.
 local dk = p .. 'due'
 for i = 1, ndue, 2000 do
   redis.call('ZADD', dk, 'NX', unpack(due, i, math.min(i + 1999, ndue)))
