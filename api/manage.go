@@ -83,14 +83,8 @@ func scheduleText(sub *store.Subscription) string {
 
 // managePage is GET /v1/manage?token=T.
 func (s *Server) managePage(w http.ResponseWriter, r *http.Request) {
-	tok := r.URL.Query().Get("token")
-	id, ok := s.verify(w, r, tok, token.Manage)
+	tok, sub, ok := s.tokenSubscription(w, r, token.Manage)
 	if !ok {
-		return
-	}
-	sub, err := s.deps.Store.GetSubscription(r.Context(), id)
-	if err != nil {
-		s.storeError(w, r, "get subscription", err)
 		return
 	}
 	v, err := s.manageView(r, tok, sub)

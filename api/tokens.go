@@ -76,14 +76,8 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, op string, e
 // confirmPage is GET /v1/confirm?token=T: one button that POSTs the token.
 // Nothing changes on GET, as mail scanners open links.
 func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) {
-	tok := r.URL.Query().Get("token")
-	id, ok := s.verify(w, r, tok, token.Confirm)
+	tok, sub, ok := s.tokenSubscription(w, r, token.Confirm)
 	if !ok {
-		return
-	}
-	sub, err := s.deps.Store.GetSubscription(r.Context(), id)
-	if err != nil {
-		s.storeError(w, r, "get subscription", err)
 		return
 	}
 	v := s.newView("Confirm your job alert")
@@ -184,14 +178,8 @@ func tokenFromBody(w http.ResponseWriter, r *http.Request) (string, error) {
 
 // unsubscribePage is GET /v1/unsubscribe?token=T: a page with a button.
 func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
-	tok := r.URL.Query().Get("token")
-	id, ok := s.verify(w, r, tok, token.Unsubscribe)
+	tok, sub, ok := s.tokenSubscription(w, r, token.Unsubscribe)
 	if !ok {
-		return
-	}
-	sub, err := s.deps.Store.GetSubscription(r.Context(), id)
-	if err != nil {
-		s.storeError(w, r, "get subscription", err)
 		return
 	}
 	v := s.newView("Unsubscribe")
@@ -243,4 +231,20 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		v.Link, v.LinkText = s.links.Manage(sub.ID), "Changed your mind? Manage this alert"
 	}
 	s.render(w, http.StatusOK, "message", v)
+}
+
+// tokenSubscription verifies the ?token= of a page for scope and reads the
+// subscription it names; on failure it has answered and ok is false.
+func (s *Server) tokenSubscription(w http.ResponseWriter, r *http.Request, scope token.Scope) (string, *store.Subscription, bool) {
+	tok := r.URL.Query().Get("token")
+	id, ok := s.verify(w, r, tok, scope)
+	if !ok {
+		return "", nil, false
+	}
+	sub, err := s.deps.Store.GetSubscription(r.Context(), id)
+	if err != nil {
+		s.storeError(w, r, "get subscription", err)
+		return "", nil, false
+	}
+	return tok, sub, true
 }

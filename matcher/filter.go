@@ -134,7 +134,9 @@ func (c *Compiled) matchesLocation(j *PreparedJob) bool {
 }
 
 // ContainsRun reports whether run equals a contiguous run of comps.
-func ContainsRun(comps, run []string) bool {
+func ContainsRun(comps, run []string) bool { return containsRun(comps, run) }
+
+func containsRun[T comparable](comps, run []T) bool {
 	for i := 0; i+len(run) <= len(comps); i++ {
 		ok := true
 		for k := range run {

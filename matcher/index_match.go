@@ -328,26 +328,10 @@ func (s *jobScratch) locMatch(run []uint32, remoteKey uint32) bool {
 	}
 	start := int32(0)
 	for _, end := range s.locEnd {
-		if containsRunIDs(s.locs[start:end], run) {
+		if containsRun(s.locs[start:end], run) {
 			return true
 		}
 		start = end
-	}
-	return false
-}
-
-func containsRunIDs(comps, run []uint32) bool {
-	for i := 0; i+len(run) <= len(comps); i++ {
-		ok := true
-		for k := range run {
-			if comps[i+k] != run[k] {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return true
-		}
 	}
 	return false
 }
