@@ -255,7 +255,15 @@ func (c *compiler) appendKeySet(p []uint32, keys []string) ([]uint32, bool) {
 // appendComponents appends the id of each component of key(l): the
 // components of KeyComponents(l).
 func (c *compiler) appendComponents(p []uint32, l string) []uint32 {
-	buf := c.buf[:0]
+	c.buf = eachComponent(c.buf, l, func(comp []byte) { p = append(p, c.id(comp)) })
+	return p
+}
+
+// eachComponent calls emit with each component of key(l), the components
+// of KeyComponents(l), built in buf without allocating; it returns buf for
+// reuse. emit must not keep the slice.
+func eachComponent(buf []byte, l string, emit func(comp []byte)) []byte {
+	buf = buf[:0]
 	space := false
 	for i := 0; i <= len(l); {
 		r, w := rune(','), 1 // the end of l ends the last component
@@ -266,7 +274,7 @@ func (c *compiler) appendComponents(p []uint32, l string) []uint32 {
 		switch {
 		case r == ',':
 			if len(buf) > 0 {
-				p = append(p, c.id(buf))
+				emit(buf)
 				buf = buf[:0]
 			}
 			space = false
@@ -280,8 +288,7 @@ func (c *compiler) appendComponents(p []uint32, l string) []uint32 {
 			buf = appendLower(buf, r)
 		}
 	}
-	c.buf = buf
-	return p
+	return buf
 }
 
 func sortSet(p []uint32, start int) []uint32 {

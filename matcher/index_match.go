@@ -570,37 +570,14 @@ func appendKey(buf []byte, s string) []byte {
 // appendLocation appends the dictionary id (0 when unknown) of each
 // component of key(l) to s.locs, and the entry of each known one to s.locE.
 func (s *jobScratch) appendLocation(d *dict, l string) {
-	buf := s.buf[:0]
-	space := false
-	for i := 0; i <= len(l); {
-		r, w := rune(','), 1 // the end of l ends the last component
-		if i < len(l) {
-			r, w = utf8.DecodeRuneInString(l[i:])
+	s.buf = eachComponent(s.buf, l, func(comp []byte) {
+		var id uint32
+		if e := d.lookup(comp); e != nil {
+			id = e.id
+			s.addLocKey(e)
 		}
-		i += w
-		switch {
-		case r == ',':
-			if len(buf) > 0 {
-				var id uint32
-				if e := d.lookup(buf); e != nil {
-					id = e.id
-					s.addLocKey(e)
-				}
-				s.locs = append(s.locs, id)
-				buf = buf[:0]
-			}
-			space = false
-		case isSpace(r):
-			space = len(buf) > 0
-		default:
-			if space {
-				buf = append(buf, ' ')
-				space = false
-			}
-			buf = appendLower(buf, r)
-		}
-	}
-	s.buf = buf
+		s.locs = append(s.locs, id)
+	})
 }
 
 // eqLower reports whether s, lower-cased rune by rune, equals lower.

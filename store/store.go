@@ -67,12 +67,10 @@ func (s *Redis) Prefix() string { return s.cfg.Prefix }
 // Ping reports whether Redis answers.
 func (s *Redis) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 
-// keys builds every key name; the Lua scripts build the same names from the
-// prefix, and docs/redis.md lists them.
+// keys builds the key names Go code uses; the Lua scripts build the same
+// names (and jobseq, jid:) from the prefix, and docs/redis.md lists them.
 type keys struct{ p string }
 
-func (k keys) jobSeq() string             { return k.p + "jobseq" }
-func (k keys) jobID(id string) string     { return k.p + "jid:" + id }
 func (k keys) job(seq string) string      { return k.p + "job:" + seq }
 func (k keys) sub(id string) string       { return k.p + "sub:" + id }
 func (k keys) pending(id string) string   { return k.p + "pend:" + id }
