@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/jobalert/jobalert/internal/testenv"
 	"github.com/jobalert/jobalert/smtpsink"
 )
 
@@ -225,7 +226,7 @@ func TestCloseWakesStall(t *testing.T) {
 	s.StallNext(smtpsink.StageMail, time.Hour, 0)
 	done := make(chan error, 1)
 	go func() { done <- send(s, "a@example.com", []string{"b@example.com"}, "Subject: s\n\nx\n") }()
-	time.Sleep(100 * time.Millisecond)
+	testenv.Eventually(t, 5*time.Second, func() bool { return s.Stats().Connections == 1 }, "client did not connect")
 	start := time.Now()
 	if err := s.Close(); err != nil {
 		t.Errorf("Close: %v", err)
