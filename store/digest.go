@@ -37,15 +37,26 @@ func (s *Redis) DueAt(ctx context.Context, now time.Time, limit int64) ([]Due, e
 // The schedule entry is compared with the one the caller read, so of two
 // replicas that read the same due entry exactly one claims it. It stores the
 // digest, puts it in the outbox under a lease, moves the schedule on (or
-// drops it for instant), and records the covered job watermark.
+// drops it for instant), and records the covered job watermark, cov.
+//
+// cov is the highest sequence number below every job still recording (see
+// Record): every job at or below it has all its items pushed, so a later
+// event for such a job may skip a subscription whose digest covered it.
+// Items above it (pushed by a batch still recording) stay pending for the
+// next digest; an instant subscription is claimed again for them soon.
+// A mark whose recorder died stays until the event is redelivered and
+// recorded (after the consumer's AckWait): until then newer items wait,
+// none is lost. Only a mark older than recordingStale is dropped, when
+// its event can no longer be in the stream to be redelivered.
 //
 // ARGV: prefix, subscription id, due score as read, next due (ms, "" to
-// drop), now (ms), digest id, lease until (ms).
+// drop), now (ms), digest id, lease until (ms), recordingStale (ms).
 // Returns the digest id when claimed, -1 when claimed but nothing was
-// pending, 0 when not claimed (lost the race, or the subscription is not
+// ready, 0 when not claimed (lost the race, or the subscription is not
 // active).
 var claimScript = redis.NewScript(`
 local p, sid, did = ARGV[1], ARGV[2], ARGV[6]
+local now = tonumber(ARGV[5])
 local cur = redis.call('ZSCORE', p .. 'due', sid)
 if not cur or tonumber(cur) ~= tonumber(ARGV[3]) then
   return 0
@@ -71,23 +82,72 @@ local list = redis.call('LRANGE', pk, 0, -1)
 if #list == 0 then
   return -1
 end
-local items = {}
+local jobseq = redis.call('GET', p .. 'jobseq') or '0'
+local cov = tonumber(jobseq)
+local started = now
+while true do
+  local r = redis.call('ZRANGE', p .. 'recording', 0, 0)
+  if #r == 0 then
+    break
+  end
+  local owner = redis.call('HGET', p .. 'recowner', r[1]) or ''
+  started = tonumber(string.match(owner, ':(%d+)$') or '0')
+  if now - started <= tonumber(ARGV[8]) then
+    cov = tonumber(r[1]) - 1
+    break
+  end
+  redis.call('ZREM', p .. 'recording', r[1])
+  redis.call('HDEL', p .. 'recowner', r[1])
+end
+-- Newest first, each job once (a redelivery racing its first event may
+-- have pushed one twice while both were recording).
+local items, keep, seen = {}, {}, {}
 for i = #list, 1, -1 do
-  items[#items + 1] = list[i]
+  local v = list[i]
+  if tonumber(v) > cov then
+    table.insert(keep, 1, v)
+  elseif not seen[v] then
+    seen[v] = true
+    items[#items + 1] = v
+  end
+end
+if #keep > 0 then
+  -- An instant subscription comes back for them as soon as the batch is
+  -- likely done: after as long as it has been recording (a recorder that
+  -- died is redelivered after the consumer's AckWait), at least a second,
+  -- at most a minute.
+  if ARGV[4] == '' then
+    local wait = math.min(math.max(now - started, 1000), 60000)
+    redis.call('ZADD', p .. 'due', now + wait, sid)
+  end
+  if #items == 0 then
+    return -1
+  end
+  redis.call('DEL', pk)
+  redis.call('RPUSH', pk, unpack(keep))
+else
+  redis.call('DEL', pk)
 end
 local dropped = redis.call('HGET', sk, 'dropped') or '0'
-redis.call('DEL', pk)
-redis.call('HSET', sk, 'cov', redis.call('GET', p .. 'jobseq') or '0', 'dropped', 0, 'last_sent', ARGV[5])
+redis.call('HSET', sk, 'cov', cov, 'dropped', 0, 'last_sent', ARGV[5])
 -- The id is the subscription and the due time; a second claim in the same
 -- millisecond (an instant window of 0) must not overwrite the first.
 if redis.call('EXISTS', p .. 'digest:' .. did) == 1 then
-  did = did .. '.' .. (redis.call('GET', p .. 'jobseq') or '0')
+  did = did .. '.' .. jobseq
 end
 redis.call('HSET', p .. 'digest:' .. did, 'sub', sid, 'items', table.concat(items, ','),
   'dropped', dropped, 'created', ARGV[5], 'due', ARGV[3])
 redis.call('ZADD', p .. 'outbox', ARGV[7], did)
 return did
 `)
+
+// recordingStale is how old a recording mark must be before a claim drops
+// it. A live recorder clears its marks within the consumer's RecordTimeout
+// (2 minutes by default); a dead one's event is redelivered after AckWait
+// (30 s) once any consumer runs. A day means every consumer was down for
+// a day, or the event left the stream (MaxAge, a purge) unrecorded: its
+// items are lost either way, and newer items must not wait for ever.
+const recordingStale = 24 * time.Hour
 
 // ClaimResult says what a claim did.
 type ClaimResult int
@@ -128,7 +188,8 @@ func (s *Redis) ClaimDue(ctx context.Context, claims []Claim, now time.Time) ([]
 				next = strconv.FormatInt(ms(c.Next), 10)
 			}
 			cmds[i] = claimScript.EvalSha(ctx, pipe, nil, s.cfg.Prefix, c.Due.SubscriptionID,
-				strconv.FormatFloat(c.Due.score, 'f', -1, 64), next, ms(now), c.DigestID, ms(c.LeaseUntil))
+				strconv.FormatFloat(c.Due.score, 'f', -1, 64), next, ms(now), c.DigestID, ms(c.LeaseUntil),
+				recordingStale.Milliseconds())
 		}
 		_, err := pipe.Exec(ctx)
 		return cmds, err

@@ -1,0 +1,173 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/internal/testenv"
+	"github.com/jobalert/jobalert/matcher"
+)
+
+// These tests stop Record between its steps, as a crash or a slow batch
+// would, and claim in between.
+
+var stepT0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func stepStore(t *testing.T) (*Redis, string) {
+	t.Helper()
+	rdb, prefix := testenv.Redis(t)
+	s := New(rdb, Config{Prefix: prefix, PendingLimit: 5}) // instant window 0
+	sub := &Subscription{Email: "ada@example.com", Filter: matcher.Filter{Keywords: "backend"},
+		Frequency: "instant", Timezone: "UTC", SendHour: 8, WeeklyDay: "monday", Status: StatusActive}
+	if err := s.CreateSubscription(context.Background(), sub, stepT0); err != nil {
+		t.Fatal(err)
+	}
+	return s, sub.ID
+}
+
+func created(id string, subs ...string) consumer.Matched {
+	return consumer.Matched{Event: consumer.Event{Kind: consumer.Created,
+		Job: matcher.Job{ID: id, Title: "Backend Engineer", Company: "Acme"}}, SubscriptionIDs: subs}
+}
+
+// claimNow claims sub's due entry at now and returns the digest's items
+// ("" for an empty claim) and the claim result.
+func claimNow(t *testing.T, s *Redis, sub string, now time.Time) (string, ClaimResult) {
+	t.Helper()
+	ctx := context.Background()
+	due, err := s.DueAt(ctx, now, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(due, func(d Due) bool { return d.SubscriptionID == sub })
+	if i < 0 {
+		t.Fatalf("claim at %s: %s is not due (due: %v)", now.Format(time.TimeOnly), sub, due)
+	}
+	claims := []Claim{{Due: due[i], DigestID: DigestID(sub, due[i].At), LeaseUntil: now.Add(time.Minute)}}
+	res, err := s.ClaimDue(ctx, claims, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0] != Claimed {
+		return "", res[0]
+	}
+	d, err := s.Digest(ctx, claims[0].DigestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := make([]string, len(d.Seqs))
+	for j, q := range d.Seqs {
+		items[j] = strconv.FormatInt(q, 10)
+	}
+	return strings.Join(items, ","), Claimed
+}
+
+func TestClaimBetweenMarkAndPushDoesNotCoverTheJob(t *testing.T) {
+	ctx := context.Background()
+	s, a := stepStore(t)
+	if _, err := s.RecordResults(ctx, []consumer.Matched{created("j1", a)}, stepT0); err != nil {
+		t.Fatal(err)
+	}
+	// j2's recorder marks it, then dies before pushing.
+	if _, _, _, err := s.recordJobs(ctx, []consumer.Matched{created("j2", a)}, stepT0, "dead"); err != nil {
+		t.Fatal(err)
+	}
+	if got, res := claimNow(t, s, a, stepT0); got != "1" {
+		t.Fatalf("claim while j2 is marked: got items %q (%v), want \"1\"", got, res)
+	}
+	if cov, _ := s.rdb.HGet(ctx, s.k.sub(a), "cov").Result(); cov != "1" {
+		t.Fatalf("cov after the claim: got %q, want \"1\" (below j2, still recording)", cov)
+	}
+	// The redelivery pushes j2 (known job, not covered), takes the mark
+	// over and clears it.
+	res, err := s.RecordResults(ctx, []consumer.Matched{created("j2", a)}, stepT0.Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Recorded != 1 {
+		t.Fatalf("redelivery: got %d recorded, want 1", res[0].Recorded)
+	}
+	if n, _ := s.rdb.ZCard(ctx, s.cfg.Prefix+"recording").Result(); n != 0 {
+		t.Fatalf("recording marks after the redelivery: got %d, want 0", n)
+	}
+	if got, _ := claimNow(t, s, a, stepT0.Add(30*time.Second)); got != "2" {
+		t.Fatalf("claim after the redelivery: got items %q, want \"2\"", got)
+	}
+	// A second redelivery finds j2 covered.
+	res, err = s.RecordResults(ctx, []consumer.Matched{created("j2", a)}, stepT0.Add(time.Minute))
+	if err != nil || res[0].Recorded != 0 {
+		t.Fatalf("second redelivery: got %+v %v, want 0 recorded", res, err)
+	}
+}
+
+func TestItemsOfABatchStillRecordingWaitForTheNextClaim(t *testing.T) {
+	ctx := context.Background()
+	s, a := stepStore(t)
+	batch := []consumer.Matched{created("j1", a)}
+	modes, out, owned, err := s.recordJobs(ctx, batch, stepT0, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.push(ctx, groupBySubscription(batch, modes), out, stepT0); err != nil {
+		t.Fatal(err)
+	}
+	if _, res := claimNow(t, s, a, stepT0); res != ClaimedEmpty {
+		t.Fatalf("claim before the batch is done: got %v, want ClaimedEmpty", res)
+	}
+	if n, _ := s.PendingCount(ctx, a); n != 1 {
+		t.Fatalf("pending after the early claim: got %d, want 1", n)
+	}
+	if at, _ := s.rdb.ZScore(ctx, s.k.due(), a).Result(); int64(at) != ms(stepT0.Add(time.Second)) {
+		t.Fatalf("due after the early claim: got %v, want %d (a second later)", at, ms(stepT0.Add(time.Second)))
+	}
+	if err := s.recordDone(ctx, "slow", owned); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := claimNow(t, s, a, stepT0.Add(time.Second)); got != "1" {
+		t.Fatalf("claim after the batch: got items %q, want \"1\"", got)
+	}
+}
+
+func TestStaleMarkIsDroppedAfterADay(t *testing.T) {
+	ctx := context.Background()
+	s, a := stepStore(t)
+	if _, _, _, err := s.recordJobs(ctx, []consumer.Matched{created("j1", a)}, stepT0, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordResults(ctx, []consumer.Matched{created("j2", a)}, stepT0); err != nil {
+		t.Fatal(err)
+	}
+	if _, res := claimNow(t, s, a, stepT0.Add(time.Hour)); res != ClaimedEmpty {
+		t.Fatalf("claim an hour later: got %v, want ClaimedEmpty (j2 waits for j1's mark)", res)
+	}
+	late := stepT0.Add(recordingStale + time.Hour)
+	if got, _ := claimNow(t, s, a, late); got != "2" {
+		t.Fatalf("claim a day later: got items %q, want \"2\"", got)
+	}
+	if n, _ := s.rdb.ZCard(ctx, s.cfg.Prefix+"recording").Result(); n != 0 {
+		t.Fatalf("recording marks after a day: got %d, want 0", n)
+	}
+}
+
+func TestBatchGroupsAMatchingSubscriptionsItemsInEventOrder(t *testing.T) {
+	ctx := context.Background()
+	s, a := stepStore(t)
+	res, err := s.RecordResults(ctx, []consumer.Matched{created("j1", a), created("j2"), created("j3", a),
+		created("j1", a), {Event: consumer.Event{Kind: consumer.Closed, Job: matcher.Job{ID: "j3"}}}}, stepT0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []int{res[0].Recorded, res[1].Recorded, res[2].Recorded, res[3].Recorded, res[4].Recorded}
+	if !slices.Equal(got, []int{1, 0, 1, 0, 0}) {
+		t.Fatalf("recorded per event: got %v, want [1 0 1 0 0]", got)
+	}
+	items, err := s.rdb.LRange(ctx, s.k.pending(a), 0, -1).Result()
+	if err != nil || !slices.Equal(items, []string{"1", "3"}) {
+		t.Fatalf("pending list: got %v %v, want [1 3]", items, err)
+	}
+}
