@@ -39,18 +39,15 @@ func (s *Redis) DueAt(ctx context.Context, now time.Time, limit int64) ([]Due, e
 // digest, puts it in the outbox under a lease, moves the schedule on (or
 // drops it for instant), and records the covered job watermark, cov.
 //
-// cov is the highest sequence number below every job still recording (see
-// Record): every job at or below it has all its items pushed, so a later
-// event for such a job may skip a subscription whose digest covered it.
-// Items above it (pushed by a batch still recording) stay pending for the
-// next digest; an instant subscription is claimed again for them soon.
-// A mark whose recorder died stays until the event is redelivered and
-// recorded (after the consumer's AckWait): until then newer items wait,
-// none is lost. Only a mark older than recordingStale is dropped, when
-// its event can no longer be in the stream to be redelivered.
+// cov is the highest sequence number below every job still marked as
+// recording (see Record): every job at or below it has all its first
+// items pushed, so a later event for such a job may skip a subscription
+// whose digest covered it. Items above it (pushed by a batch still
+// recording) stay pending for the next digest; an instant subscription is
+// claimed again for them soon. Marks past their end are dropped here.
 //
 // ARGV: prefix, subscription id, due score as read, next due (ms, "" to
-// drop), now (ms), digest id, lease until (ms), recordingStale (ms).
+// drop), now (ms), digest id, lease until (ms).
 // Returns the digest id when claimed, -1 when claimed but nothing was
 // ready, 0 when not claimed (lost the race, or the subscription is not
 // active).
@@ -86,18 +83,18 @@ local jobseq = redis.call('GET', p .. 'jobseq') or '0'
 local cov = tonumber(jobseq)
 local started = now
 while true do
-  local r = redis.call('ZRANGE', p .. 'recording', 0, 0)
+  local r = redis.call('ZRANGE', p .. 'recording', 0, 0, 'WITHSCORES')
   if #r == 0 then
     break
   end
-  local owner = redis.call('HGET', p .. 'recowner', r[1]) or ''
-  started = tonumber(string.match(owner, ':(%d+)$') or '0')
-  if now - started <= tonumber(ARGV[8]) then
-    cov = tonumber(r[1]) - 1
+  local v = redis.call('HGET', p .. 'recuntil', r[1]) or '0:0'
+  local untl, since = string.match(v, '^(%d+):(%d+)$')
+  if tonumber(untl or '0') > now then
+    cov, started = tonumber(r[2]) - 1, tonumber(since)
     break
   end
   redis.call('ZREM', p .. 'recording', r[1])
-  redis.call('HDEL', p .. 'recowner', r[1])
+  redis.call('HDEL', p .. 'recuntil', r[1])
 end
 -- Newest first, each job once (a redelivery racing its first event may
 -- have pushed one twice while both were recording).
@@ -141,14 +138,6 @@ redis.call('ZADD', p .. 'outbox', ARGV[7], did)
 return did
 `)
 
-// recordingStale is how old a recording mark must be before a claim drops
-// it. A live recorder clears its marks within the consumer's RecordTimeout
-// (2 minutes by default); a dead one's event is redelivered after AckWait
-// (30 s) once any consumer runs. A day means every consumer was down for
-// a day, or the event left the stream (MaxAge, a purge) unrecorded: its
-// items are lost either way, and newer items must not wait for ever.
-const recordingStale = 24 * time.Hour
-
 // ClaimResult says what a claim did.
 type ClaimResult int
 
@@ -188,8 +177,7 @@ func (s *Redis) ClaimDue(ctx context.Context, claims []Claim, now time.Time) ([]
 				next = strconv.FormatInt(ms(c.Next), 10)
 			}
 			cmds[i] = claimScript.EvalSha(ctx, pipe, nil, s.cfg.Prefix, c.Due.SubscriptionID,
-				strconv.FormatFloat(c.Due.score, 'f', -1, 64), next, ms(now), c.DigestID, ms(c.LeaseUntil),
-				recordingStale.Milliseconds())
+				strconv.FormatFloat(c.Due.score, 'f', -1, 64), next, ms(now), c.DigestID, ms(c.LeaseUntil))
 		}
 		_, err := pipe.Exec(ctx)
 		return cmds, err

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,17 +19,15 @@ import (
 // Recording a batch of job events takes three steps, so that a
 // subscription matching several jobs of the batch gets one RPUSH for all
 // of them (at 1M subscriptions a batch of 32 popular jobs matches 2.3
-// times fewer subscriptions than it has matches, 100 jobs 4.2 times; the
-// per-command cost, not the per-value one, is what Redis spends its time
-// on):
+// times fewer subscriptions than it has matches, 128 jobs about 5 times;
+// Redis spends its time per command, much less per value):
 //
 //  1. jobsScript, one call per batch: every event gets its job's sequence
-//     number (new on a job's first appearance), the job record is written,
-//     and the jobs whose matches are about to be pushed are marked as
-//     recording, owned by this call's token.
+//     number (new on a job's first appearance) and the job record is
+//     written; each job about to get items is marked as recording.
 //  2. pushScript, pipelined, each call a group of whole subscriptions:
 //     every subscription's items of the batch, in event order.
-//  3. doneScript, one call: the jobs this call owns stop recording.
+//  3. doneScript, one call: the marks of step 1 are cleared.
 //
 // Dedup is per subscription, never per (subscription, job) pair:
 //   - a first appearance (fresh sequence) is new to everyone it matches;
@@ -36,25 +35,32 @@ import (
 //     job only where it is not pending already and no sent digest covered
 //     its first appearance (cov, see claimScript).
 //
-// The marks make a claim safe between the steps: a claim only takes the
-// pending items, and only moves cov, up to just below the lowest job still
-// recording. So a job whose push step is cut short by a crash is neither
-// sent half nor counted as covered: its redelivery (a later event for a
-// known job) pushes exactly the missing items, takes the mark over and
-// clears it.
+// A claim takes pending items, and moves cov, only up to just below the
+// lowest marked job, so it never sends half a job's items nor counts a
+// job as covered before all its first items are pushed. Two marks:
+//   - "seq/token", the recorder's own, until it is done or its lease runs
+//     out (RecordLease, longer than a Record call may last): two recorders
+//     of one job (a redelivery racing a slow first delivery, an update in
+//     the next batch) each keep the job back until they are done, so a
+//     job they both pushed goes out once, in one digest;
+//   - "seq#stream-seq", on a job's first appearance, until that event is
+//     recorded to the end, by its first delivery or by its redelivery
+//     after a crash, however late (up to a day, see recordFlagTTL).
 
 // jobsScript is step 1.
 //
-// ARGV: prefix, now (ms), job TTL (s), token, then per event: kind ("u"
-// upsert | "c" closed), job id, job JSON, the event's stream sequence (0
-// when unknown), whether it matched anyone ("1" | "0").
+// ARGV: prefix, now (ms), job TTL (s), token, lease end (ms), first
+// appearance flag end (ms), then per event: kind ("u" upsert | "c"
+// closed), job id, job JSON, the event's stream sequence (0 when unknown),
+// whether it matched anyone ("1" | "0").
 // Returns per event {seq, mode}: mode 0 nothing to push (closed), 1 fresh,
 // 2 a known job.
 var jobsScript = redis.NewScript(`
 local p, now, ttl, token = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local rk, uk = p .. 'recording', p .. 'recuntil'
 local out = {}
-for i = 5, #ARGV, 5 do
-  local kind, id, data, sseq, any = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4] == '1'
+for i = 7, #ARGV, 5 do
+  local kind, id, data, sseq, any = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4] == '1'
   local idk = p .. 'jid:' .. id
   local seq = redis.call('GET', idk)
   local mode = 2
@@ -75,15 +81,19 @@ for i = 5, #ARGV, 5 do
   else
     -- Events of one job may arrive out of order (retries, replicas): keep
     -- the data of the newest event in the stream.
-    if sseq == 0 or tonumber(redis.call('HGET', jk, 'sseq') or '0') <= sseq then
+    local n = tonumber(sseq)
+    if n == 0 or tonumber(redis.call('HGET', jk, 'sseq') or '0') <= n then
       redis.call('HSET', jk, 'data', data, 'updated', now, 'sseq', sseq)
     end
-    -- Mark a fresh job, and take over the mark of one still recording (a
-    -- redelivery after a crash mid-push, or an update racing the first
-    -- event): whoever pushes last clears it.
-    if any and (mode == 1 or redis.call('HEXISTS', p .. 'recowner', seq) == 1) then
-      redis.call('ZADD', p .. 'recording', tonumber(seq), seq)
-      redis.call('HSET', p .. 'recowner', seq, token .. ':' .. now)
+    if any then
+      local own = seq .. '/' .. token
+      redis.call('ZADD', rk, tonumber(seq), own)
+      redis.call('HSET', uk, own, ARGV[5] .. ':' .. now)
+      if mode == 1 then
+        local flag = seq .. '#' .. sseq
+        redis.call('ZADD', rk, tonumber(seq), flag)
+        redis.call('HSET', uk, flag, ARGV[6] .. ':' .. now)
+      end
     end
   end
   out[#out + 1] = tonumber(seq)
@@ -170,20 +180,27 @@ end
 return table.concat(known)
 `)
 
-// doneScript is step 3: the jobs whose mark this call's token still owns
-// stop recording. ARGV: prefix, token, sequence numbers.
+// doneScript is step 3: this call's marks go, and so do the first
+// appearance flags of the events it recorded to the end. ARGV: prefix,
+// token, then per event with items: sequence number, stream sequence.
 var doneScript = redis.NewScript(`
-local p, token = ARGV[1], ARGV[2] .. ':'
-local ok = p .. 'recowner'
-for i = 3, #ARGV do
-  local v = redis.call('HGET', ok, ARGV[i])
-  if v and string.sub(v, 1, #token) == token then
-    redis.call('HDEL', ok, ARGV[i])
-    redis.call('ZREM', p .. 'recording', ARGV[i])
-  end
+local p, token = ARGV[1], ARGV[2]
+local rk, uk = p .. 'recording', p .. 'recuntil'
+for i = 3, #ARGV, 2 do
+  local own, flag = ARGV[i] .. '/' .. token, ARGV[i] .. '#' .. ARGV[i + 1]
+  redis.call('ZREM', rk, own, flag)
+  redis.call('HDEL', uk, own, flag)
 end
 return 0
 `)
+
+// recordFlagTTL is how long a job's first appearance flag may keep newer
+// items waiting when its event is never recorded to the end: the event is
+// redelivered after AckWait once any consumer runs, so a day means every
+// consumer was down for a day, or the event left the stream (MaxAge, a
+// purge) unrecorded. Its missing items are lost either way; newer items
+// must not wait for ever.
+const recordFlagTTL = 24 * time.Hour
 
 // RecordResult is what recording one event did.
 type RecordResult struct {
@@ -243,10 +260,12 @@ func (s *Redis) RecordResults(ctx context.Context, batch []consumer.Matched, now
 }
 
 // recordJobs runs step 1. It returns jobsScript's answer ({seq, mode} per
-// event), the results so far, and the sequence numbers it may have marked.
+// event), the results so far, and the (sequence number, stream sequence)
+// of each event it marked.
 func (s *Redis) recordJobs(ctx context.Context, batch []consumer.Matched, now time.Time, token string) (modes []int64, out []RecordResult, owned []any, err error) {
-	args := make([]any, 0, 4+5*len(batch))
-	args = append(args, s.cfg.Prefix, ms(now), int64(s.cfg.JobTTL/time.Second), token)
+	args := make([]any, 0, 6+5*len(batch))
+	args = append(args, s.cfg.Prefix, ms(now), int64(s.cfg.JobTTL/time.Second), token,
+		ms(now.Add(s.cfg.RecordLease)), ms(now.Add(recordFlagTTL)))
 	for _, m := range batch {
 		kind, data := "u", ""
 		if m.Event.Kind == consumer.Closed {
@@ -280,7 +299,7 @@ func (s *Redis) recordJobs(ctx context.Context, batch []consumer.Matched, now ti
 		if modes[2*i+1] == 1 {
 			out[i].Recorded = len(batch[i].SubscriptionIDs)
 		}
-		owned = append(owned, modes[2*i])
+		owned = append(owned, modes[2*i], batch[i].Event.StreamSeq)
 	}
 	return modes, out, owned, nil
 }
@@ -354,34 +373,44 @@ func groupBySubscription(batch []consumer.Matched, modes []int64) subscriptionIt
 // pushCall is one pushScript call: its arguments, and the event of each
 // known-job item in argument order (to count what was pushed per event).
 type pushCall struct {
-	args  []any
-	known []int32
+	args   []any
+	known  []int32
+	result string // pushScript's answer
 }
 
 // push runs step 2: pipelines of up to maxPipelinePairs items, each
-// pushScript call up to maxScriptArgs arguments of whole subscriptions.
-// It adds the known-job items pushed to out.
+// pushScript call up to maxScriptArgs arguments of whole subscriptions,
+// pushInFlight pipelines at a time so that Redis works on one while the
+// next is built and sent. It adds the known-job items pushed to out.
 func (s *Redis) push(ctx context.Context, g subscriptionItems, out []RecordResult, now time.Time) error {
 	head := []any{s.cfg.Prefix, ms(now.Add(s.cfg.InstantWindow)), s.cfg.PendingLimit}
-	var calls []pushCall
-	flush := func() error {
-		if len(calls) == 0 {
-			return nil
-		}
-		err := s.runPush(ctx, calls, func(i int, known string) error {
-			if len(known) != len(calls[i].known) {
-				return wrap("record push result", fmt.Errorf("got %d known-job results, want %d", len(known), len(calls[i].known)))
-			}
-			for j, ev := range calls[i].known {
-				if known[j] == '1' {
-					out[ev].Recorded++
-				}
-			}
-			return nil
-		})
-		calls = calls[:0]
-		return err
+	var (
+		wg       sync.WaitGroup
+		slots    = make(chan struct{}, pushInFlight)
+		mu       sync.Mutex
+		firstErr error
+		done     [][]pushCall // pipelines sent, with their results
+	)
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr != nil
 	}
+	send := func(calls []pushCall) {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			err := s.runPush(ctx, calls)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			done = append(done, calls)
+		}()
+	}
+	var calls []pushCall
 	cur := pushCall{args: append([]any(nil), head...)}
 	pairs := 0
 	for i, id := range g.ids {
@@ -395,10 +424,11 @@ func (s *Redis) push(ctx context.Context, g subscriptionItems, out []RecordResul
 				calls = append(calls, cur)
 				cur = pushCall{args: append([]any(nil), head...)}
 			}
-			if err := flush(); err != nil {
-				return err
+			if failed() {
+				break
 			}
-			pairs = 0
+			send(calls)
+			calls, pairs = nil, 0
 		}
 		cur.args = append(cur.args, id, int(to-from))
 		for j := from; j < to; j++ {
@@ -412,52 +442,69 @@ func (s *Redis) push(ctx context.Context, g subscriptionItems, out []RecordResul
 	if len(cur.args) > len(head) {
 		calls = append(calls, cur)
 	}
-	return flush()
-}
-
-// runPush sends one pipeline of pushScript calls. When Redis lost its
-// scripts (a restart), every call of the pipeline failed with NOSCRIPT and
-// none ran, so the pipeline runs again once the script is loaded.
-func (s *Redis) runPush(ctx context.Context, calls []pushCall, result func(i int, known string) error) error {
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(calls))
-		for i, c := range calls {
-			cmds[i] = pushScript.EvalSha(ctx, pipe, nil, c.args...)
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
+	if len(calls) > 0 && !failed() {
+		send(calls)
 	}
-	cmds, err := run()
-	if err != nil && allNoScript(cmds) {
-		if lerr := pushScript.Load(ctx, s.rdb).Err(); lerr != nil {
-			return wrap("load push script", lerr)
-		}
-		cmds, err = run()
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
 	}
-	if err != nil {
-		return wrap("record push", err)
-	}
-	for i, c := range cmds {
-		known, err := c.Text()
-		if err != nil {
-			return wrap("record push result", err)
-		}
-		if err := result(i, known); err != nil {
-			return err
+	for _, calls := range done {
+		for _, c := range calls {
+			if len(c.result) != len(c.known) {
+				return wrap("record push result", fmt.Errorf("got %d known-job results, want %d", len(c.result), len(c.known)))
+			}
+			for j, ev := range c.known {
+				if c.result[j] == '1' {
+					out[ev].Recorded++
+				}
+			}
 		}
 	}
 	return nil
 }
 
-// allNoScript reports whether every command failed with NOSCRIPT.
-func allNoScript(cmds []*redis.Cmd) bool {
-	for _, c := range cmds {
-		if c.Err() == nil || !redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-			return false
-		}
+// pushInFlight is how many push pipelines one Record call has in flight.
+// Two keep Redis busy while the client builds the next; more only queue.
+const pushInFlight = 2
+
+// runPush sends one pipeline of pushScript calls and stores each call's
+// result. A call that failed with NOSCRIPT did not run: when Redis lost
+// its scripts (a restart, or SCRIPT FLUSH, possibly while another
+// pipeline was loading it again), those calls run again once the script
+// is loaded; the others ran and must not run twice.
+func (s *Redis) runPush(ctx context.Context, calls []pushCall) error {
+	todo := make([]int, len(calls))
+	for i := range todo {
+		todo[i] = i
 	}
-	return len(cmds) > 0
+	for attempt := 0; ; attempt++ {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(todo))
+		for i, c := range todo {
+			cmds[i] = pushScript.EvalSha(ctx, pipe, nil, calls[c].args...)
+		}
+		_, err := pipe.Exec(ctx)
+		var again []int
+		for i, cmd := range cmds {
+			if cmd.Err() != nil && redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+				again = append(again, todo[i])
+				continue
+			}
+			known, err := cmd.Text()
+			if err != nil {
+				return wrap("record push", err)
+			}
+			calls[todo[i]].result = known
+		}
+		if len(again) == 0 || attempt > 0 {
+			return wrap("record push", err)
+		}
+		if lerr := pushScript.Load(ctx, s.rdb).Err(); lerr != nil {
+			return wrap("load push script", lerr)
+		}
+		todo = again
+	}
 }
 
 // Job is a job record as the notifier reads it at send time.

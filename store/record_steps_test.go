@@ -92,11 +92,16 @@ func TestClaimBetweenMarkAndPushDoesNotCoverTheJob(t *testing.T) {
 	if res[0].Recorded != 1 {
 		t.Fatalf("redelivery: got %d recorded, want 1", res[0].Recorded)
 	}
-	if n, _ := s.rdb.ZCard(ctx, s.cfg.Prefix+"recording").Result(); n != 0 {
-		t.Fatalf("recording marks after the redelivery: got %d, want 0", n)
+	// The dead recorder's own mark holds j2 back until its lease ends
+	// (it might still be pushing); then j2 goes out once.
+	if _, res := claimNow(t, s, a, stepT0.Add(30*time.Second)); res != ClaimedEmpty {
+		t.Fatalf("claim within the dead recorder's lease: got %v, want ClaimedEmpty", res)
 	}
-	if got, _ := claimNow(t, s, a, stepT0.Add(30*time.Second)); got != "2" {
-		t.Fatalf("claim after the redelivery: got items %q, want \"2\"", got)
+	if got, _ := claimNow(t, s, a, stepT0.Add(s.cfg.RecordLease+time.Second)); got != "2" {
+		t.Fatalf("claim after the lease: got items %q, want \"2\"", got)
+	}
+	if n, _ := s.rdb.ZCard(ctx, s.cfg.Prefix+"recording").Result(); n != 0 {
+		t.Fatalf("recording marks after the lease: got %d, want 0", n)
 	}
 	// A second redelivery finds j2 covered.
 	res, err = s.RecordResults(ctx, []consumer.Matched{created("j2", a)}, stepT0.Add(time.Minute))
@@ -133,7 +138,7 @@ func TestItemsOfABatchStillRecordingWaitForTheNextClaim(t *testing.T) {
 	}
 }
 
-func TestStaleMarkIsDroppedAfterADay(t *testing.T) {
+func TestUnfinishedFirstAppearanceHoldsNewerItemsForADay(t *testing.T) {
 	ctx := context.Background()
 	s, a := stepStore(t)
 	if _, _, _, err := s.recordJobs(ctx, []consumer.Matched{created("j1", a)}, stepT0, "gone"); err != nil {
@@ -143,9 +148,9 @@ func TestStaleMarkIsDroppedAfterADay(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, res := claimNow(t, s, a, stepT0.Add(time.Hour)); res != ClaimedEmpty {
-		t.Fatalf("claim an hour later: got %v, want ClaimedEmpty (j2 waits for j1's mark)", res)
+		t.Fatalf("claim an hour later: got %v, want ClaimedEmpty (j2 waits for j1's first appearance)", res)
 	}
-	late := stepT0.Add(recordingStale + time.Hour)
+	late := stepT0.Add(recordFlagTTL + time.Hour)
 	if got, _ := claimNow(t, s, a, late); got != "2" {
 		t.Fatalf("claim a day later: got items %q, want \"2\"", got)
 	}
@@ -169,5 +174,63 @@ func TestBatchGroupsAMatchingSubscriptionsItemsInEventOrder(t *testing.T) {
 	items, err := s.rdb.LRange(ctx, s.k.pending(a), 0, -1).Result()
 	if err != nil || !slices.Equal(items, []string{"1", "3"}) {
 		t.Fatalf("pending list: got %v %v, want [1 3]", items, err)
+	}
+}
+
+func TestRecordAfterRedisLostItsScripts(t *testing.T) {
+	ctx := context.Background()
+	s, a := stepStore(t)
+	if _, err := s.RecordResults(ctx, []consumer.Matched{created("j1", a)}, stepT0); err != nil {
+		t.Fatal(err)
+	}
+	// As after a restart of Redis without its scripts.
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.RecordResults(ctx, []consumer.Matched{created("j2", a), created("j3", a)}, stepT0)
+	if err != nil {
+		t.Fatalf("record after SCRIPT FLUSH: %v", err)
+	}
+	if res[0].Recorded != 1 || res[1].Recorded != 1 {
+		t.Fatalf("recorded: got %+v, want 1 each", res)
+	}
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := claimNow(t, s, a, stepT0); got != "3,2,1" {
+		t.Fatalf("claim after SCRIPT FLUSH: got items %q, want \"3,2,1\"", got)
+	}
+}
+
+func TestTwoRecordersOfOneJobSendItOnce(t *testing.T) {
+	ctx := context.Background()
+	s, a := stepStore(t)
+	// The first delivery of j1 is slow: marked, not pushed yet.
+	first := []consumer.Matched{created("j1", a)}
+	modes, out, owned, err := s.recordJobs(ctx, first, stepT0, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An update of j1, recorded to the end meanwhile, pushes j1 to a;
+	// then the first delivery pushes it too.
+	upd := created("j1", a)
+	upd.Event.Kind = consumer.Updated
+	if res, err := s.RecordResults(ctx, []consumer.Matched{upd}, stepT0); err != nil || res[0].Recorded != 1 {
+		t.Fatalf("update: got %+v %v, want 1 recorded", res, err)
+	}
+	if err := s.push(ctx, groupBySubscription(first, modes), out, stepT0); err != nil {
+		t.Fatal(err)
+	}
+	if _, res := claimNow(t, s, a, stepT0); res != ClaimedEmpty {
+		t.Fatalf("claim while the first recorder runs: got %v, want ClaimedEmpty", res)
+	}
+	if err := s.recordDone(ctx, "slow", owned); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := claimNow(t, s, a, stepT0.Add(time.Second)); got != "1" {
+		t.Fatalf("claim after both: got items %q, want \"1\" (once)", got)
+	}
+	if n, _ := s.PendingCount(ctx, a); n != 0 {
+		t.Fatalf("pending after the claim: got %d, want 0", n)
 	}
 }

@@ -35,6 +35,10 @@ type Config struct {
 	JobTTL time.Duration
 	// FeedLength bounds the change feed stream. Default 100,000 entries.
 	FeedLength int64
+	// RecordLease bounds how long a Record call may keep the jobs it
+	// records from being claimed; it must be longer than any Record call
+	// lasts (the consumer's RecordTimeout, 2 minutes). Default 3 minutes.
+	RecordLease time.Duration
 }
 
 // Redis is the Redis-backed store. It is safe for concurrent use.
@@ -54,6 +58,9 @@ func New(rdb redis.UniversalClient, cfg Config) *Redis {
 	}
 	if cfg.FeedLength <= 0 {
 		cfg.FeedLength = 100_000
+	}
+	if cfg.RecordLease <= 0 {
+		cfg.RecordLease = 3 * time.Minute
 	}
 	return &Redis{rdb: rdb, cfg: cfg, k: keys{p: cfg.Prefix}}
 }
