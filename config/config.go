@@ -60,9 +60,10 @@ type Config struct {
 	WebhookAllowPrivate bool `envconfig:"WEBHOOK_ALLOW_PRIVATE" default:"false" desc:"allow http and private/loopback webhook targets"`
 	WebhookWorkers      int  `envconfig:"WEBHOOK_WORKERS" default:"16" desc:"webhook deliveries in flight"`
 
-	ConsumerBatch   int           `envconfig:"CONSUMER_BATCH" default:"256" desc:"job events fetched and recorded per batch"`
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"bound on finishing in-flight work at shutdown"`
-	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	ConsumerBatch    int           `envconfig:"CONSUMER_BATCH" default:"256" desc:"job events fetched and recorded per batch"`
+	ConsumerInFlight int           `envconfig:"CONSUMER_IN_FLIGHT" default:"2" desc:"batches one replica handles at once (one matched while another is recorded)"`
+	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"bound on finishing in-flight work at shutdown"`
+	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 }
 
 // Load reads the configuration from getenv. It returns every problem found,
@@ -216,6 +217,9 @@ func (c *Config) check(requireSecret bool) []string {
 	}
 	if c.ConsumerBatch < 1 || c.ConsumerBatch > 10000 {
 		bad("CONSUMER_BATCH", "%d must be between 1 and 10000", c.ConsumerBatch)
+	}
+	if c.ConsumerInFlight < 1 || c.ConsumerInFlight > 16 {
+		bad("CONSUMER_IN_FLIGHT", "%d must be between 1 and 16", c.ConsumerInFlight)
 	}
 	if _, err := c.Level(); err != nil {
 		bad("LOG_LEVEL", "%q must be debug, info, warn or error", c.LogLevel)

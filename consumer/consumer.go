@@ -61,6 +61,12 @@ type Config struct {
 	Batch   int           // most messages per fetch and per Record call [256]
 	MaxWait time.Duration // longest a fetch waits to fill a batch [100ms]
 
+	// InFlight is how many batches are handled at once [2]. With two, one
+	// batch is fetched, decoded and matched while the other is recorded,
+	// so Redis does not wait for the matcher; the Recorder must allow
+	// concurrent calls (store.Redis does, as replicas need anyway).
+	InFlight int
+
 	// NakDelay is the redelivery delay after a failed Record; it doubles
 	// with each delivery of the message, up to MaxNakDelay. [1s, 1m]
 	NakDelay    time.Duration
@@ -86,6 +92,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 100 * time.Millisecond
+	}
+	if c.InFlight <= 0 {
+		c.InFlight = 2
 	}
 	if c.NakDelay <= 0 {
 		c.NakDelay = time.Second
@@ -166,9 +175,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 		cons     jetstream.Consumer
 		ackWait  time.Duration
 		errDelay time.Duration
+		handling sync.WaitGroup
+		slots    = make(chan struct{}, c.cfg.InFlight) // one per batch fetched and not yet handled
 	)
 	for ctx.Err() == nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		release := func() { <-slots }
 		if c.js.Conn().IsClosed() {
+			handling.Wait()
 			return fmt.Errorf("consume %s/%s: %w", c.cfg.Stream, c.cfg.Consumer, nats.ErrConnectionClosed)
 		}
 		if cons == nil {
@@ -176,6 +194,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			cons, err = c.js.Consumer(ctx, c.cfg.Stream, c.cfg.Consumer)
 			if err != nil {
 				cons = nil
+				release()
 				errDelay = c.fetchFailed(ctx, fmt.Errorf("look up consumer: %w", err), errDelay)
 				continue
 			}
@@ -186,6 +205,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
 				cons = nil
 			}
+			release()
 			errDelay = c.fetchFailed(ctx, fmt.Errorf("fetch: %w", err), errDelay)
 			continue
 		}
@@ -194,7 +214,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 			msgs = append(msgs, m)
 		}
 		if len(msgs) > 0 {
-			c.handle(work, msgs, ackWait)
+			handling.Go(func() {
+				defer release()
+				c.handle(work, msgs, ackWait)
+			})
+		} else {
+			release()
 		}
 		if err := batch.Error(); err != nil {
 			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
@@ -206,6 +231,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		errDelay = 0
 	}
 
+	handling.Wait()
 	// Acks are buffered by the connection: push them out before returning
 	// so the caller may close it.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)

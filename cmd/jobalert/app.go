@@ -145,7 +145,7 @@ func newApp(ctx context.Context, cfg *config.Config, r roles, log *slog.Logger, 
 		if deps.wrapRecorder != nil {
 			rec = deps.wrapRecorder(rec)
 		}
-		a.consumer = consumer.New(a.js, consumer.Config{Stream: cfg.Stream, Consumer: cfg.Durable, Batch: cfg.ConsumerBatch,
+		a.consumer = consumer.New(a.js, consumer.Config{Stream: cfg.Stream, Consumer: cfg.Durable, Batch: cfg.ConsumerBatch, InFlight: cfg.ConsumerInFlight,
 			ShutdownTimeout: cfg.ShutdownTimeout}, a.index, rec, log, consumer.NewMetrics(a.reg))
 	}
 
