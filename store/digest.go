@@ -44,7 +44,8 @@ func (s *Redis) DueAt(ctx context.Context, now time.Time, limit int64) ([]Due, e
 // items pushed, so a later event for such a job may skip a subscription
 // whose digest covered it. Items above it (pushed by a batch still
 // recording) stay pending for the next digest; an instant subscription is
-// claimed again for them soon. Marks past their end are dropped here.
+// claimed again for them soon. Marks past their end, and a Record call's
+// marks once its liveness key is gone, are dropped here.
 //
 // ARGV: prefix, subscription id, due score as read, next due (ms, "" to
 // drop), now (ms), digest id, lease until (ms).
@@ -89,7 +90,8 @@ while true do
   end
   local v = redis.call('HGET', p .. 'recuntil', r[1]) or '0:0'
   local untl, since = string.match(v, '^(%d+):(%d+)$')
-  if tonumber(untl or '0') > now then
+  local token = string.match(r[1], '^%d+/(.+)$')
+  if tonumber(untl or '0') > now and (not token or redis.call('EXISTS', p .. 'rec:' .. token) == 1) then
     cov, started = tonumber(r[2]) - 1, tonumber(since)
     break
   end

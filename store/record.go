@@ -38,11 +38,13 @@ import (
 // A claim takes pending items, and moves cov, only up to just below the
 // lowest marked job, so it never sends half a job's items nor counts a
 // job as covered before all its first items are pushed. Two marks:
-//   - "seq/token", the recorder's own, until it is done or its lease runs
-//     out (RecordLease, longer than a Record call may last): two recorders
-//     of one job (a redelivery racing a slow first delivery, an update in
-//     the next batch) each keep the job back until they are done, so a
-//     job they both pushed goes out once, in one digest;
+//   - "seq/token", the recorder's own, while the call runs: until it is
+//     done, its liveness key rec:<token> (refreshed while the call runs)
+//     expires, or its lease runs out (RecordLease, longer than a Record
+//     call may last). Two recorders of one job (a redelivery racing a slow
+//     first delivery, an update in the other batch in flight) each keep
+//     the job back until they are done, so a job they both pushed goes out
+//     once, in one digest;
 //   - "seq#stream-seq", on a job's first appearance, until that event is
 //     recorded to the end, by its first delivery or by its redelivery
 //     after a crash, however late (up to a day, see recordFlagTTL).
@@ -50,7 +52,7 @@ import (
 // jobsScript is step 1.
 //
 // ARGV: prefix, now (ms), job TTL (s), token, lease end (ms), first
-// appearance flag end (ms), then per event: kind ("u" upsert | "c"
+// appearance flag end (ms), liveness TTL (ms), then per event: kind ("u" upsert | "c"
 // closed), job id, job JSON, the event's stream sequence (0 when unknown),
 // whether it matched anyone ("1" | "0").
 // Returns per event {seq, mode}: mode 0 nothing to push (closed), 1 fresh,
@@ -58,8 +60,9 @@ import (
 var jobsScript = redis.NewScript(`
 local p, now, ttl, token = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local rk, uk = p .. 'recording', p .. 'recuntil'
+redis.call('SET', p .. 'rec:' .. token, 1, 'PX', ARGV[7])
 local out = {}
-for i = 7, #ARGV, 5 do
+for i = 8, #ARGV, 5 do
   local kind, id, data, sseq, any = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4] == '1'
   local idk = p .. 'jid:' .. id
   local seq = redis.call('GET', idk)
@@ -186,6 +189,7 @@ return table.concat(known)
 var doneScript = redis.NewScript(`
 local p, token = ARGV[1], ARGV[2]
 local rk, uk = p .. 'recording', p .. 'recuntil'
+redis.call('DEL', p .. 'rec:' .. token)
 for i = 3, #ARGV, 2 do
   local own, flag = ARGV[i] .. '/' .. token, ARGV[i] .. '#' .. ARGV[i + 1]
   redis.call('ZREM', rk, own, flag)
@@ -245,27 +249,70 @@ func (s *Redis) RecordResults(ctx context.Context, batch []consumer.Matched, now
 	if len(batch) == 0 {
 		return nil, nil
 	}
-	token := recordTokenBase + strconv.FormatUint(recordTokenSeq.Add(1), 36)
+	token := recordTokenBase + "." + strconv.FormatUint(recordTokenSeq.Add(1), 36)
 	modes, out, owned, err := s.recordJobs(ctx, batch, now, token)
 	if err != nil {
+		s.recordEnded(ctx, token)
 		return nil, err
 	}
-	if err := s.push(ctx, groupBySubscription(batch, modes), out, now); err != nil {
-		return nil, err
+	stop := s.keepRecording(ctx, token)
+	err = s.push(ctx, groupBySubscription(batch, modes), out, now)
+	stop()
+	if err == nil {
+		err = s.recordDone(ctx, token, owned)
 	}
-	if err := s.recordDone(ctx, token, owned); err != nil {
+	if err != nil {
+		s.recordEnded(ctx, token)
 		return nil, err
 	}
 	return out, nil
+}
+
+// recorderAlive is how long a Record call's liveness key lives unless the
+// call refreshes it (every third of it while it runs): when a process dies
+// mid-call, its marks stop holding newer items back this long after.
+const recorderAlive = 10 * time.Second
+
+// keepRecording refreshes the call's liveness key until the returned func
+// is called.
+func (s *Redis) keepRecording(ctx context.Context, token string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(recorderAlive / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = s.rdb.PExpire(ctx, s.k.p+"rec:"+token, recorderAlive).Err() // best effort: a miss only frees the marks early
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// recordEnded drops the liveness key of a call that failed, so its marks
+// stop holding newer items back at once. The job's first-event mark stays
+// until the event is recorded again, so nothing is lost; at worst a push
+// of this call still queued in Redis lands after, alongside a concurrent
+// recorder's (the rare duplicate this mark guards against). Best effort.
+func (s *Redis) recordEnded(ctx context.Context, token string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_ = s.rdb.Del(ctx, s.k.p+"rec:"+token).Err()
 }
 
 // recordJobs runs step 1. It returns jobsScript's answer ({seq, mode} per
 // event), the results so far, and the (sequence number, stream sequence)
 // of each event it marked.
 func (s *Redis) recordJobs(ctx context.Context, batch []consumer.Matched, now time.Time, token string) (modes []int64, out []RecordResult, owned []any, err error) {
-	args := make([]any, 0, 6+5*len(batch))
+	args := make([]any, 0, 7+5*len(batch))
 	args = append(args, s.cfg.Prefix, ms(now), int64(s.cfg.JobTTL/time.Second), token,
-		ms(now.Add(s.cfg.RecordLease)), ms(now.Add(recordFlagTTL)))
+		ms(now.Add(s.cfg.RecordLease)), ms(now.Add(recordFlagTTL)), recorderAlive.Milliseconds())
 	for _, m := range batch {
 		kind, data := "u", ""
 		if m.Event.Kind == consumer.Closed {
@@ -323,12 +370,19 @@ type subscriptionItems struct {
 }
 
 // groupBySubscription turns the batch around, leaving out the events that
-// push nothing (jobs modes from step 1).
+// push nothing (jobs modes from step 1). One map lookup per match: the
+// first pass notes each match's subscription, the second places it.
 func groupBySubscription(batch []consumer.Matched, modes []int64) subscriptionItems {
-	idx := make(map[string]int32)
+	total := 0
+	for i, m := range batch {
+		if modes[2*i+1] != 0 {
+			total += len(m.SubscriptionIDs)
+		}
+	}
+	idx := make(map[string]int32, total/4)
 	var g subscriptionItems
 	var count []int32
-	total := 0
+	of := make([]int32, 0, total) // the subscription of each match, in batch order
 	for i, m := range batch {
 		if modes[2*i+1] == 0 {
 			continue
@@ -342,7 +396,7 @@ func groupBySubscription(batch []consumer.Matched, modes []int64) subscriptionIt
 				count = append(count, 0)
 			}
 			count[n]++
-			total++
+			of = append(of, n)
 		}
 	}
 	g.start = make([]int32, len(g.ids)+1)
@@ -352,6 +406,7 @@ func groupBySubscription(batch []consumer.Matched, modes []int64) subscriptionIt
 	next := append([]int32(nil), g.start[:len(g.ids)]...)
 	g.items = make([]int64, total)
 	g.event = make([]int32, total)
+	k := 0
 	for i, m := range batch {
 		if modes[2*i+1] == 0 {
 			continue
@@ -360,8 +415,9 @@ func groupBySubscription(batch []consumer.Matched, modes []int64) subscriptionIt
 		if modes[2*i+1] == 2 {
 			item = -item
 		}
-		for _, id := range m.SubscriptionIDs {
-			n := idx[id]
+		for range m.SubscriptionIDs {
+			n := of[k]
+			k++
 			g.items[next[n]] = item
 			g.event[next[n]] = int32(i)
 			next[n]++
