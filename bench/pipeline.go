@@ -653,8 +653,8 @@ func (r *pipelineRun) rawRedis(ctx context.Context, st *store.Redis, ix *matcher
 	if err != nil {
 		return phase{}, err
 	}
-	// As the consumer does: a goroutine makes each batch's id lists (what
-	// ix.MatchIDs returns, from the slots Match found) ahead of the
+	// As the consumer does: a goroutine makes each batch's id and key lists
+	// (what ix.MatchKeyed returns, from the slots Match found) ahead of the
 	// recorders, and inFlight batches are recorded at once.
 	batches := make(chan []consumer.Matched, inFlight)
 	go func() {
@@ -662,9 +662,8 @@ func (r *pipelineRun) rawRedis(ctx context.Context, st *store.Redis, ix *matcher
 		for lo := 0; lo < len(all); lo += r.o.batch {
 			batch := make([]consumer.Matched, 0, r.o.batch)
 			for _, pe := range all[lo:min(lo+r.o.batch, len(all))] {
-				ids := ix.IDs(pe.slots, make([]string, 0, len(pe.slots)))
-				sort.Strings(ids)
-				batch = append(batch, consumer.Matched{Event: pe.ev, SubscriptionIDs: slices.Compact(ids)})
+				ids, keys := ix.KeyedIDs(slices.Clone(pe.slots))
+				batch = append(batch, consumer.Matched{Event: pe.ev, SubscriptionIDs: ids, Keys: keys})
 			}
 			select {
 			case batches <- batch:

@@ -29,11 +29,24 @@ type Matcher interface {
 	MatchIDs(j *matcher.Job) []string
 }
 
+// KeyedMatcher is a Matcher that can also give each id a small integer key
+// (matcher.Index.MatchKeyed), which the Consumer passes on in Matched.Keys.
+type KeyedMatcher interface {
+	Matcher
+	MatchKeyed(j *matcher.Job) (ids []string, keys []uint32)
+}
+
 // Matched is one event of a batch with the subscriptions it matched;
 // closed events never match.
 type Matched struct {
 	Event           Event
 	SubscriptionIDs []string
+	// Keys, when not nil, holds a small integer per subscription id (the
+	// index's slot): within a batch, equal ids almost always have equal
+	// keys, so a Recorder may group matches by key with an array instead
+	// of hashing ids, as long as it checks the ids (a filter changed
+	// during the batch may move). Nil when the Matcher gives no keys.
+	Keys []uint32
 }
 
 // Recorder durably records a batch of events and their matches; only after
@@ -271,6 +284,7 @@ type item struct {
 	kind      string // metric label
 	ev        Event
 	ids       []string
+	keys      []uint32
 	poison    error // non-nil: the message is poison, for this reason
 }
 
@@ -333,9 +347,14 @@ func (c *Consumer) match(items []*item) {
 			todo = append(todo, it)
 		}
 	}
+	keyed, _ := c.matcher.(KeyedMatcher)
 	one := func(it *item) {
 		it.poison = safely(func() error {
-			it.ids = c.matcher.MatchIDs(&it.ev.Job)
+			if keyed != nil {
+				it.ids, it.keys = keyed.MatchKeyed(&it.ev.Job)
+			} else {
+				it.ids = c.matcher.MatchIDs(&it.ev.Job)
+			}
 			return nil
 		})
 	}
@@ -414,7 +433,7 @@ func (c *Consumer) recordAndAck(ctx context.Context, items []*item) {
 func (c *Consumer) record(ctx context.Context, items []*item) (err error) {
 	batch := make([]Matched, len(items))
 	for i, it := range items {
-		batch[i] = Matched{Event: it.ev, SubscriptionIDs: it.ids}
+		batch[i] = Matched{Event: it.ev, SubscriptionIDs: it.ids, Keys: it.keys}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RecordTimeout)
 	defer cancel()

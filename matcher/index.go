@@ -324,6 +324,42 @@ func (ix *Index) IDs(slots []uint32, dst []string) []string {
 	return dst
 }
 
+// MatchKeyed returns the ids of the filters that match j without
+// duplicates, and with each id its key: its slot index, a small integer
+// (below the index's capacity) that no other filter held at the same
+// moment has. A caller grouping the matches of many jobs can index
+// an array by key instead of hashing ids; it must still compare the ids,
+// since a slot removed and reused between two calls keys another filter.
+func (ix *Index) MatchKeyed(j *Job) (ids []string, keys []uint32) {
+	return ix.KeyedIDs(ix.Match(j, nil))
+}
+
+// KeyedIDs is the second half of MatchKeyed: the ids and keys of the slots
+// Match returned. It sorts slots in place and returns keys in its memory.
+func (ix *Index) KeyedIDs(slots []uint32) (ids []string, keys []uint32) {
+	slices.Sort(slots) // by generation, then index: duplicates side by side
+	slots = slices.Compact(slots)
+	p := ix.slots.Load()
+	if p == nil {
+		return nil, nil
+	}
+	chunks := *p
+	ids = make([]string, 0, len(slots))
+	keys = slots[:0]
+	for _, h := range slots {
+		idx := h & slotMask
+		if int(idx>>chunkBits) >= len(chunks) {
+			continue
+		}
+		// As IDs: a slot whose filter was removed since resolves to nothing.
+		if rec := chunks[idx>>chunkBits][idx&(chunkSize-1)].Load(); rec != nil && rec.gen == h>>slotBits {
+			ids = append(ids, rec.id)
+			keys = append(keys, idx)
+		}
+	}
+	return ids, keys
+}
+
 // MatchIDs returns the ids of the filters that match j, sorted ascending and
 // without duplicates: the form the pipeline and Reference use.
 func (ix *Index) MatchIDs(j *Job) []string {

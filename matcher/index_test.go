@@ -565,6 +565,21 @@ func TestIndexBatchGeneratedWorkload(t *testing.T) {
 			if got := one.MatchIDs(&j); !slices.Equal(got, want) {
 				t.Fatalf("%s job %d (Add): got %d ids want %d", prof, i, len(got), len(want))
 			}
+			ids, keys := ix.MatchKeyed(&j)
+			if len(keys) != len(ids) {
+				t.Fatalf("%s job %d (MatchKeyed): got %d keys for %d ids", prof, i, len(keys), len(ids))
+			}
+			byKey := map[uint32]string{}
+			for k, key := range keys {
+				if prev, dup := byKey[key]; dup {
+					t.Fatalf("%s job %d (MatchKeyed): key %d for both %s and %s", prof, i, key, prev, ids[k])
+				}
+				byKey[key] = ids[k]
+			}
+			slices.Sort(ids)
+			if !slices.Equal(ids, want) {
+				t.Fatalf("%s job %d (MatchKeyed): got %d ids want %d", prof, i, len(ids), len(want))
+			}
 		}
 	}
 }

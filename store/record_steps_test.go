@@ -241,9 +241,10 @@ func TestTwoRecordersOfOneJobSendItOnce(t *testing.T) {
 	}
 }
 
-func BenchmarkGroupBySubscription(b *testing.B) {
-	// 256 events of 13,000 matches each over 1M subscriptions, overlapping
-	// as popular jobs do (a quarter of the matches from a hot 10%).
+// popularBatch is 256 events of 13,000 matches each over 1M
+// subscriptions, overlapping as popular jobs do (a quarter of the matches
+// from a hot 10%), with the matcher's keys when keyed.
+func popularBatch(keyed bool) ([]consumer.Matched, []int64) {
 	const events, matches, subs = 256, 13_000, 1_000_000
 	ids := make([]string, subs)
 	for i := range ids {
@@ -253,18 +254,65 @@ func BenchmarkGroupBySubscription(b *testing.B) {
 	modes := make([]int64, 2*events)
 	for e := range batch {
 		m := make([]string, matches)
+		var keys []uint32
+		if keyed {
+			keys = make([]uint32, matches)
+		}
 		for j := range m {
 			n := (e*7919 + j*104729) % subs
 			if j%4 == 0 {
 				n %= subs / 10
 			}
 			m[j] = ids[n]
+			if keyed {
+				keys[j] = uint32(n)
+			}
 		}
-		batch[e].SubscriptionIDs = m
+		batch[e].SubscriptionIDs, batch[e].Keys = m, keys
 		modes[2*e], modes[2*e+1] = int64(e+1), 1
 	}
-	b.ResetTimer()
-	for b.Loop() {
-		groupBySubscription(batch, modes)
+	return batch, modes
+}
+
+func BenchmarkGroupBySubscription(b *testing.B) {
+	for _, keyed := range []bool{false, true} {
+		b.Run(map[bool]string{false: "hash", true: "keys"}[keyed], func(b *testing.B) {
+			batch, modes := popularBatch(keyed)
+			for b.Loop() {
+				groupBySubscription(batch, modes)
+			}
+		})
+	}
+}
+
+func TestGroupingByKeysEqualsGroupingByIDs(t *testing.T) {
+	sub := func(ids ...string) []string { return ids }
+	batch := []consumer.Matched{
+		{SubscriptionIDs: sub("a", "b", "c"), Keys: []uint32{5, 1, 9}},
+		{}, // closed: skipped by its mode
+		{SubscriptionIDs: sub("c", "a"), Keys: []uint32{9, 5}},
+		{SubscriptionIDs: sub("d", "b"), Keys: []uint32{2, 1}},
+	}
+	modes := []int64{1, 1, 2, 0, 3, 2, 4, 1}
+	hashed := make([]consumer.Matched, len(batch))
+	for i, m := range batch {
+		hashed[i] = consumer.Matched{SubscriptionIDs: m.SubscriptionIDs}
+	}
+	want := groupBySubscription(hashed, modes)
+	got := groupBySubscription(batch, modes)
+	same := func(a, b subscriptionItems) bool {
+		return slices.Equal(a.ids, b.ids) && slices.Equal(a.start, b.start) && slices.Equal(a.items, b.items) && slices.Equal(a.event, b.event)
+	}
+	if !same(got, want) {
+		t.Fatalf("by keys: got %+v, want %+v", got, want)
+	}
+	if !slices.Equal(want.ids, []string{"a", "b", "c", "d"}) || !slices.Equal(want.items, []int64{1, -3, 1, 4, 1, -3, 4}) {
+		t.Fatalf("grouping: got ids %v items %v, want [a b c d] and [1 -3 1 4 1 -3 4]", want.ids, want.items)
+	}
+	// A key standing for two ids (a slot reused during the batch) falls
+	// back to the ids.
+	batch[3].Keys = []uint32{9, 1}
+	if got := groupBySubscription(batch, modes); !same(got, want) {
+		t.Fatalf("reused key: got %+v, want %+v", got, want)
 	}
 }
