@@ -316,3 +316,38 @@ func TestGroupingByKeysEqualsGroupingByIDs(t *testing.T) {
 		t.Fatalf("reused key: got %+v, want %+v", got, want)
 	}
 }
+
+func TestFirstEventMarkEndsWhenTheJobClosesOrNoLongerMatches(t *testing.T) {
+	for _, end := range []string{"closed", "matches nobody"} {
+		t.Run(end, func(t *testing.T) {
+			ctx := context.Background()
+			s, a := stepStore(t)
+			// j1's first recorder dies after marking it; j2 is recorded.
+			if _, _, _, err := s.recordJobs(ctx, []consumer.Matched{created("j1", a)}, stepT0, "gone"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.rdb.Del(ctx, s.cfg.Prefix+"rec:gone").Err(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.RecordResults(ctx, []consumer.Matched{created("j2", a)}, stepT0); err != nil {
+				t.Fatal(err)
+			}
+			if _, res := claimNow(t, s, a, stepT0); res != ClaimedEmpty {
+				t.Fatalf("claim while j1 is unfinished: got %v, want ClaimedEmpty", res)
+			}
+			ev := created("j1") // the redelivery, matching nobody now
+			if end == "closed" {
+				ev = consumer.Matched{Event: consumer.Event{Kind: consumer.Closed, Job: matcher.Job{ID: "j1"}}}
+			}
+			if _, err := s.RecordResults(ctx, []consumer.Matched{ev}, stepT0.Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := claimNow(t, s, a, stepT0.Add(time.Minute)); got != "2" {
+				t.Fatalf("claim once j1 %s: got items %q, want \"2\"", end, got)
+			}
+			if m, _ := s.rdb.ZRange(ctx, s.cfg.Prefix+"recording", 0, -1).Result(); len(m) != 0 {
+				t.Fatalf("recording marks after the claim: got %v, want none", m)
+			}
+		})
+	}
+}
