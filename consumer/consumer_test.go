@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -538,4 +539,51 @@ func TestShutdownTimeoutLeavesWorkForRedelivery(t *testing.T) {
 		i := consumerInfo(t, js)
 		return i.NumPending == 0 && i.NumAckPending == 0
 	}, "the event acked")
+}
+
+// concurrentRecorder waits, in each Record, until two calls are inside at
+// once (or a bound passes), and notes the most it saw.
+type concurrentRecorder struct {
+	mu       sync.Mutex
+	inside   int
+	most     int
+	recorded int
+	both     chan struct{}
+}
+
+func (r *concurrentRecorder) Record(ctx context.Context, batch []consumer.Matched) error {
+	r.mu.Lock()
+	r.inside++
+	r.most = max(r.most, r.inside)
+	if r.inside == 2 {
+		close(r.both)
+	}
+	r.mu.Unlock()
+	select {
+	case <-r.both:
+	case <-time.After(5 * time.Second):
+	case <-ctx.Done():
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inside--
+	r.recorded += len(batch)
+	return nil
+}
+
+func TestTwoBatchesAreRecordedAtOnce(t *testing.T) {
+	js := mustJetStream(t)
+	for i := range 4 {
+		publish(t, js, "jobs.created", jobBody("j"+strconv.Itoa(i), "Backend Engineer"))
+	}
+	rec := &concurrentRecorder{both: make(chan struct{})}
+	cfg := fastConfig()
+	cfg.Batch = 2
+	run(t, consumer.New(js, cfg, matchFunc(matchAll), rec, testLogger(t), nil))
+	testenv.Eventually(t, 10*time.Second, drained(t, js), "stream not drained")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.most != 2 || rec.recorded != 4 {
+		t.Fatalf("got %d Record calls at once and %d events recorded, want 2 and 4", rec.most, rec.recorded)
+	}
 }
