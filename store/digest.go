@@ -128,6 +128,8 @@ else
   redis.call('DEL', pk)
 end
 local dropped = redis.call('HGET', sk, 'dropped') or '0'
+-- cov never goes down (every pending item is above it already).
+cov = math.max(cov, tonumber(redis.call('HGET', sk, 'cov') or '0'))
 redis.call('HSET', sk, 'cov', cov, 'dropped', 0, 'last_sent', ARGV[5])
 -- The id is the subscription and the due time; a second claim in the same
 -- millisecond (an instant window of 0) must not overwrite the first.

@@ -24,7 +24,8 @@ import (
 //
 //  1. jobsScript, one call per batch: every event gets its job's sequence
 //     number (new on a job's first appearance) and the job record is
-//     written; each job about to get items is marked as recording.
+//     written; a job appearing for the first time, with matches, is
+//     marked as recording.
 //  2. pushScript, pipelined, each call a group of whole subscriptions:
 //     every subscription's items of the batch, in event order.
 //  3. doneScript, one call: the marks of step 1 are cleared.
@@ -37,17 +38,21 @@ import (
 //
 // A claim takes pending items, and moves cov, only up to just below the
 // lowest marked job, so it never sends half a job's items nor counts a
-// job as covered before all its first items are pushed. Two marks:
-//   - "seq/token", the recorder's own, while the call runs: until it is
-//     done, its liveness key rec:<token> (refreshed while the call runs)
-//     expires, or its lease runs out (RecordLease, longer than a Record
-//     call may last). Two recorders of one job (a redelivery racing a slow
-//     first delivery, an update in the other batch in flight) each keep
-//     the job back until they are done, so a job they both pushed goes out
-//     once, in one digest;
-//   - "seq#stream-seq", on a job's first appearance, until that event is
-//     recorded to the end, by its first delivery or by its redelivery
-//     after a crash, however late (up to a day, see recordFlagTTL).
+// job as covered before all its first items are pushed. A job's first
+// appearance gets two marks:
+//   - "seq/token", the first recorder's own, while the call runs: until
+//     it is done, its liveness key rec:<token> (refreshed while the call
+//     runs) expires, or its lease runs out (RecordLease, longer than a
+//     Record call may last). A later event of the job (a redelivery racing
+//     a slow first delivery, an update in the other batch in flight) may
+//     push the job to a subscription the first recorder has not reached
+//     yet; both copies then wait for the first recorder, go out in one
+//     digest, and the claim keeps one;
+//   - "seq#stream-seq", until that first event is recorded to the end, by
+//     its first delivery or by its redelivery after a crash, however late
+//     (up to a day, see recordFlagTTL), or the job is closed.
+// Later events push each item with a check (not pending, not covered) in
+// the same step, so they need no mark.
 
 // jobsScript is step 1.
 //
@@ -96,15 +101,14 @@ for i = 8, #ARGV, 5 do
     if n == 0 or tonumber(redis.call('HGET', jk, 'sseq') or '0') <= n then
       redis.call('HSET', jk, 'data', data, 'updated', now, 'sseq', sseq)
     end
-    if any then
-      local own = seq .. '/' .. token
-      redis.call('ZADD', rk, tonumber(seq), own)
-      redis.call('HSET', uk, own, ARGV[5] .. ':' .. now)
-      if mode == 1 then
-        local flag = seq .. '#' .. sseq
-        redis.call('ZADD', rk, tonumber(seq), flag)
-        redis.call('HSET', uk, flag, ARGV[6] .. ':' .. now)
-      end
+    -- Only a job's first appearance is marked: it is the only event whose
+    -- items are pushed unchecked. A later event checks and pushes each
+    -- item in one step (pushScript), so it needs no mark; marking it
+    -- would hold every newer item back behind an old job while it runs.
+    if any and mode == 1 then
+      local own, flag = seq .. '/' .. token, seq .. '#' .. sseq
+      redis.call('ZADD', rk, tonumber(seq), own, tonumber(seq), flag)
+      redis.call('HSET', uk, own, ARGV[5] .. ':' .. now, flag, ARGV[6] .. ':' .. now)
     end
   end
   out[#out + 1] = tonumber(seq)

@@ -351,3 +351,40 @@ func TestFirstEventMarkEndsWhenTheJobClosesOrNoLongerMatches(t *testing.T) {
 		})
 	}
 }
+
+func TestAnUpdateOfAnOldJobHoldsNothingBack(t *testing.T) {
+	ctx := context.Background()
+	s, a := stepStore(t)
+	if _, err := s.RecordResults(ctx, []consumer.Matched{created("j1", a)}, stepT0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := claimNow(t, s, a, stepT0); got != "1" {
+		t.Fatalf("first claim: got items %q, want \"1\"", got)
+	}
+	// A slow update of j1 is under way while j2 is recorded and claimed.
+	upd := created("j1", a)
+	upd.Event.Kind = consumer.Updated
+	batch := []consumer.Matched{upd}
+	modes, out, owned, err := s.recordJobs(ctx, batch, stepT0, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordResults(ctx, []consumer.Matched{created("j2", a)}, stepT0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := claimNow(t, s, a, stepT0.Add(time.Second)); got != "2" {
+		t.Fatalf("claim during the update: got items %q, want \"2\"", got)
+	}
+	if err := s.push(ctx, groupBySubscription(batch, modes), out, stepT0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.recordDone(ctx, "slow", owned); err != nil {
+		t.Fatal(err)
+	}
+	if out[0].Recorded != 0 {
+		t.Fatalf("update: got %d recorded, want 0 (j1 was sent)", out[0].Recorded)
+	}
+	if cov, _ := s.rdb.HGet(ctx, s.k.sub(a), "cov").Result(); cov != "2" {
+		t.Fatalf("cov: got %q, want \"2\"", cov)
+	}
+}
