@@ -246,7 +246,8 @@ func (s *Redis) Record(ctx context.Context, batch []consumer.Matched) error {
 	return err
 }
 
-// recordTokens makes every Record call's token unique across processes.
+// recordTokenBase (random per process) and recordTokenSeq make every
+// Record call's token unique across processes.
 var (
 	recordTokenBase = func() string {
 		var b [6]byte
