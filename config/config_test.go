@@ -22,17 +22,18 @@ func TestDefaultsLoadOutsideDemoOnlyWithSecret(t *testing.T) {
 
 func TestEveryProblemOnItsOwnLine(t *testing.T) {
 	_, err := config.Load(env(map[string]string{
-		"JOBALERT_SMTP_PORT":      "twenty-five",
-		"JOBALERT_INSTANT_WINDOW": "soon",
-		"JOBALERT_SMTP_TLS":       "maybe",
-		"JOBALERT_SECRET":         "short",
-		"JOBALERT_PUBLIC_URL":     "example.com",
+		"JOBALERT_SMTP_PORT":          "twenty-five",
+		"JOBALERT_INSTANT_WINDOW":     "soon",
+		"JOBALERT_SMTP_TLS":           "maybe",
+		"JOBALERT_SECRET":             "short",
+		"JOBALERT_PUBLIC_URL":         "example.com",
+		"JOBALERT_CONSUMER_IN_FLIGHT": "0",
 	}), true)
 	if err == nil {
 		t.Fatal("got nil error, want one line per problem")
 	}
 	lines := strings.Split(err.Error(), "\n")
-	for _, want := range []string{"JOBALERT_SMTP_PORT", "JOBALERT_INSTANT_WINDOW", "JOBALERT_SMTP_TLS", "JOBALERT_SECRET", "JOBALERT_PUBLIC_URL"} {
+	for _, want := range []string{"JOBALERT_SMTP_PORT", "JOBALERT_INSTANT_WINDOW", "JOBALERT_SMTP_TLS", "JOBALERT_SECRET", "JOBALERT_PUBLIC_URL", "JOBALERT_CONSUMER_IN_FLIGHT"} {
 		found := false
 		for _, l := range lines {
 			if strings.HasPrefix(l, want+":") {
@@ -43,8 +44,8 @@ func TestEveryProblemOnItsOwnLine(t *testing.T) {
 			t.Errorf("got lines %q, want one starting with %s:", lines, want)
 		}
 	}
-	if len(lines) != 5 {
-		t.Errorf("got %d lines, want 5:\n%s", len(lines), err)
+	if len(lines) != 6 {
+		t.Errorf("got %d lines, want 6:\n%s", len(lines), err)
 	}
 }
 
