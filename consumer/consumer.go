@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/jobalert/jobalert/internal/grace"
 	"github.com/jobalert/jobalert/matcher"
 )
 
@@ -170,18 +171,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// In-flight work outlives ctx by at most ShutdownTimeout, so that a
 	// batch being recorded when the stop comes is recorded and acked
 	// rather than abandoned.
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	stop := context.AfterFunc(ctx, func() {
-		t := time.NewTimer(c.cfg.ShutdownTimeout)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancelWork()
-		case <-work.Done():
-		}
-	})
-	defer stop()
+	work, release := grace.Period(ctx, c.cfg.ShutdownTimeout, nil)
+	defer release()
 
 	c.log.Info("consuming", "stream", c.cfg.Stream, "consumer", c.cfg.Consumer, "batch", c.cfg.Batch)
 	var (

@@ -406,15 +406,23 @@ func (t *idTable) findHashed(ix *Index, id string, h uint64) (int, bool) {
 // slot returns the slot index stored at pos.
 func (t *idTable) slot(pos int) uint32 { return t.t[pos]&slotMask - 1 }
 
+// tableSize is the size of an open-addressing table (idTable, groupTable)
+// rebuilt for n entries with more to come: a power of two, at least 1024,
+// at most three quarters full, and at least twice n+1.
+func tableSize(n, more int) int {
+	size := 1024
+	for size*3 < (n+more)*4 || size < (n+1)*2 {
+		size *= 2
+	}
+	return size
+}
+
 // reserve grows the table, if needed, to hold n more ids.
 func (t *idTable) reserve(ix *Index, more int) {
 	if (t.n+t.tombs+more)*4 <= len(t.t)*3 {
 		return
 	}
-	size := 1024
-	for size*3 < (t.n+more)*4 || size < (t.n+1)*2 {
-		size *= 2
-	}
+	size := tableSize(t.n, more)
 	// Rehash in slot order: the records are read in sequence.
 	t.t, t.tombs = make([]uint32, size), 0
 	if p := ix.slots.Load(); p != nil {

@@ -460,10 +460,7 @@ func (t *groupTable) reserve(ix *Index, more int) {
 	if (t.n+t.tombs+more)*4 <= len(t.t)*3 {
 		return
 	}
-	size := 1024
-	for size*3 < (t.n+more)*4 || size < (t.n+1)*2 {
-		size *= 2
-	}
+	size := tableSize(t.n, more)
 	t.t, t.tombs = make([]uint32, size), 0
 	for gid := 1; gid < len(t.g); gid++ {
 		if t.g[gid].blk != nil {

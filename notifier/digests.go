@@ -12,6 +12,7 @@ import (
 
 	"github.com/wneessen/go-mail"
 
+	"github.com/jobalert/jobalert/internal/grace"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/store"
 )
@@ -449,19 +450,8 @@ func (d *Digester) SendOutbox(ctx context.Context) RunResult {
 // the sends in progress finish within ShutdownTimeout: a send cut short
 // after its data went out would be sent again by the next process.
 func (d *Digester) Run(ctx context.Context) error {
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	stop := context.AfterFunc(ctx, func() {
-		d.stopping.Store(true)
-		t := time.NewTimer(d.cfg.ShutdownTimeout)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancelWork()
-		case <-work.Done():
-		}
-	})
-	defer stop()
+	work, release := grace.Period(ctx, d.cfg.ShutdownTimeout, func() { d.stopping.Store(true) })
+	defer release()
 	t := time.NewTicker(d.cfg.Tick)
 	defer t.Stop()
 	for {

@@ -42,15 +42,7 @@ func (s *Redis) importChunk(ctx context.Context, subs []*Subscription, now time.
 	filters := make([]any, 0, 2*len(subs))
 	var due []redis.Z
 	for _, sub := range subs {
-		if sub.ID == "" {
-			sub.ID = NewID()
-		}
-		if sub.Status == "" {
-			sub.Status = StatusPending
-		}
-		if sub.CreatedAt.IsZero() {
-			sub.CreatedAt = now.UTC()
-		}
+		sub.fillNew(now)
 		if sub.Status == StatusActive && sub.ConfirmedAt.IsZero() {
 			sub.ConfirmedAt = now.UTC()
 		}

@@ -102,6 +102,13 @@ func parseSubscription(id string, h map[string]string) (*Subscription, error) {
 // empty Status is pending. An active one goes live at once (index and
 // schedule).
 func (s *Redis) CreateSubscription(ctx context.Context, sub *Subscription, now time.Time) error {
+	sub.fillNew(now)
+	return s.save(ctx, sub, now, true)
+}
+
+// fillNew gives a new subscription its defaults: an ID (NewID), the
+// pending status, and now as its creation time.
+func (sub *Subscription) fillNew(now time.Time) {
 	if sub.ID == "" {
 		sub.ID = NewID()
 	}
@@ -111,7 +118,6 @@ func (s *Redis) CreateSubscription(ctx context.Context, sub *Subscription, now t
 	if sub.CreatedAt.IsZero() {
 		sub.CreatedAt = now.UTC()
 	}
-	return s.save(ctx, sub, now, true)
 }
 
 // GetSubscription returns the subscription with id, or ErrNotFound.
