@@ -231,26 +231,68 @@ func (e *env) status(id string) string {
 	return sub.Status
 }
 
-var confirmLink = regexp.MustCompile(`https?://[^\s"<>]+/v1/confirm\?token=[A-Za-z0-9_.%-]+`)
-
 // confirmURL waits for the confirmation email to addr and returns its link.
 func (e *env) confirmURL(addr string) string {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	msgs, err := e.sink.WaitTo(ctx, addr, 1)
-	if err != nil {
-		e.t.Fatalf("no confirmation email to %s: %v", addr, err)
-	}
-	m := msgs[len(msgs)-1]
-	link := confirmLink.FindString(m.Text)
-	if link == "" {
-		e.t.Fatalf("no confirmation link in the email text:\n%s", m.Text)
-	}
+	return e.emailLink(addr, "/v1/confirm")
+}
+
+// emailLink waits for an email to addr that links to path and returns the
+// link of the newest such email.
+func (e *env) emailLink(addr, path string) string {
+	e.t.Helper()
+	re := regexp.MustCompile(`https?://[^\s"<>]+` + regexp.QuoteMeta(path) + `\?token=[A-Za-z0-9_.%-]+`)
+	var link string
+	var m smtpsink.Message
+	testenv.Eventually(e.t, 10*time.Second, func() bool {
+		for _, msg := range e.sink.To(addr) {
+			if l := re.FindString(msg.Text); l != "" {
+				link, m = l, msg
+			}
+		}
+		return link != ""
+	}, "no email to %s links to %s", addr, path)
 	if !strings.Contains(m.HTML, link) && !strings.Contains(m.HTML, strings.ReplaceAll(link, "&", "&amp;")) {
 		e.t.Errorf("the HTML part does not carry the same link %s", link)
 	}
 	return link
+}
+
+// manageLink is the current manage link of subscription id.
+func (e *env) manageLink(id string) string {
+	e.t.Helper()
+	return e.srv.Links().Manage(id, e.tokenVersion(id))
+}
+
+// manageToken is a current manage token of subscription id.
+func (e *env) manageToken(id string) string {
+	e.t.Helper()
+	return e.srv.Links().ManageToken(id, e.tokenVersion(id))
+}
+
+func (e *env) tokenVersion(id string) int {
+	e.t.Helper()
+	sub, err := e.st.GetSubscription(context.Background(), id)
+	if err != nil {
+		return 0
+	}
+	return sub.TokenVersion
+}
+
+// confirmAction follows the newest emailed link to path: opens its page,
+// checks the button, and POSTs the form as the browser would.
+func (e *env) confirmAction(addr, path, button string) response {
+	e.t.Helper()
+	link := e.emailLink(addr, path)
+	page := e.do("GET", link, "", "Accept", "text/html")
+	if page.status != 200 || !strings.Contains(page.body, button) {
+		e.t.Fatalf("GET %s: got %d, want 200 with a %q button\n%s", path, page.status, button, page.body)
+	}
+	u, err := url.Parse(link)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.postForm(path, url.Values{"token": {u.Query().Get("token")}})
 }
 
 // failingMailer fails every send.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/jobalert/jobalert/notifier"
@@ -83,7 +85,8 @@ func scheduleText(sub *store.Subscription) string {
 
 // managePage is GET /v1/manage?token=T.
 func (s *Server) managePage(w http.ResponseWriter, r *http.Request) {
-	tok, sub, ok := s.tokenSubscription(w, r, token.Manage)
+	tok := r.URL.Query().Get("token")
+	sub, ok := s.verifyVersioned(w, r, tok, token.Manage)
 	if !ok {
 		return
 	}
@@ -106,6 +109,7 @@ func (s *Server) manageView(r *http.Request, tok string, sub *store.Subscription
 	v.Token, v.CSRF = tok, s.csrfToken(tok)
 	v.Email, v.Status, v.StatusText = sub.Email, sub.Status, statusText[sub.Status]
 	v.Summary = notifier.Summary(sub.Filter)
+	v.WebhookHost = urlHost(sub.WebhookURL)
 	v.Others = len(all) - 1
 	if sub.Status == store.StatusActive {
 		v.Message = []string{scheduleText(sub)}
@@ -114,7 +118,8 @@ func (s *Server) manageView(r *http.Request, tok string, sub *store.Subscription
 }
 
 // manage is POST /v1/manage: the manage page's forms, told apart by
-// "action": save, pause, resume, delete, delete_all.
+// "action": save, pause, resume, delete, sign_out, and delete_all and
+// rotate_webhook, which only email a link that confirms them.
 func (s *Server) manage(w http.ResponseWriter, r *http.Request) {
 	if err := s.cop.Check(r); err != nil {
 		s.renderMessage(w, http.StatusForbidden, "Form refused", "This form was sent from another site. Open the manage link from an email again.")
@@ -126,23 +131,19 @@ func (s *Server) manage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := r.PostFormValue("token")
-	id, ok := s.verify(w, r, tok, token.Manage)
+	sub, ok := s.verifyVersioned(w, r, tok, token.Manage)
 	if !ok {
 		return
 	}
+	id := sub.ID
 	if !s.checkCSRF(tok, r.PostFormValue("csrf")) {
 		v := s.newView("This form has expired")
 		v.Message = []string{"For your safety the manage page's forms work for a limited time. Open the page again and retry."}
-		v.Link, v.LinkText = s.links.Manage(id), "Open the manage page"
+		v.Link, v.LinkText = "/v1/manage?token="+url.QueryEscape(tok), "Open the manage page"
 		s.render(w, http.StatusForbidden, "message", v)
 		return
 	}
 	ctx := r.Context()
-	sub, err := s.deps.Store.GetSubscription(ctx, id)
-	if err != nil {
-		s.storeError(w, r, "get subscription", err)
-		return
-	}
 	log := s.log.With("subscription", id)
 	switch action := r.PostFormValue("action"); action {
 	case "save":
@@ -191,36 +192,48 @@ func (s *Server) manage(w http.ResponseWriter, r *http.Request) {
 		}
 		log.Info("subscription deleted", "by", "manage page")
 		s.renderMessage(w, http.StatusOK, "Alert deleted", "This alert and everything about it are deleted. Nothing more will be sent for it.")
+	case "sign_out":
+		v, err := s.deps.Store.RevokeLinks(ctx, id)
+		if err != nil {
+			s.storeError(w, r, "sign out", err)
+			return
+		}
+		sub.TokenVersion = v
+		log.Info("manage links signed out", "by", "manage page")
+		lines := []string{"Every earlier link to manage this alert has stopped working. Unsubscribe links in your emails still work."}
+		if err := s.sendActionLink(r, sub, "Your new link to manage your job alert", "A new link to manage your job alert",
+			[]string{"You signed out of every earlier link to manage this alert. This is the new one; the next alert email carries one too."},
+			s.links.Manage(sub.ID, v), "Manage this alert", s.cfg.ManageTTL); err != nil {
+			log.Warn("new manage link not sent", "err", err)
+			lines = append(lines, "The next alert email carries a new manage link.")
+		} else {
+			lines = append(lines, "We emailed you a new manage link.")
+		}
+		s.renderMessage(w, http.StatusOK, "Signed out of all links", lines...)
 	case "delete_all":
-		all, err := s.deps.Store.SubscriptionsByEmail(ctx, sub.Email)
-		if err != nil {
-			s.storeError(w, r, "subscriptions by email", err)
+		if err := s.sendActionLink(r, sub, "Confirm: delete all your job alert data", "Confirm that all your data should be deleted",
+			[]string{"Someone with a link to manage your job alert asked to delete every alert of this address and everything about them. Nothing is deleted until you confirm."},
+			s.links.DeleteAll(sub.ID, sub.TokenVersion), "Review and delete", s.cfg.ActionTTL); err != nil {
+			s.actionLinkError(w, r, err)
 			return
 		}
-		suppress := false
-		for _, o := range all {
-			if o.Status == store.StatusUnsubscribed || o.Status == store.StatusSuppressed {
-				suppress = true
-			}
-			if err := s.deleteWebhook(r, o); err != nil {
-				s.storeError(w, r, "delete webhook", err)
-				return
-			}
-		}
-		n, err := s.deps.Store.DeleteAllForEmail(ctx, sub.Email, suppress)
-		if err == nil {
-			err = s.deps.Store.ForgetRate(ctx, rateEmail, store.EmailHash(sub.Email))
-		}
-		if err != nil {
-			s.storeError(w, r, "delete all", err)
+		log.Info("delete-all confirmation link sent")
+		s.renderMessage(w, http.StatusOK, "Check your inbox",
+			"We emailed "+sub.Email+" a link to confirm that all its data should be deleted. It works for "+humanTTL(s.cfg.ActionTTL)+".")
+	case "rotate_webhook":
+		if sub.WebhookURL == "" || s.deps.Webhooks == nil {
+			s.refuse(w, r, "No webhook", "This alert has no webhook.")
 			return
 		}
-		log.Info("all data of an address deleted", "email", email(sub.Email), "subscriptions", n, "suppressed", suppress)
-		lines := []string{fmt.Sprintf("All your data is deleted: %d alert(s), their pending jobs and delivery records.", n)}
-		if suppress {
-			lines = append(lines, "Because you had unsubscribed, we keep only a one-way hash of your address so that we never email it again.")
+		if err := s.sendActionLink(r, sub, "Confirm: rotate your webhook secret", "Rotate your webhook signing secret",
+			[]string{"Someone with a link to manage your job alert asked for a new webhook signing secret for " + urlHost(sub.WebhookURL) + ". The new secret is shown only on the page this link opens."},
+			s.links.RotateWebhook(sub.ID, sub.TokenVersion), "Rotate the secret", s.cfg.ActionTTL); err != nil {
+			s.actionLinkError(w, r, err)
+			return
 		}
-		s.renderMessage(w, http.StatusOK, "All your data is deleted", lines...)
+		log.Info("webhook rotation link sent")
+		s.renderMessage(w, http.StatusOK, "Check your inbox",
+			"We emailed "+sub.Email+" a link that rotates the webhook secret and shows the new one. It works for "+humanTTL(s.cfg.ActionTTL)+".")
 	default:
 		s.renderMessage(w, http.StatusBadRequest, "Unknown action", "Open the manage page again and use one of its buttons.")
 	}
@@ -271,6 +284,9 @@ func (s *Server) manageSave(w http.ResponseWriter, r *http.Request, tok string, 
 
 // rotateWebhook is POST /v1/subscriptions/{id}/webhook/rotate, authorised
 // by the subscription's manage token (Authorization: Bearer, or ?token=).
+// It does not rotate: it emails the address a short-lived link whose page
+// rotates the secret and shows the new one, so a forwarded alert cannot be
+// turned into a signing key (202).
 func (s *Server) rotateWebhook(w http.ResponseWriter, r *http.Request) {
 	tok, ok := bearer(r)
 	if !ok {
@@ -281,37 +297,240 @@ func (s *Server) rotateWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "the subscription's manage token is required (Authorization: Bearer or ?token=)", nil)
 		return
 	}
-	id, err := s.deps.Tokens.Verify(tok, token.Manage, s.cfg.Clock())
+	c, err := s.deps.Tokens.VerifyClaims(tok, token.Manage, s.cfg.Clock())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, codeInvalidToken, err.Error(), nil)
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(id), []byte(r.PathValue("id"))) != 1 {
-		writeError(w, http.StatusForbidden, "forbidden", "the token belongs to another subscription", nil)
+	if subtle.ConstantTimeCompare([]byte(c.Subject), []byte(r.PathValue("id"))) != 1 {
+		writeError(w, http.StatusForbidden, codeForbidden, "the token belongs to another subscription", nil)
 		return
 	}
-	if s.deps.Webhooks == nil {
-		writeError(w, http.StatusNotFound, codeNotFound, "webhooks are not enabled on this server", nil)
+	sub, ok := s.verifyVersioned(w, r, tok, token.Manage)
+	if !ok {
 		return
 	}
-	sub, err := s.deps.Store.GetSubscription(r.Context(), id)
-	if err != nil {
-		s.storeError(w, r, "get subscription", err)
-		return
-	}
-	if sub.WebhookURL == "" {
+	if s.deps.Webhooks == nil || sub.WebhookURL == "" {
 		writeError(w, http.StatusNotFound, codeNotFound, "the subscription has no webhook", nil)
 		return
 	}
-	secret, err := s.deps.Webhooks.RotateSecret(r.Context(), id)
+	if err := s.sendActionLink(r, sub, "Confirm: rotate your webhook secret", "Rotate your webhook signing secret",
+		[]string{"A request with a link to manage your job alert asked for a new webhook signing secret for " + urlHost(sub.WebhookURL) + ". The new secret is shown only on the page this link opens."},
+		s.links.RotateWebhook(sub.ID, sub.TokenVersion), "Rotate the secret", s.cfg.ActionTTL); err != nil {
+		s.actionLinkError(w, r, err)
+		return
+	}
+	s.log.Info("webhook rotation link sent", "subscription", sub.ID, "by", "api")
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "confirmation_sent",
+		"message": "a link that rotates the secret and shows the new one was emailed to the subscription's address"})
+}
+
+// errTooManyLinks is a subscription that asked for too many emailed links.
+var errTooManyLinks = errors.New("too many links were emailed to this address in the last hour")
+
+// sendActionLink emails the subscription's address a service notice with
+// one link, at most actionLinksPerHour an address.
+func (s *Server) sendActionLink(r *http.Request, sub *store.Subscription, subject, title string, lines []string, link, button string, ttl time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.SendTimeout+5*time.Second)
+	defer cancel()
+	limits := []store.Limit{{Kind: store.RateLinks, Value: s.deps.Store.AddressKey(sub.Email), Max: actionLinksPerHour, Window: time.Hour}}
+	full, _, err := s.deps.Store.Reserve(ctx, limits)
+	if err != nil {
+		return err
+	}
+	if full != nil {
+		return errTooManyLinks
+	}
+	msg, err := s.deps.Renderer.Notice(notifier.Notice{To: sub.Email, Subject: subject, Title: title, Lines: lines,
+		ActionURL: link, ActionText: button, ValidFor: ttl})
+	if err == nil {
+		err = s.send(ctx, msg)
+	}
+	if err != nil {
+		_ = s.deps.Store.Release(ctx, limits)
+	}
+	return err
+}
+
+// actionLinksPerHour caps the links one address may have emailed.
+const actionLinksPerHour = 5
+
+func (s *Server) actionLinkError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errTooManyLinks) {
+		w.Header().Set("Retry-After", "3600")
+		if !wantsHTML(r) {
+			writeError(w, http.StatusTooManyRequests, codeLimited, err.Error()+"; try again later", nil)
+			return
+		}
+		s.renderMessage(w, http.StatusTooManyRequests, "Please try again later", upperFirst(err.Error())+".")
+		return
+	}
+	s.log.Error("action link not sent", "err", err)
+	w.Header().Set("Retry-After", "60")
+	if !wantsHTML(r) {
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the email could not be sent; try again in a minute", nil)
+		return
+	}
+	s.renderMessage(w, http.StatusServiceUnavailable, "Please try again", "The email could not be sent. Nothing was changed; try again in a minute.")
+}
+
+// humanTTL says a link lifetime in words.
+func humanTTL(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return plural(int(d/(24*time.Hour)), "day")
+	case d%time.Hour == 0:
+		return plural(int(d/time.Hour), "hour")
+	default:
+		return plural(max(1, int(d/time.Minute)), "minute")
+	}
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.Itoa(n) + " " + unit + "s"
+}
+
+// deleteAllPage is GET /v1/manage/delete-all?token=T, from the emailed
+// link: one button that POSTs the token. Nothing changes on GET.
+func (s *Server) deleteAllPage(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	sub, ok := s.verifyVersioned(w, r, tok, token.DeleteAll)
+	if !ok {
+		return
+	}
+	all, err := s.deps.Store.SubscriptionsByEmail(r.Context(), sub.Email)
+	if err != nil {
+		s.storeError(w, r, "subscriptions by email", err)
+		return
+	}
+	v := s.newView("Delete all your data?")
+	v.Message = []string{fmt.Sprintf("This deletes all %d alert(s) of %s, their pending jobs, webhook deliveries and delivery records. It cannot be undone.", len(all), sub.Email)}
+	v.Token, v.FormAction, v.ButtonText, v.ButtonClass = tok, "/v1/manage/delete-all", "Delete all my data", "danger"
+	s.render(w, http.StatusOK, "action", v)
+}
+
+// deleteAll is POST /v1/manage/delete-all with the emailed token.
+func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request) {
+	if err := s.cop.Check(r); err != nil {
+		s.renderMessage(w, http.StatusForbidden, "Form refused", "This form was sent from another site. Open the link from the email again.")
+		return
+	}
+	tok, err := tokenFromBody(w, r)
+	if err != nil {
+		bodyError(w, err)
+		return
+	}
+	sub, ok := s.verifyVersioned(w, r, tok, token.DeleteAll)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	all, err := s.deps.Store.SubscriptionsByEmail(ctx, sub.Email)
+	if err != nil {
+		s.storeError(w, r, "subscriptions by email", err)
+		return
+	}
+	suppress := false
+	for _, o := range all {
+		if o.Status == store.StatusUnsubscribed || o.Status == store.StatusSuppressed {
+			suppress = true
+		}
+		if err := s.deleteWebhook(r, o); err != nil {
+			s.storeError(w, r, "delete webhook", err)
+			return
+		}
+	}
+	n, err := s.deps.Store.DeleteAllForEmail(ctx, sub.Email, suppress)
+	if err != nil {
+		s.storeError(w, r, "delete all", err)
+		return
+	}
+	s.log.Info("all data of an address deleted", "email", email(sub.Email), "subscriptions", n, "suppressed", suppress)
+	lines := []string{fmt.Sprintf("All your data is deleted: %d alert(s), their pending jobs, webhook deliveries and delivery records.", n)}
+	if suppress {
+		lines = append(lines, "Because you had unsubscribed, we keep only a keyed one-way hash of your address so that we never email it again.")
+	}
+	s.renderMessage(w, http.StatusOK, "All your data is deleted", lines...)
+}
+
+// rotatePage is GET /v1/manage/rotate-webhook?token=T, from the emailed
+// link: one button that POSTs the token. Nothing changes on GET.
+func (s *Server) rotatePage(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	sub, ok := s.verifyVersioned(w, r, tok, token.RotateWebhook)
+	if !ok {
+		return
+	}
+	v := s.newView("Rotate your webhook secret?")
+	v.Summary = notifier.Summary(sub.Filter)
+	v.Message = []string{"A new signing secret replaces the current one for the webhook on " + urlHost(sub.WebhookURL) +
+		". For a day both sign each delivery, so your receiver can switch over. The new secret is shown once, on the next page."}
+	v.Token, v.FormAction, v.ButtonText = tok, "/v1/manage/rotate-webhook", "Rotate the secret"
+	s.render(w, http.StatusOK, "action", v)
+}
+
+// rotate is POST /v1/manage/rotate-webhook with the emailed token: the
+// rotation, once per link, and the one page that shows the new secret.
+func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
+	if err := s.cop.Check(r); err != nil {
+		s.renderMessage(w, http.StatusForbidden, "Form refused", "This form was sent from another site. Open the link from the email again.")
+		return
+	}
+	tok, err := tokenFromBody(w, r)
+	if err != nil {
+		bodyError(w, err)
+		return
+	}
+	sub, ok := s.verifyVersioned(w, r, tok, token.RotateWebhook)
+	if !ok {
+		return
+	}
+	if s.deps.Webhooks == nil || sub.WebhookURL == "" {
+		s.refuse(w, r, "No webhook", "This alert has no webhook.")
+		return
+	}
+	first, err := s.deps.Store.UseOnce(r.Context(), tok, s.cfg.ActionTTL)
+	if err != nil {
+		s.storeError(w, r, "use once", err)
+		return
+	}
+	if !first {
+		s.refuse(w, r, "This link was used already", "Each rotation link works once. Ask for a new one from the manage page.")
+		return
+	}
+	secret, err := s.deps.Webhooks.RotateSecret(r.Context(), sub.ID)
 	if err != nil {
 		if errors.Is(err, webhook.ErrNoEndpoint) {
-			writeError(w, http.StatusNotFound, codeNotFound, "the subscription has no webhook", nil)
+			s.refuse(w, r, "No webhook", "This alert has no webhook.")
 			return
 		}
 		s.storeError(w, r, "rotate webhook secret", err)
 		return
 	}
-	s.log.Info("webhook secret rotated", "subscription", id)
-	writeJSON(w, http.StatusOK, map[string]string{"webhook_secret": secret})
+	s.log.Info("webhook secret rotated", "subscription", sub.ID)
+	if !wantsHTML(r) {
+		writeJSON(w, http.StatusOK, map[string]string{"webhook_secret": secret})
+		return
+	}
+	v := s.newView("Your new webhook secret")
+	v.Message = []string{"Copy it now into your receiver: it is not shown again. Deliveries to " + urlHost(sub.WebhookURL) +
+		" are signed with both the old and the new secret for a day."}
+	v.Secret = secret
+	s.render(w, http.StatusOK, "action", v)
+}
+
+// revokeLinks is POST /v1/admin/subscriptions/{id}/revoke-links (admin):
+// every manage link issued so far stops working.
+func (s *Server) revokeLinks(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	v, err := s.deps.Store.RevokeLinks(r.Context(), id)
+	if err != nil {
+		s.adminStoreError(w, "revoke links", err)
+		return
+	}
+	s.log.Info("manage links signed out", "subscription", id, "by", "admin")
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "token_version": v})
 }

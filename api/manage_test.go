@@ -13,7 +13,7 @@ import (
 // managePage opens the manage page of id and returns its token and csrf.
 func (e *env) managePage(id string) (tok, csrf, body string) {
 	e.t.Helper()
-	r := e.do("GET", e.srv.Links().Manage(id), "", "Accept", "text/html")
+	r := e.do("GET", e.manageLink(id), "", "Accept", "text/html")
 	if r.status != 200 {
 		e.t.Fatalf("manage page: %d\n%s", r.status, r.body)
 	}
@@ -102,9 +102,9 @@ func TestManageEditPauseResume(t *testing.T) {
 func (e *env) assertGone(addr string, ids ...string) {
 	e.t.Helper()
 	ctx := context.Background()
-	hash := store.EmailHash(addr)
+	hash, keyed := store.EmailHash(addr), e.st.AddressKey(addr)
 	for _, k := range e.keys() {
-		if strings.Contains(k, hash) {
+		if strings.Contains(k, hash) || strings.Contains(k, keyed) {
 			e.t.Errorf("key %s about the address is left", k)
 		}
 		for _, id := range ids {
@@ -136,7 +136,7 @@ func TestManageDelete(t *testing.T) {
 	if e.status(keep.ID) != store.StatusActive {
 		t.Errorf("delete removed another alert of the address")
 	}
-	if r := e.do("GET", e.srv.Links().Manage(sub.ID), "", "Accept", "text/html"); r.status != http.StatusNotFound || !strings.Contains(r.body, "no longer exists") {
+	if r := e.do("GET", e.srv.Links().Manage(sub.ID, 0), "", "Accept", "text/html"); r.status != http.StatusNotFound || !strings.Contains(r.body, "no longer exists") {
 		t.Errorf("manage page of a deleted alert: %d", r.status)
 	}
 }
@@ -172,8 +172,15 @@ func TestManageDeleteAll(t *testing.T) {
 				t.Errorf("manage page does not count the other alerts")
 			}
 			r = e.manageAction(tok, csrf, "delete_all", nil)
-			if r.status != 200 || !strings.Contains(r.body, "All your data is deleted") {
+			if r.status != 200 || !strings.Contains(r.body, "Check your inbox") {
 				t.Fatalf("delete_all: %d %s", r.status, r.body)
+			}
+			if got := e.status(a.ID); got != store.StatusActive {
+				t.Fatalf("after asking to delete all: status %s, want active until the emailed link is used", got)
+			}
+			r = e.confirmAction(addr, "/v1/manage/delete-all", "Delete all my data")
+			if r.status != 200 || !strings.Contains(r.body, "All your data is deleted") {
+				t.Fatalf("delete-all link: %d %s", r.status, r.body)
 			}
 			e.assertGone(addr, viaAPI, a.ID, b.ID)
 			suppressed, _ := e.st.IsSuppressed(ctx, addr)
@@ -182,7 +189,7 @@ func TestManageDeleteAll(t *testing.T) {
 			}
 			if unsubscribedOne {
 				// Kept only as a hash in the suppression set.
-				if ok, _ := e.rdb.SIsMember(ctx, e.prefix+"suppressed", store.EmailHash(addr)).Result(); !ok {
+				if ok, _ := e.rdb.SIsMember(ctx, e.prefix+"suppressed", e.st.AddressKey(addr)).Result(); !ok {
 					t.Errorf("suppression hash missing")
 				}
 			}

@@ -17,7 +17,7 @@ import (
 
 // Page templates under templates/web, each rendered inside web/layout.html
 // with the shared form fields of web/fields.html.
-var pageNames = []string{"subscribe", "inbox", "confirm", "message", "unsubscribe", "manage"}
+var pageNames = []string{"subscribe", "inbox", "confirm", "message", "unsubscribe", "manage", "action"}
 
 // Static files under templates/web served at /static/.
 var staticFiles = map[string]string{
@@ -74,6 +74,15 @@ type view struct {
 	Status     string
 	StatusText string
 	Others     int // other subscriptions of the same address
+	// WebhookHost is the host of the subscription's webhook URL, if any.
+	WebhookHost string
+
+	// action: a page with one button that POSTs Token to FormAction, or
+	// the result of such a POST (a new webhook Secret).
+	FormAction  string
+	ButtonText  string
+	ButtonClass string
+	Secret      string
 
 	// option lists
 	VisaCodes   []string
@@ -286,7 +295,7 @@ func (s *Server) subscribePage(w http.ResponseWriter, r *http.Request) {
 // subscribeForm is POST /: the form's submission. Errors come back next to
 // their fields with the values kept; success shows "check your inbox".
 func (s *Server) subscribeForm(w http.ResponseWriter, r *http.Request) {
-	if err := s.cop.Check(r); err != nil {
+	if err := s.signup.Check(r); err != nil {
 		s.renderMessage(w, http.StatusForbidden, "Form refused", "This form was sent from another site. Open the page again and retry.")
 		return
 	}

@@ -30,6 +30,8 @@ const (
 	codeLimited      = "rate_limited"
 	codeUnavailable  = "unavailable"
 	codeConflict     = "conflict"
+	codeMediaType    = "unsupported_media_type" // POST /v1/subscriptions without a JSON Content-Type
+	codeForbidden    = "forbidden"
 )
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -49,8 +49,22 @@ type Config struct {
 	// in an hour; default 5.
 	ConfirmationsPerHour int
 	// ConfirmationsPerIPPerHour caps the confirmation emails one client IP
-	// asks for in an hour; default 30.
+	// (an IPv6 client: its /64) asks for in an hour; default 30.
 	ConfirmationsPerIPPerHour int
+	// ConfirmationsPerHourTotal caps the sign-up emails all clients
+	// together ask for in an hour (JOBALERT_CONFIRMATIONS_PER_HOUR_TOTAL);
+	// default 1000.
+	ConfirmationsPerHourTotal int
+	// AllowedOrigins are the web origins, besides PublicURL's, whose pages
+	// may post the sign-up API and form (JOBALERT_ALLOWED_ORIGINS), e.g. a
+	// job board embedding the form: "https://board.example".
+	AllowedOrigins []string
+	// ManageTTL is how long a manage link works (JOBALERT_MANAGE_TTL);
+	// default 90 days. Every email carries a fresh one.
+	ManageTTL time.Duration
+	// ActionTTL is how long an emailed "delete all my data" or webhook
+	// secret rotation link works; default 1 hour.
+	ActionTTL time.Duration
 	// WebhookAllowPrivate accepts http and private webhook targets
 	// (JOBALERT_WEBHOOK_ALLOW_PRIVATE).
 	WebhookAllowPrivate bool
@@ -78,6 +92,15 @@ func (c Config) withDefaults() Config {
 	if c.ConfirmationsPerIPPerHour <= 0 {
 		c.ConfirmationsPerIPPerHour = 30
 	}
+	if c.ConfirmationsPerHourTotal <= 0 {
+		c.ConfirmationsPerHourTotal = 1000
+	}
+	if c.ManageTTL <= 0 {
+		c.ManageTTL = 90 * 24 * time.Hour
+	}
+	if c.ActionTTL <= 0 {
+		c.ActionTTL = time.Hour
+	}
 	if c.Product == "" {
 		c.Product = "jobalert"
 	}
@@ -97,31 +120,37 @@ type Store interface {
 	CreateSubscription(ctx context.Context, sub *store.Subscription, now time.Time) error
 	GetSubscription(ctx context.Context, id string) (*store.Subscription, error)
 	SubscriptionsByEmail(ctx context.Context, email string) ([]*store.Subscription, error)
-	CountByEmail(ctx context.Context, email string) (int64, error)
+	CountConfirmed(ctx context.Context, email string) (int, error)
 	UpdateSubscription(ctx context.Context, id string, now time.Time, change func(*store.Subscription) error) (*store.Subscription, error)
 	Activate(ctx context.Context, id string, now time.Time) (*store.Subscription, error)
 	DeleteSubscription(ctx context.Context, id string) error
 	DeleteAllForEmail(ctx context.Context, email string, suppress bool) (int, error)
 	IsSuppressed(ctx context.Context, email string) (bool, error)
-	Allow(ctx context.Context, kind, value string, limit int, window time.Duration) (bool, error)
-	ForgetRate(ctx context.Context, kind, value string) error
+	AddressKey(email string) string
+	Reserve(ctx context.Context, limits []store.Limit) (*store.Limit, time.Duration, error)
+	Release(ctx context.Context, limits []store.Limit) error
+	UseOnce(ctx context.Context, tok string, ttl time.Duration) (bool, error)
+	RevokeLinks(ctx context.Context, id string) (int, error)
 }
 
 // Tokens issues and verifies link tokens; *token.Signer is the real one.
 type Tokens interface {
 	Issuer
 	Verify(tok string, scope token.Scope, now time.Time) (string, error)
+	VerifyClaims(tok string, scope token.Scope, now time.Time) (token.Claims, error)
 }
 
 // Issuer issues link tokens.
 type Issuer interface {
 	Issue(scope token.Scope, subID string, expires time.Time) string
+	IssueVersion(scope token.Scope, subID string, version int, expires time.Time) string
 }
 
-// ConfirmRenderer renders the double opt-in email; *notifier.Renderer is
-// the real one.
+// ConfirmRenderer renders the emails the API sends itself: the double
+// opt-in and the notices; *notifier.Renderer is the real one.
 type ConfirmRenderer interface {
-	Confirm(to, confirmURL, filterSummary string) (*mail.Msg, error)
+	Confirm(c notifier.ConfirmEmail) (*mail.Msg, error)
+	Notice(n notifier.Notice) (*mail.Msg, error)
 }
 
 // Mailer sends one email; *notifier.Mailer is the real one.
@@ -170,9 +199,12 @@ type Server struct {
 	log    *slog.Logger
 	links  *Links
 	pages  *pages
-	cop    *http.CrossOriginProtection
-	routes []route
-	admin  [32]byte // sha256 of the admin token
+	cop    *http.CrossOriginProtection // pages of this site only
+	signup *http.CrossOriginProtection // also AllowedOrigins
+	// allowedOrigin holds AllowedOrigins, for the CORS answers.
+	allowedOrigin map[string]bool
+	routes        []route
+	admin         [32]byte // sha256 of the admin token
 }
 
 // route is one registered pattern. Routes are declared once, in
@@ -207,16 +239,26 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:   cfg,
-		deps:  deps,
-		log:   deps.Logger.With("component", "api"),
-		links: NewLinks(cfg.PublicURL, deps.Tokens, cfg.ConfirmTTL, cfg.Clock),
-		pages: p,
-		cop:   http.NewCrossOriginProtection(),
-		admin: sha256.Sum256([]byte(cfg.AdminToken)),
+		cfg:    cfg,
+		deps:   deps,
+		log:    deps.Logger.With("component", "api"),
+		links:  NewLinks(cfg.PublicURL, deps.Tokens, LinkTTLs{Confirm: cfg.ConfirmTTL, Manage: cfg.ManageTTL, Action: cfg.ActionTTL}, cfg.Clock),
+		pages:  p,
+		cop:    http.NewCrossOriginProtection(),
+		signup: http.NewCrossOriginProtection(),
+		admin:  sha256.Sum256([]byte(cfg.AdminToken)),
 	}
-	if err := s.cop.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
-		return nil, fmt.Errorf("api: public URL: %w", err)
+	for _, c := range []*http.CrossOriginProtection{s.cop, s.signup} {
+		if err := c.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
+			return nil, fmt.Errorf("api: public URL: %w", err)
+		}
+	}
+	s.allowedOrigin = map[string]bool{}
+	for _, o := range cfg.AllowedOrigins {
+		if err := s.signup.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("api: allowed origin %q: %w", o, err)
+		}
+		s.allowedOrigin[o] = true
 	}
 	s.routes = s.table()
 	return s, nil
@@ -238,6 +280,7 @@ func (s *Server) table() []route {
 		{"GET", "/metrics", s.metrics},
 
 		{"POST", "/v1/subscriptions", s.createSubscription},
+		{"OPTIONS", "/v1/subscriptions", s.preflight},
 		{"GET", "/v1/subscriptions/{id}", s.requireAdmin(s.getSubscription)},
 		{"DELETE", "/v1/subscriptions/{id}", s.requireAdmin(s.deleteSubscription)},
 		{"POST", "/v1/subscriptions/{id}/webhook/rotate", s.rotateWebhook},
@@ -248,7 +291,12 @@ func (s *Server) table() []route {
 		{"POST", "/v1/unsubscribe", s.unsubscribe},
 		{"GET", "/v1/manage", s.managePage},
 		{"POST", "/v1/manage", s.manage},
+		{"GET", "/v1/manage/delete-all", s.deleteAllPage},
+		{"POST", "/v1/manage/delete-all", s.deleteAll},
+		{"GET", "/v1/manage/rotate-webhook", s.rotatePage},
+		{"POST", "/v1/manage/rotate-webhook", s.rotate},
 
+		{"POST", "/v1/admin/subscriptions/{id}/revoke-links", s.requireAdmin(s.revokeLinks)},
 		{"POST", "/v1/admin/digests/run", s.requireAdmin(s.runDigests)},
 		{"GET", "/v1/admin/webhooks/dead-letters", s.requireAdmin(s.deadLetters)},
 		{"POST", "/v1/admin/webhooks/dead-letters/{id}/replay", s.requireAdmin(s.replayDeadLetter)},

@@ -10,34 +10,73 @@ import (
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/store"
 	"github.com/jobalert/jobalert/token"
+	"github.com/jobalert/jobalert/webhook"
 )
+
+// errSignedOut is a manage-like link issued before "sign out of all links".
+var errSignedOut = errors.New("the link was signed out")
 
 // verify checks a link token. On failure it answers (a page for browsers,
 // 400 JSON otherwise) and returns false.
 func (s *Server) verify(w http.ResponseWriter, r *http.Request, tok string, scope token.Scope) (string, bool) {
 	id, err := s.deps.Tokens.Verify(tok, scope, s.cfg.Clock())
-	if err == nil {
-		return id, true
+	if err != nil {
+		s.tokenError(w, r, tok, scope, err)
+		return "", false
 	}
+	return id, true
+}
+
+// verifyVersioned checks a manage, delete-all or rotate-webhook token: its
+// signature and expiry, then that it carries the subscription's current
+// token version. It returns the subscription; on failure it has answered.
+// Manage links without an expiry (issued before links expired) are refused
+// as expired: every email carries a fresh one.
+func (s *Server) verifyVersioned(w http.ResponseWriter, r *http.Request, tok string, scope token.Scope) (*store.Subscription, bool) {
+	c, err := s.deps.Tokens.VerifyClaims(tok, scope, s.cfg.Clock())
+	if err == nil && c.Expires.IsZero() {
+		err = token.ErrExpired
+	}
+	if err != nil {
+		s.tokenError(w, r, tok, scope, err)
+		return nil, false
+	}
+	sub, err := s.deps.Store.GetSubscription(r.Context(), c.Subject)
+	if err != nil {
+		s.storeError(w, r, "get subscription", err)
+		return nil, false
+	}
+	if c.Version != sub.TokenVersion {
+		s.tokenError(w, r, tok, scope, errSignedOut)
+		return nil, false
+	}
+	return sub, true
+}
+
+// tokenError answers a token that did not verify.
+func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, tok string, scope token.Scope, err error) {
 	msg := err.Error()
 	if tok == "" {
 		msg = "the link has no token; open it again from the email"
 	}
 	if !wantsHTML(r) {
 		writeError(w, http.StatusBadRequest, codeInvalidToken, msg, nil)
-		return "", false
+		return
 	}
 	lines := []string{upperFirst(msg) + "."}
 	switch {
 	case errors.Is(err, token.ErrExpired) && scope == token.Confirm:
 		lines = append(lines, "Confirmation links work for a limited time. Subscribe again to get a fresh one.")
+	case (errors.Is(err, token.ErrExpired) || errors.Is(err, errSignedOut)) && scope == token.Manage:
+		lines = append(lines, "Every alert email carries a fresh manage link: use the one in your latest email.")
+	case errors.Is(err, token.ErrExpired) || errors.Is(err, errSignedOut):
+		lines = append(lines, "Open the manage page from your latest email and ask for a new link.")
 	case errors.Is(err, token.ErrWrongScope):
 		lines = append(lines, "Use the link from the email for this action.")
 	default:
 		lines = append(lines, "Copy the whole link from the email into the address bar, or subscribe again.")
 	}
 	s.renderMessage(w, http.StatusBadRequest, "This link does not work", lines...)
-	return "", false
 }
 
 func upperFirst(s string) string {
@@ -119,7 +158,18 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 			s.refuse(w, r, "This address cannot be subscribed", "It asked not to get email from us.")
 			return
 		}
-		if sub, err = s.deps.Store.Activate(ctx, id, s.cfg.Clock()); err != nil {
+		if err := s.registerWebhook(r, sub); err != nil {
+			if errors.Is(err, webhook.ErrInvalidURL) {
+				s.refuse(w, r, "The webhook URL is not accepted", strings.TrimPrefix(err.Error(), webhook.ErrInvalidURL.Error()+": ")+". Subscribe again with another URL.")
+				return
+			}
+			s.storeError(w, r, "register webhook", err)
+			return
+		}
+		if sub, err = s.deps.Store.UpdateSubscription(ctx, id, s.cfg.Clock(), func(sub *store.Subscription) error {
+			sub.Status, sub.PendingWebhookSecret = store.StatusActive, ""
+			return nil
+		}); err != nil {
 			s.storeError(w, r, "activate", err)
 			return
 		}
@@ -138,8 +188,22 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 	v := s.newView("You're subscribed")
 	v.Summary, v.Email = notifier.Summary(sub.Filter), sub.Email
 	v.Message = []string{"Your alert is confirmed. " + scheduleText(sub)}
-	v.Link, v.LinkText = s.links.Manage(sub.ID), "Manage this alert"
+	v.Link, v.LinkText = s.links.Manage(sub.ID, sub.TokenVersion), "Manage this alert"
 	s.render(w, http.StatusOK, "message", v)
+}
+
+// registerWebhook registers the webhook endpoint of a subscription being
+// confirmed, with the secret given out when it was created. Until then
+// the secret lives in the pending subscription only, so an unconfirmed
+// subscription leaves nothing behind when it expires.
+func (s *Server) registerWebhook(r *http.Request, sub *store.Subscription) error {
+	if sub.WebhookURL == "" || sub.PendingWebhookSecret == "" {
+		return nil
+	}
+	if s.deps.Webhooks == nil {
+		return errors.New("webhooks are not enabled on this server")
+	}
+	return s.deps.Webhooks.SetEndpoint(r.Context(), sub.ID, sub.WebhookURL, sub.PendingWebhookSecret)
 }
 
 // refuse answers 409 for an action the subscription's state does not allow.
@@ -228,7 +292,7 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	v.Message = []string{"You will get no more emails for this alert."}
 	if sub.Email != "" {
 		v.Summary = notifier.Summary(sub.Filter)
-		v.Link, v.LinkText = s.links.Manage(sub.ID), "Changed your mind? Manage this alert"
+		v.Link, v.LinkText = s.links.Manage(sub.ID, sub.TokenVersion), "Changed your mind? Manage this alert"
 	}
 	s.render(w, http.StatusOK, "message", v)
 }

@@ -7,13 +7,15 @@ import (
 	"net/mail"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/schedule"
 	"github.com/jobalert/jobalert/webhook"
 )
 
-// Limits on a subscription's fields, beyond MATCHING.md's rules.
+// Limits on a subscription's fields, beyond docs/matching.md's rules.
 const (
 	maxEmailLen   = 254
 	maxTextLen    = 200 // keywords and each list entry
@@ -159,6 +161,7 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 // validate normalises in and adds a message for each bad field:
 // MATCHING.md's filter rules, the schedule, the address and the webhook.
 func (s *Server) validate(in *subscriptionInput, bad fieldErrors) {
+	checkText(in, bad)
 	in.Email = strings.TrimSpace(in.Email)
 	if msg := checkEmail(in.Email); msg != "" {
 		bad.add("email", "%s", msg)
@@ -187,6 +190,50 @@ func (s *Server) validate(in *subscriptionInput, bad fieldErrors) {
 			bad.add("webhook_url", "%s", strings.TrimPrefix(err.Error(), webhook.ErrInvalidURL.Error()+": "))
 		}
 	}
+}
+
+// checkText refuses, in every free-text field, the characters that can
+// make text say something else than it shows: control characters
+// (Unicode Cc, e.g. CR and LF, which could start a new header or line),
+// format characters (Cf, e.g. the bidi override U+202E and zero-width
+// characters) and the line and paragraph separators (Zl, Zp), as well as
+// bytes that are not UTF-8. This text reaches emails sent to whatever
+// address a stranger typed (docs/security.md).
+func checkText(in *subscriptionInput, bad fieldErrors) {
+	one := func(field, v string) {
+		if msg := textProblem(v); msg != "" {
+			bad.add(field, "%s", msg)
+		}
+	}
+	one("email", in.Email)
+	one("frequency", in.Frequency)
+	one("timezone", in.Timezone)
+	one("weekly_day", in.WeeklyDay)
+	one("webhook_url", in.WebhookURL)
+	f := &in.Filter
+	one("filter.keywords", f.Keywords)
+	for name, list := range map[string][]string{
+		"filter.exclude_keywords": f.ExcludeKeywords, "filter.visa_types": f.VisaTypes, "filter.locations": f.Locations,
+		"filter.companies": f.Companies, "filter.exclude_companies": f.ExcludeCompanies, "filter.seniority": f.Seniority,
+		"filter.tags": f.Tags,
+	} {
+		for _, e := range list {
+			one(name, e)
+		}
+	}
+}
+
+// textProblem says what is wrong with a piece of user text, or "".
+func textProblem(v string) string {
+	if !utf8.ValidString(v) {
+		return "is not valid UTF-8 text"
+	}
+	for _, r := range v {
+		if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) {
+			return fmt.Sprintf("contains a control or invisible formatting character (%U); remove it", r)
+		}
+	}
+	return ""
 }
 
 // checkEmail returns what is wrong with an address, or "".

@@ -51,10 +51,13 @@ type Config struct {
 	DigestCap                 int           `envconfig:"DIGEST_CAP" default:"25" desc:"jobs listed per email; the rest are counted"`
 	BounceLimit               int           `envconfig:"BOUNCE_LIMIT" default:"1" desc:"hard bounces before an address is suppressed"`
 	JobTTL                    time.Duration `envconfig:"JOB_TTL" default:"720h" desc:"how long job records are kept after their last event"`
-	ConfirmTTL                time.Duration `envconfig:"CONFIRM_TTL" default:"168h" desc:"how long a confirmation link is valid"`
+	ConfirmTTL                time.Duration `envconfig:"CONFIRM_TTL" default:"168h" desc:"how long a confirmation link is valid; an unconfirmed subscription is deleted after it"`
+	ManageTTL                 time.Duration `envconfig:"MANAGE_TTL" default:"2160h" desc:"how long a manage link is valid (each email carries a fresh one)"`
 	SubscriptionsPerEmail     int           `envconfig:"SUBSCRIPTIONS_PER_EMAIL" default:"20" desc:"subscriptions one address may hold"`
 	ConfirmationsPerHour      int           `envconfig:"CONFIRMATIONS_PER_HOUR" default:"5" desc:"confirmation emails per address an hour"`
-	ConfirmationsPerIPPerHour int           `envconfig:"CONFIRMATIONS_PER_IP_PER_HOUR" default:"30" desc:"confirmation emails one client IP may ask for an hour"`
+	ConfirmationsPerIPPerHour int           `envconfig:"CONFIRMATIONS_PER_IP_PER_HOUR" default:"30" desc:"confirmation emails one client IP (IPv6: one /64) may ask for an hour"`
+	ConfirmationsPerHourTotal int           `envconfig:"CONFIRMATIONS_PER_HOUR_TOTAL" default:"1000" desc:"sign-up emails all clients together may ask for an hour"`
+	AllowedOrigins            []string      `envconfig:"ALLOWED_ORIGINS" desc:"web origins besides PUBLIC_URL's whose pages may post the sign-up form and API, comma-separated (https://board.example)"`
 	TrustProxy                bool          `envconfig:"TRUST_PROXY" default:"false" desc:"take the client IP from the right-most X-Forwarded-For entry (behind your proxy)"`
 
 	WebhookAllowPrivate bool `envconfig:"WEBHOOK_ALLOW_PRIVATE" default:"false" desc:"allow http and private/loopback webhook targets"`
@@ -200,6 +203,23 @@ func (c *Config) check(requireSecret bool) []string {
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("PUBLIC_URL", "%q must be an absolute http(s) URL", c.PublicURL)
+	}
+	for _, o := range c.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			bad("ALLOWED_ORIGINS", "%q is not a web origin (scheme://host[:port], nothing after)", o)
+		}
+	}
+	for name, d := range map[string]time.Duration{"CONFIRM_TTL": c.ConfirmTTL, "MANAGE_TTL": c.ManageTTL} {
+		if d < time.Hour {
+			bad(name, "%s is shorter than an hour", d)
+		}
+	}
+	for name, n := range map[string]int{"SUBSCRIPTIONS_PER_EMAIL": c.SubscriptionsPerEmail, "CONFIRMATIONS_PER_HOUR": c.ConfirmationsPerHour,
+		"CONFIRMATIONS_PER_IP_PER_HOUR": c.ConfirmationsPerIPPerHour, "CONFIRMATIONS_PER_HOUR_TOTAL": c.ConfirmationsPerHourTotal} {
+		if n < 1 {
+			bad(name, "%d must be at least 1", n)
+		}
 	}
 	if requireSecret && c.Secret == "" {
 		bad("SECRET", "required: a random string of 16+ bytes (e.g. `openssl rand -hex 32`)")

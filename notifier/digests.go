@@ -52,7 +52,10 @@ type Webhooks interface {
 // Links makes the per-subscription URLs every email carries.
 type Links interface {
 	Unsubscribe(subID string) string
-	Manage(subID string) string
+	// Manage returns a fresh manage link carrying the subscription's token
+	// version, so each email has a link that works for the full manage-link
+	// lifetime and that "sign out of all links" can revoke.
+	Manage(subID string, tokenVersion int) string
 }
 
 // DigestConfig tunes the digest engine.
@@ -315,8 +318,8 @@ func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.D
 	}
 	msg, err := d.render.Digest(Digest{
 		ID: rec.ID, SubscriptionID: sub.ID, To: sub.Email, Frequency: sub.Frequency, Filter: sub.Filter,
-		Jobs: jobs, More: more, UnsubscribeURL: d.links.Unsubscribe(sub.ID), ManageURL: d.links.Manage(sub.ID),
-		MoreURL: d.links.Manage(sub.ID),
+		Jobs: jobs, More: more, UnsubscribeURL: d.links.Unsubscribe(sub.ID), ManageURL: d.links.Manage(sub.ID, sub.TokenVersion),
+		MoreURL: d.links.Manage(sub.ID, sub.TokenVersion),
 	})
 	if err != nil {
 		log.Error("render digest failed; retrying later", "err", err)

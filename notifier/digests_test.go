@@ -44,7 +44,9 @@ type testLinks struct{}
 func (testLinks) Unsubscribe(subID string) string {
 	return "https://jobalert.test/v1/unsubscribe?token=" + subID
 }
-func (testLinks) Manage(subID string) string { return "https://jobalert.test/manage?token=" + subID }
+func (testLinks) Manage(subID string, _ int) string {
+	return "https://jobalert.test/manage?token=" + subID
+}
 
 // digestEnv is one Redis key space and one SMTP sink that any number of
 // digesters ("replicas", or one process before and after a restart) share.

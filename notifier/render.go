@@ -76,7 +76,12 @@ const (
 	kindDigest          = "digest"
 	kindConfirm         = "confirm"
 	kindWebhookDisabled = "webhook_disabled"
+	kindNotice          = "notice"
 )
+
+// maxSubjectKeywords caps the subscriber's keywords in a confirmation
+// email's Subject, the only user text a Subject carries (docs/security.md).
+const maxSubjectKeywords = 60
 
 var templateFuncs = map[string]any{
 	"inc":  func(i int) int { return i + 1 },
@@ -113,7 +118,7 @@ func NewRenderer(cfg RenderConfig) (*Renderer, error) {
 		return nil, fmt.Errorf("notifier: PublicURL %q is not an absolute http(s) URL", cfg.PublicURL)
 	}
 	r.host, r.scheme = u.Hostname(), u.Scheme
-	for _, kind := range []string{kindDigest, kindConfirm, kindWebhookDisabled} {
+	for _, kind := range []string{kindDigest, kindConfirm, kindWebhookDisabled, kindNotice} {
 		h, err := htmltemplate.New(kind).Funcs(templateFuncs).
 			ParseFS(templates.FS, "email/layout.html", "email/"+kind+".html")
 		if err != nil {
@@ -145,7 +150,10 @@ type emailView struct {
 	MoreURL        string
 	Summary        string
 	ActionURL      string
+	ActionText     string
 	ValidFor       string
+	WebhookHost    string
+	Lines          []string
 }
 
 type jobView struct {
@@ -220,27 +228,97 @@ func (r *Renderer) Digest(d Digest) (*mail.Msg, error) {
 	return m, nil
 }
 
-// Confirm renders the double opt-in email: one button to confirmURL, and
-// the filter, in words, that the person asked for.
-func (r *Renderer) Confirm(to, confirmURL, filterSummary string) (*mail.Msg, error) {
-	if confirmURL == "" {
+// ConfirmEmail is what the double opt-in email says.
+type ConfirmEmail struct {
+	To         string
+	ConfirmURL string
+	// Summary is the filter in words (Summary); Keywords, capped, is the
+	// only part of it that goes into the Subject.
+	Summary, Keywords string
+	// WebhookHost is the host of the subscription's webhook URL, if any,
+	// so the address owner sees where else its alerts would go.
+	WebhookHost string
+}
+
+// Confirm renders the double opt-in email: one button to the confirmation
+// URL, and the filter, in words, that the person asked for. The Subject is
+// fixed text and at most maxSubjectKeywords of the keywords: a stranger
+// can type anything into the form, and the Subject is what a phishing
+// text would need.
+func (r *Renderer) Confirm(c ConfirmEmail) (*mail.Msg, error) {
+	if c.ConfirmURL == "" {
 		return nil, errors.New("notifier: confirmation email needs a URL")
 	}
 	v := emailView{
-		Title:      "Confirm your job alert",
-		Preheader:  "One click and your alert for " + filterSummary + " starts.",
-		Product:    r.cfg.Product,
-		PublicURL:  r.publicURL(),
-		Summary:    filterSummary,
-		ActionURL:  confirmURL,
-		ValidFor:   humanDuration(r.cfg.ConfirmValidFor),
-		FooterNote: fmt.Sprintf("You get this email because this address was entered on %s.", r.host),
+		Title:       "Confirm your job alert",
+		Preheader:   "One click and your job alert starts.",
+		Product:     r.cfg.Product,
+		PublicURL:   r.publicURL(),
+		Summary:     c.Summary,
+		ActionURL:   c.ConfirmURL,
+		ValidFor:    humanDuration(r.cfg.ConfirmValidFor),
+		WebhookHost: c.WebhookHost,
+		FooterNote:  fmt.Sprintf("You get this email because this address was entered on %s.", r.host),
 	}
-	m, err := r.newMsg(to, "Confirm your job alert: "+filterSummary, "confirm-"+randomID())
+	subject := "Confirm your job alert"
+	if k := capRunes(strings.Join(strings.Fields(c.Keywords), " "), maxSubjectKeywords); k != "" {
+		subject += ": " + k
+	}
+	m, err := r.newMsg(c.To, subject, "confirm-"+randomID())
 	if err != nil {
 		return nil, err
 	}
 	if err := r.setBody(m, kindConfirm, &v); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// capRunes cuts s to at most n runes, marking a cut with "...".
+func capRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return strings.TrimSpace(string(r[:n-1])) + "…"
+}
+
+// Notice is a short service email about an address's alerts: the answer
+// to a sign-up for an address at its cap, or a link that confirms a
+// sensitive action. Subject, Title and Lines are the service's own text,
+// never a stranger's.
+type Notice struct {
+	To, Subject, Title string
+	Lines              []string
+	ActionURL          string
+	ActionText         string
+	// ValidFor says how long ActionURL works; zero leaves it unsaid.
+	ValidFor time.Duration
+}
+
+// Notice renders n.
+func (r *Renderer) Notice(n Notice) (*mail.Msg, error) {
+	if n.Subject == "" || n.Title == "" {
+		return nil, errors.New("notifier: a notice needs a subject and a title")
+	}
+	v := emailView{
+		Title:      n.Title,
+		Preheader:  n.Title,
+		Product:    r.cfg.Product,
+		PublicURL:  r.publicURL(),
+		Lines:      n.Lines,
+		ActionURL:  n.ActionURL,
+		ActionText: n.ActionText,
+		FooterNote: fmt.Sprintf("You get this email because this address was entered on %s. If it was not you, ignore it: nothing changes.", r.host),
+	}
+	if n.ValidFor > 0 {
+		v.ValidFor = humanDuration(n.ValidFor)
+	}
+	m, err := r.newMsg(n.To, n.Subject, "notice-"+randomID())
+	if err != nil {
+		return nil, err
+	}
+	if err := r.setBody(m, kindNotice, &v); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mime"
 	"strings"
 	"testing"
 	"time"
@@ -256,8 +257,10 @@ func TestConfirmAndWebhookDisabled(t *testing.T) {
 	sink := mustSink(t)
 	m := mustMailer(t, sink, notifier.MailerConfig{})
 	r := mustRenderer(t, "https://jobalert.test")
-	summary := notifier.Summary(matcher.Filter{Keywords: "backend engineer", VisaTypes: []string{"TN"}})
-	msg, err := r.Confirm("new@example.com", "https://jobalert.test/v1/confirm?token=C&a=b", summary)
+	f := matcher.Filter{Keywords: "backend engineer", VisaTypes: []string{"TN"}}
+	summary := notifier.Summary(f)
+	msg, err := r.Confirm(notifier.ConfirmEmail{To: "new@example.com", ConfirmURL: "https://jobalert.test/v1/confirm?token=C&a=b",
+		Summary: summary, Keywords: f.Keywords})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,8 +279,11 @@ func TestConfirmAndWebhookDisabled(t *testing.T) {
 		t.Fatalf("got %d messages, want 2", len(got))
 	}
 	c, w := got[0], got[1]
-	if !strings.Contains(c.Subject, `"backend engineer" jobs sponsoring TN`) {
-		t.Errorf("confirm subject = %q", c.Subject)
+	if c.Subject != "Confirm your job alert: backend engineer" {
+		t.Errorf("confirm subject = %q, want %q", c.Subject, "Confirm your job alert: backend engineer")
+	}
+	if !strings.Contains(c.Text, `"backend engineer" jobs sponsoring TN`) {
+		t.Errorf("confirm text lacks the summary:\n%s", c.Text)
 	}
 	if !strings.Contains(c.Text, "https://jobalert.test/v1/confirm?token=C&a=b") || !strings.Contains(c.Text, "7 days") {
 		t.Errorf("confirm text lacks the link or validity:\n%s", c.Text)
@@ -294,6 +300,33 @@ func TestConfirmAndWebhookDisabled(t *testing.T) {
 	if !strings.Contains(w.Subject, "410") || !strings.Contains(w.Text, "https://hooks.example.net/jobs") ||
 		!strings.Contains(w.HTML, "https://hooks.example.net/jobs") {
 		t.Errorf("webhook notice lacks the subject or URL: %q\n%s", w.Subject, w.Text)
+	}
+}
+
+// The Subject of a confirmation email carries the keywords only, capped:
+// the rest of the filter is a stranger's text too.
+func TestConfirmSubjectCapped(t *testing.T) {
+	r := mustRenderer(t, "https://jobalert.test")
+	long := strings.Repeat("engineer ", 30)
+	msg, err := r.Confirm(notifier.ConfirmEmail{To: "a@example.com", ConfirmURL: "https://jobalert.test/v1/confirm?token=C",
+		Summary: "anything", Keywords: long, WebhookHost: "hooks.example.net"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := msg.GetGenHeader("Subject")
+	subj, err := new(mime.WordDecoder).DecodeHeader(strings.Join(raw, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len([]rune(subj)) > len("Confirm your job alert: ")+60 || !strings.HasSuffix(subj, "\u2026") {
+		t.Errorf("got subject %q, want the keywords capped at 60 characters", subj)
+	}
+	var b strings.Builder
+	if _, err := msg.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "hooks.example.net") {
+		t.Errorf("the confirmation email does not name the webhook host")
 	}
 }
 

@@ -42,7 +42,7 @@ func TestImportSubscriptionsStoresWhatCreateDoes(t *testing.T) {
 	if err != nil || len(due) != 1 || due[0].SubscriptionID != "d1" {
 		t.Fatalf("due: got %v %v, want the daily subscription only", due, err)
 	}
-	if n, _ := s.CountByEmail(ctx, "A@example.com"); n != 1 {
+	if n, _ := s.CountConfirmed(ctx, "A@example.com"); n != 1 {
 		t.Fatalf("count by email: got %d, want 1", n)
 	}
 }

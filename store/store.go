@@ -39,6 +39,15 @@ type Config struct {
 	// records from being claimed; it must be longer than any Record call
 	// lasts (the consumer's RecordTimeout, 2 minutes). Default 3 minutes.
 	RecordLease time.Duration
+	// PendingTTL is how long an unconfirmed subscription is kept: after it
+	// the subscription and everything about it are gone from Redis.
+	// Default 7 days (the confirmation link's life).
+	PendingTTL time.Duration
+	// AddressKey keys the HMAC that names an address in the suppression
+	// list, the bounce counts and the per-address rate limit. The server
+	// derives it from JOBALERT_SECRET; empty means a fixed, public key
+	// (tests and benchmarks only).
+	AddressKey []byte
 }
 
 // Redis is the Redis-backed store. It is safe for concurrent use.
@@ -61,6 +70,12 @@ func New(rdb redis.UniversalClient, cfg Config) *Redis {
 	}
 	if cfg.RecordLease <= 0 {
 		cfg.RecordLease = 3 * time.Minute
+	}
+	if cfg.PendingTTL <= 0 {
+		cfg.PendingTTL = 7 * 24 * time.Hour
+	}
+	if len(cfg.AddressKey) == 0 {
+		cfg.AddressKey = []byte("jobalert-unkeyed-address")
 	}
 	return &Redis{rdb: rdb, cfg: cfg, k: keys{p: cfg.Prefix}}
 }
@@ -90,6 +105,7 @@ func (k keys) bounces() string            { return k.p + "bounces" }
 func (k keys) outbox() string             { return k.p + "outbox" }
 func (k keys) digest(id string) string    { return k.p + "digest:" + id }
 func (k keys) rate(kind, v string) string { return k.p + "rate:" + kind + ":" + v }
+func (k keys) once(h string) string       { return k.p + "once:" + h }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 

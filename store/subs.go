@@ -42,6 +42,14 @@ type Subscription struct {
 	Status      string         `json:"status"`
 	CreatedAt   time.Time      `json:"created_at"`
 	ConfirmedAt time.Time      `json:"confirmed_at,omitzero"`
+	// TokenVersion is carried by every manage link; bumping it (RevokeLinks)
+	// signs out every link issued before.
+	TokenVersion int `json:"token_version"`
+	// PendingWebhookSecret holds the webhook signing secret of a pending
+	// subscription until it is confirmed and the endpoint registered, so
+	// that an unconfirmed subscription leaves nothing behind when it
+	// expires. Never shown.
+	PendingWebhookSecret string `json:"-"`
 }
 
 // Schedule returns the subscription's calendar.
@@ -71,10 +79,13 @@ func (s *Subscription) fields() (map[string]any, error) {
 	m := map[string]any{
 		"email": s.Email, "filter": string(f), "freq": s.Frequency, "tz": s.Timezone,
 		"hour": s.SendHour, "wday": s.WeeklyDay, "webhook": s.WebhookURL, "status": s.Status,
-		"created": ms(s.CreatedAt),
+		"created": ms(s.CreatedAt), "tv": s.TokenVersion,
 	}
 	if !s.ConfirmedAt.IsZero() {
 		m["confirmed"] = ms(s.ConfirmedAt)
+	}
+	if s.PendingWebhookSecret != "" {
+		m["whsec"] = s.PendingWebhookSecret
 	}
 	return m, nil
 }
@@ -84,11 +95,12 @@ func parseSubscription(id string, h map[string]string) (*Subscription, error) {
 		return nil, ErrNotFound
 	}
 	s := &Subscription{ID: id, Email: h["email"], Frequency: h["freq"], Timezone: h["tz"],
-		WeeklyDay: h["wday"], WebhookURL: h["webhook"], Status: h["status"]}
+		WeeklyDay: h["wday"], WebhookURL: h["webhook"], Status: h["status"], PendingWebhookSecret: h["whsec"]}
 	if err := json.Unmarshal([]byte(h["filter"]), &s.Filter); err != nil {
 		return nil, fmt.Errorf("subscription %s: bad filter: %w", id, err)
 	}
 	s.SendHour, _ = strconv.Atoi(h["hour"])
+	s.TokenVersion, _ = strconv.Atoi(h["tv"])
 	if n, err := strconv.ParseInt(h["created"], 10, 64); err == nil {
 		s.CreatedAt = time.UnixMilli(n).UTC()
 	}
@@ -135,24 +147,37 @@ func (s *Redis) SubscriptionsByEmail(ctx context.Context, email string) ([]*Subs
 	if err != nil {
 		return nil, wrap("subscriptions by email", err)
 	}
+	subs, err := s.GetSubscriptions(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
 	var out []*Subscription
-	for _, id := range ids {
-		sub, err := s.GetSubscription(ctx, id)
-		if errors.Is(err, ErrNotFound) {
+	for i, sub := range subs {
+		if sub == nil {
+			// An unconfirmed subscription that expired: forget its id.
+			_ = s.rdb.SRem(ctx, s.k.email(EmailHash(email)), ids[i]).Err()
 			continue
-		}
-		if err != nil {
-			return nil, err
 		}
 		out = append(out, sub)
 	}
 	return out, nil
 }
 
-// CountByEmail returns how many subscriptions an address has.
-func (s *Redis) CountByEmail(ctx context.Context, email string) (int64, error) {
-	n, err := s.rdb.SCard(ctx, s.k.email(EmailHash(email))).Result()
-	return n, wrap("count by email", err)
+// CountConfirmed returns how many confirmed subscriptions (any status but
+// pending) an address has: unconfirmed ones do not count toward the
+// per-address cap, so a stranger cannot lock an address out.
+func (s *Redis) CountConfirmed(ctx context.Context, email string) (int, error) {
+	subs, err := s.SubscriptionsByEmail(ctx, email)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, sub := range subs {
+		if sub.Status != StatusPending {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // UpdateSubscription applies change to the stored subscription and writes
@@ -171,6 +196,10 @@ func (s *Redis) UpdateSubscription(ctx context.Context, id string, now time.Time
 			}
 			sub, err := parseSubscription(id, h)
 			if err != nil {
+				return err
+			}
+			// write sets the address set's expiry from its state.
+			if err := tx.Watch(ctx, s.k.email(EmailHash(sub.Email))).Err(); err != nil {
 				return err
 			}
 			before := *sub
@@ -204,19 +233,25 @@ func (s *Redis) Activate(ctx context.Context, id string, now time.Time) (*Subscr
 }
 
 func (s *Redis) save(ctx context.Context, sub *Subscription, now time.Time, isNew bool) error {
-	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		if isNew {
-			n, err := tx.Exists(ctx, s.k.sub(sub.ID)).Result()
-			if err != nil {
-				return err
+	for attempt := 0; attempt < 10; attempt++ {
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			if isNew {
+				n, err := tx.Exists(ctx, s.k.sub(sub.ID)).Result()
+				if err != nil {
+					return err
+				}
+				if n > 0 {
+					return fmt.Errorf("subscription %s already exists", sub.ID)
+				}
 			}
-			if n > 0 {
-				return fmt.Errorf("subscription %s already exists", sub.ID)
-			}
+			return s.write(ctx, tx, sub, nil, now)
+		}, s.k.sub(sub.ID), s.k.email(EmailHash(sub.Email)))
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
 		}
-		return s.write(ctx, tx, sub, nil, now)
-	}, s.k.sub(sub.ID))
-	return wrap("save subscription", err)
+		return wrap("save subscription", err)
+	}
+	return wrap("save subscription", errors.New("too much contention"))
 }
 
 // write stores sub and derives the rest from it, in one MULTI: the filter
@@ -233,6 +268,14 @@ func (s *Redis) write(ctx context.Context, tx *redis.Tx, sub *Subscription, befo
 			return err
 		}
 	}
+	// An unconfirmed subscription expires with everything about it; the
+	// address set lives as long as its longest-lived member, and for ever
+	// once one is confirmed.
+	emailKey := s.k.email(EmailHash(sub.Email))
+	emailTTL, err := tx.PTTL(ctx, emailKey).Result()
+	if err != nil {
+		return err
+	}
 	hasDue := false
 	if before != nil {
 		if _, err := tx.ZScore(ctx, s.k.due(), sub.ID).Result(); err == nil {
@@ -243,7 +286,20 @@ func (s *Redis) write(ctx context.Context, tx *redis.Tx, sub *Subscription, befo
 	}
 	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, s.k.sub(sub.ID), fields)
-		p.SAdd(ctx, s.k.email(EmailHash(sub.Email)), sub.ID)
+		if sub.PendingWebhookSecret == "" && before != nil && before.PendingWebhookSecret != "" {
+			p.HDel(ctx, s.k.sub(sub.ID), "whsec")
+		}
+		p.SAdd(ctx, emailKey, sub.ID)
+		if sub.Status == StatusPending {
+			p.PExpire(ctx, s.k.sub(sub.ID), s.cfg.PendingTTL)
+			// PTTL is -2 for a missing key, -1 for one without expiry.
+			if emailTTL == -2 || (emailTTL >= 0 && emailTTL < s.cfg.PendingTTL) {
+				p.PExpire(ctx, emailKey, s.cfg.PendingTTL)
+			}
+		} else if before == nil || before.Status == StatusPending {
+			p.Persist(ctx, s.k.sub(sub.ID))
+			p.Persist(ctx, emailKey)
+		}
 		if sub.Status == StatusActive {
 			p.HSet(ctx, s.k.filters(), sub.ID, fields["filter"])
 			switch {
@@ -292,8 +348,9 @@ func (s *Redis) DeleteSubscription(ctx context.Context, id string) error {
 }
 
 // DeleteAllForEmail deletes every subscription of an address and every key
-// about it. When suppress is true the address is kept as a hash only, so
-// it is never mailed again.
+// about it (its bounce count and its per-address rate limit too). When
+// suppress is true the address is kept as a keyed hash only, so it is
+// never mailed again.
 func (s *Redis) DeleteAllForEmail(ctx context.Context, email string, suppress bool) (int, error) {
 	ids, err := s.rdb.SMembers(ctx, s.k.email(EmailHash(email))).Result()
 	if err != nil {
@@ -304,34 +361,41 @@ func (s *Redis) DeleteAllForEmail(ctx context.Context, email string, suppress bo
 			return 0, err
 		}
 	}
+	addr := s.addressKey(email)
 	p := s.rdb.TxPipeline()
-	p.Del(ctx, s.k.email(EmailHash(email)))
-	p.HDel(ctx, s.k.bounces(), EmailHash(email))
+	p.Del(ctx, s.k.email(EmailHash(email)), s.k.rate(RateAddress, addr), s.k.rate(RateLinks, addr))
+	p.HDel(ctx, s.k.bounces(), addr, EmailHash(email))
 	if suppress {
-		p.SAdd(ctx, s.k.suppressed(), EmailHash(email))
+		p.SAdd(ctx, s.k.suppressed(), addr)
 	}
 	_, err = p.Exec(ctx)
 	return len(ids), wrap("delete all", err)
 }
 
-// IsSuppressed reports whether an address must never be mailed.
+// IsSuppressed reports whether an address must never be mailed: its
+// mailbox (CanonicalEmail) is in the suppression list, under its keyed
+// hash or, for entries written before keyed hashes, its plain one.
 func (s *Redis) IsSuppressed(ctx context.Context, email string) (bool, error) {
-	ok, err := s.rdb.SIsMember(ctx, s.k.suppressed(), EmailHash(email)).Result()
-	return ok, wrap("is suppressed", err)
+	in, err := s.rdb.SMIsMember(ctx, s.k.suppressed(), s.addressKey(email), EmailHash(email)).Result()
+	if err != nil {
+		return false, wrap("is suppressed", err)
+	}
+	return in[0] || in[1], nil
 }
 
 // RecordBounce counts a hard bounce for an address; at limit the address is
 // suppressed and each of its subscriptions stops. It reports whether the
 // address is now suppressed.
 func (s *Redis) RecordBounce(ctx context.Context, email string, limit int, now time.Time) (bool, error) {
-	n, err := s.rdb.HIncrBy(ctx, s.k.bounces(), EmailHash(email), 1).Result()
+	addr := s.addressKey(email)
+	n, err := s.rdb.HIncrBy(ctx, s.k.bounces(), addr, 1).Result()
 	if err != nil {
 		return false, wrap("record bounce", err)
 	}
 	if limit <= 0 || n < int64(limit) {
 		return false, nil
 	}
-	if err := s.rdb.SAdd(ctx, s.k.suppressed(), EmailHash(email)).Err(); err != nil {
+	if err := s.rdb.SAdd(ctx, s.k.suppressed(), addr).Err(); err != nil {
 		return false, wrap("suppress", err)
 	}
 	ids, err := s.rdb.SMembers(ctx, s.k.email(EmailHash(email))).Result()
@@ -348,19 +412,6 @@ func (s *Redis) RecordBounce(ctx context.Context, email string, limit int, now t
 		}
 	}
 	return true, nil
-}
-
-// Allow is a fixed-window rate limit: it counts one event for (kind, value)
-// and reports whether the count in the current window is within limit.
-func (s *Redis) Allow(ctx context.Context, kind, value string, limit int, window time.Duration) (bool, error) {
-	key := s.k.rate(kind, value)
-	p := s.rdb.TxPipeline()
-	incr := p.Incr(ctx, key)
-	p.ExpireNX(ctx, key, window)
-	if _, err := p.Exec(ctx); err != nil {
-		return false, wrap("rate limit", err)
-	}
-	return incr.Val() <= int64(limit), nil
 }
 
 // GetSubscriptions reads many subscriptions in one round trip; a missing

@@ -86,6 +86,7 @@ func newApp(ctx context.Context, cfg *config.Config, r roles, log *slog.Logger, 
 	a.rdb = redis.NewClient(opt)
 	a.store = store.New(a.rdb, store.Config{
 		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
+		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"),
 	})
 
 	a.nc, err = nats.Connect(cfg.NATSURL, nats.Name("jobalert"), nats.MaxReconnects(-1),

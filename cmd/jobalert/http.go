@@ -19,11 +19,12 @@ func (a *app) newAPI() (*api.Server, error) {
 		PublicURL: a.cfg.PublicURL, AdminToken: a.cfg.AdminToken, ConfirmTTL: a.cfg.ConfirmTTL,
 		SubscriptionsPerEmail: a.cfg.SubscriptionsPerEmail, ConfirmationsPerHour: a.cfg.ConfirmationsPerHour,
 		ConfirmationsPerIPPerHour: a.cfg.ConfirmationsPerIPPerHour, WebhookAllowPrivate: a.cfg.WebhookAllowPrivate,
-		TrustProxy: a.cfg.TrustProxy,
+		ConfirmationsPerHourTotal: a.cfg.ConfirmationsPerHourTotal, AllowedOrigins: a.cfg.AllowedOrigins,
+		ManageTTL: a.cfg.ManageTTL, TrustProxy: a.cfg.TrustProxy,
 	}, deps)
 }
 
 // links makes the unsubscribe and manage links of every email.
 func (a *app) links() *api.Links {
-	return api.NewLinks(a.cfg.PublicURL, a.signer, a.cfg.ConfirmTTL, nil)
+	return api.NewLinks(a.cfg.PublicURL, a.signer, api.LinkTTLs{Confirm: a.cfg.ConfirmTTL, Manage: a.cfg.ManageTTL}, nil)
 }
