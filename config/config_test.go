@@ -82,3 +82,26 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestSignupSettingsChecked(t *testing.T) {
+	_, err := config.Load(env(map[string]string{
+		"JOBALERT_SECRET":                       "0123456789abcdef0123",
+		"JOBALERT_ALLOWED_ORIGINS":              "https://board.example,https://evil.example/path",
+		"JOBALERT_MANAGE_TTL":                   "5m",
+		"JOBALERT_CONFIRMATIONS_PER_HOUR_TOTAL": "0",
+	}), true)
+	if err == nil {
+		t.Fatal("got nil error, want the origin, the TTL and the cap named")
+	}
+	for _, want := range []string{`JOBALERT_ALLOWED_ORIGINS: "https://evil.example/path"`, "JOBALERT_MANAGE_TTL:", "JOBALERT_CONFIRMATIONS_PER_HOUR_TOTAL:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("got %q, want a line with %s", err, want)
+		}
+	}
+	cfg, err := config.Load(env(map[string]string{
+		"JOBALERT_SECRET": "0123456789abcdef0123", "JOBALERT_ALLOWED_ORIGINS": "https://a.example,http://localhost:3000",
+	}), true)
+	if err != nil || len(cfg.AllowedOrigins) != 2 || cfg.AllowedOrigins[1] != "http://localhost:3000" {
+		t.Fatalf("got %v %v, want two origins", cfg, err)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -78,8 +80,14 @@ func TestWebhookThroughTheWholePipeline(t *testing.T) {
 	rc.mu.Lock()
 	rc.secret = created.WebhookSecret
 	rc.mu.Unlock()
-	if _, err := s.app.store.Activate(t.Context(), created.ID, time.Now()); err != nil {
-		t.Fatal(err)
+	// Confirmed from the email, which registers the endpoint.
+	link := regexp.MustCompile(`https?://[^\s"<>]+/v1/confirm\?token=[A-Za-z0-9_\-.%]+`).FindString(s.waitMail("eve@example.com", 1)[0].Text)
+	u, err := url.Parse(link)
+	if link == "" || err != nil {
+		t.Fatalf("no confirmation link in the email")
+	}
+	if r := post(t, base+"/v1/confirm", "application/x-www-form-urlencoded", "token="+url.QueryEscape(u.Query().Get("token"))); r.StatusCode != http.StatusOK {
+		t.Fatalf("POST confirm: got %d %s, want 200", r.StatusCode, r.body)
 	}
 	testenv.Eventually(t, 2*time.Second, func() bool {
 		return containsID(s.app.index.MatchIDs(probeJob(matcherFilter("backend"))), created.ID)
