@@ -183,14 +183,34 @@ func TestBrowserJourney(t *testing.T) {
 		t.Errorf("after saving: frequency %q day %q, want weekly friday", got.Frequency, got.WeeklyDay)
 	}
 
-	// 6. Unsubscribe through the email's link and its button.
+	// 6. Sign out of all links: the page's link stops working, a new one
+	// arrives by email.
+	before, _ := chromedp.Run(ctx, chromedp.Location())
+	do("sign out of all links",
+		chromedp.Click(chromedp.CSS("#sign-out")),
+		chromedp.WaitVisible(chromedp.CSS("#page-message")),
+		shot(t, "8-signed-out"),
+	)
+	if h := text("h1"); h != "Signed out of all links" {
+		t.Errorf("after signing out: %q", h)
+	}
+	do("the old manage link", chromedp.Navigate(before), chromedp.WaitVisible(chromedp.CSS("#page-message")))
+	if h := text("h1"); h != "This link does not work" {
+		t.Errorf("old manage link after signing out: %q, want it refused", h)
+	}
+	do("the emailed manage link",
+		chromedp.Navigate(e.emailLink(addr, "/v1/manage")),
+		chromedp.WaitVisible(chromedp.CSS("#page-manage #sign-out")),
+	)
+
+	// 7. Unsubscribe through the email's link and its button.
 	do("unsubscribe",
 		chromedp.Navigate(e.srv.Links().Unsubscribe(sub.ID)),
 		chromedp.WaitVisible(chromedp.CSS("#page-unsubscribe #unsubscribe")),
-		shot(t, "8-unsubscribe"),
+		shot(t, "9-unsubscribe"),
 		chromedp.Click(chromedp.CSS("#unsubscribe")),
 		chromedp.WaitVisible(chromedp.CSS("#page-message")),
-		shot(t, "9-unsubscribed"),
+		shot(t, "10-unsubscribed"),
 	)
 	if got := e.status(sub.ID); got != store.StatusUnsubscribed {
 		t.Errorf("status %s, want unsubscribed", got)

@@ -76,6 +76,8 @@ type view struct {
 	Others     int // other subscriptions of the same address
 	// WebhookHost is the host of the subscription's webhook URL, if any.
 	WebhookHost string
+	// ValidFor is how long a confirmation link works, in words.
+	ValidFor string
 
 	// action: a page with one button that POSTs Token to FormAction, or
 	// the result of such a POST (a new webhook Secret).
@@ -329,6 +331,7 @@ func (s *Server) subscribeForm(w http.ResponseWriter, r *http.Request) {
 	}
 	v := s.newView("Check your inbox")
 	v.Email = in.Email
+	v.ValidFor = humanTTL(s.cfg.ConfirmTTL)
 	v.Summary = notifier.Summary(in.Filter)
 	s.log.Debug("subscribed through the page", "subscription", out.ID)
 	s.render(w, http.StatusOK, "inbox", v)
