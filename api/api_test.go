@@ -607,3 +607,22 @@ func TestSubscribePageForm(t *testing.T) {
 		t.Errorf("cross-site form: %d, want 403", r.status)
 	}
 }
+
+// A known path with the wrong method is 405 with Allow, not 404.
+func TestMethodNotAllowed(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct{ method, path, allow string }{
+		{"GET", "/v1/subscriptions", "POST, OPTIONS"},
+		{"DELETE", "/v1/manage", "GET, POST, HEAD"},
+		{"PUT", "/v1/subscriptions/sub_x", "GET, DELETE, HEAD"},
+	}
+	for _, c := range cases {
+		r := e.do(c.method, c.path, "")
+		if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: got %d Allow %q, want 405 Allow %q", c.method, c.path, r.status, r.header.Get("Allow"), c.allow)
+		}
+	}
+	if r := e.do("GET", "/nowhere", ""); r.status != http.StatusNotFound {
+		t.Errorf("GET /nowhere: got %d, want 404", r.status)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -317,12 +318,42 @@ func (s *Server) Routes() []string {
 // the security headers.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	allowed := map[string][]string{} // path pattern -> its methods
+	var paths []string
 	for _, r := range s.routes {
 		mux.HandleFunc(r.method+" "+r.path, r.h)
+		if _, ok := allowed[r.path]; !ok {
+			paths = append(paths, r.path)
+		}
+		allowed[r.path] = append(allowed[r.path], r.method)
+	}
+	// A known path with another method is 405 with Allow; the mux's own
+	// 405 never happens because of the catch-all below.
+	byPath := http.NewServeMux()
+	for _, p := range paths {
+		methods := allowed[p]
+		if slices.Contains(methods, http.MethodGet) {
+			methods = append(methods, http.MethodHead)
+		}
+		byPath.HandleFunc(p, s.methodNotAllowed(strings.Join(methods, ", ")))
 	}
 	// Anything else: a 404 in the caller's language, not the mux's text.
-	mux.HandleFunc("/", s.notFound)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if h, pattern := byPath.Handler(r); pattern != "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		s.notFound(w, r)
+	})
 	return s.recoverer(s.headers(mux))
+}
+
+// methodNotAllowed answers 405 with the path's methods in Allow.
+func (s *Server) methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; allowed: "+allow, nil)
+	}
 }
 
 // headers sets the security headers on every response.
