@@ -27,11 +27,11 @@ func (s *Service) Run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		if free := cap(slots) - len(slots); free > 0 {
-			claims, err := s.claim(ctx, free)
+			attempts, more, err := s.claim(ctx, free)
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn("claim webhook deliveries", "err", err)
 			}
-			for _, c := range claims {
+			for _, a := range attempts {
 				slots <- struct{}{}
 				wg.Go(func() {
 					defer func() {
@@ -41,11 +41,11 @@ func (s *Service) Run(ctx context.Context) error {
 						default:
 						}
 					}()
-					s.process(ctx, c)
+					s.finish(ctx, a, s.send(ctx, a))
 				})
 			}
-			if err == nil && len(claims) == free {
-				continue // maybe more are due; claim again when a slot frees
+			if err == nil && more {
+				continue // more may be due; claim again (when a slot is free)
 			}
 		}
 		select {
@@ -59,68 +59,79 @@ func (s *Service) Run(ctx context.Context) error {
 
 type claim struct{ id, token string }
 
-func (s *Service) claim(ctx context.Context, n int) ([]claim, error) {
-	now := s.cfg.Clock.Now()
-	v, err := claimScript.Run(ctx, s.rdb, nil, s.prefix, now.UnixMilli(), now.Add(s.cfg.Lease).UnixMilli(), n).StringSlice()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]claim, 0, len(v)/2)
-	for i := 0; i+1 < len(v); i += 2 {
-		out = append(out, claim{id: v[i], token: v[i+1]})
-	}
-	return out, nil
-}
-
 // attempt is a claimed delivery cleared for sending.
 type attempt struct {
 	claim
-	sub      string
-	url, eh  string
-	secrets  string // space-separated, newest first
-	body     []byte
-	attempts int // made before this one
+	sub         string
+	url, eh, hh string
+	secrets     string // space-separated, newest first
+	body        []byte
+	attempts    int // made before this one
 }
 
-func (s *Service) process(ctx context.Context, c claim) {
-	a, ok := s.begin(ctx, c)
-	if !ok {
-		return
-	}
-	res := s.send(ctx, a)
-	s.finish(ctx, a, res)
-}
-
-func (s *Service) begin(ctx context.Context, c claim) (attempt, bool) {
+// claim admits up to n due deliveries for an attempt now (see claimScript:
+// those whose URL, host or subscription is at its limit, or whose breaker
+// is open, are put back for later without an attempt). more reports that
+// due deliveries may be left unexamined.
+func (s *Service) claim(ctx context.Context, n int) (out []attempt, more bool, err error) {
 	now := s.cfg.Clock.Now()
 	nowMS := now.UnixMilli()
-	busy := now.Add(time.Second + rand.N(time.Second)).UnixMilli()
-	postponeJitter := rand.N(s.cfg.BreakerCooldown/10 + time.Millisecond).Milliseconds()
-	v, err := beginScript.Run(ctx, s.rdb, nil, s.prefix, c.id, c.token, nowMS, s.cfg.PerEndpoint,
-		now.Add(s.cfg.Lease).UnixMilli(), busy, postponeJitter,
-		s.cfg.DeadLetterTTL.Milliseconds(), s.gcTTL()).StringSlice()
+	deferMin := s.deferDelay().Milliseconds()
+	v, err := claimScript.Run(ctx, s.rdb, nil, s.prefix, nowMS, now.Add(s.cfg.Lease).UnixMilli(),
+		n, 4*n+32, s.cfg.PerEndpoint, s.cfg.PerHost, s.cfg.PerSubscription,
+		deferMin, deferMin, (s.cfg.BreakerCooldown/10 + time.Millisecond).Milliseconds(),
+		s.cfg.DeadLetterTTL.Milliseconds(), s.gcTTL(), 1+rand.Int64N(2147483646)).Slice()
 	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn("begin webhook attempt", "delivery", c.id, "err", err)
+		return nil, false, err
+	}
+	if len(v) != 2 {
+		return nil, false, errRedisScriptResult
+	}
+	flag, _ := v[0].(int64)
+	recs, _ := v[1].([]any)
+	hosts := map[[2]string]bool{}
+	for _, r := range recs {
+		f, _ := r.([]any)
+		str := func(i int) string {
+			if i < len(f) {
+				x, _ := f[i].(string)
+				return x
+			}
+			return ""
 		}
-		return attempt{}, false // the lease expires and it is claimed again
-	}
-	if len(v) == 0 || v[0] != "go" {
-		if len(v) > 0 && v[0] == "disabled" {
-			s.log.Info("webhook endpoint disabled: delivery dead-lettered", "delivery", c.id)
+		switch str(0) {
+		case "go":
+			if len(f) != 12 {
+				s.log.Error("claim webhook deliveries", "err", errRedisScriptResult)
+				continue
+			}
+			a := attempt{claim: claim{id: str(1), token: str(2)}, sub: str(3), url: str(4), eh: str(5), hh: str(6),
+				secrets: str(7), body: []byte(str(10))}
+			if prevUntil, _ := strconv.ParseInt(str(9), 10, 64); str(8) != "" && nowMS < prevUntil {
+				a.secrets += " " + str(8)
+			}
+			a.attempts, _ = strconv.Atoi(str(11))
+			out = append(out, a)
+		case "disabled":
+			s.log.Info("webhook endpoint disabled: delivery dead-lettered", "delivery", str(1))
+		case "host":
+			hosts[[2]string{str(1), str(2)}] = true
 		}
-		return attempt{}, false
 	}
-	if len(v) != 9 {
-		s.log.Error("begin webhook attempt", "delivery", c.id, "err", errRedisScriptResult)
-		return attempt{}, false
+	more = flag == 1
+	// Endpoints set before host keys existed get theirs now; their
+	// deliveries are still due, so claim again.
+	for k := range hosts {
+		hh, herr := hostHash(k[1])
+		if herr == nil {
+			herr = setHostScript.Run(ctx, s.rdb, nil, s.prefix, k[0], k[1], hh).Err()
+		}
+		if herr != nil {
+			return out, false, fmt.Errorf("set host key of %s: %w", k[0], herr)
+		}
+		more = true
 	}
-	a := attempt{claim: c, url: v[1], eh: v[2], secrets: v[3], body: []byte(v[6]), sub: v[8]}
-	if prevUntil, _ := strconv.ParseInt(v[5], 10, 64); v[4] != "" && nowMS < prevUntil {
-		a.secrets += " " + v[4]
-	}
-	a.attempts, _ = strconv.Atoi(v[7])
-	return a, true
+	return out, more, nil
 }
 
 // gcTTL is the real-time expiry of breaker and concurrency keys, which
@@ -257,9 +268,13 @@ func (s *Service) finish(runCtx context.Context, a attempt, r result) {
 	if r.err != nil {
 		errText = r.err.Error()
 	}
-	got, err := finishScript.Run(ctx, s.rdb, nil, s.prefix, a.id, a.token, a.eh, now.UnixMilli(), outcome, next,
+	slow := 0
+	if outcome == "ok" && s.cfg.SlowAfter > 0 && r.dur > s.cfg.SlowAfter {
+		slow = 1
+	}
+	got, err := finishScript.Run(ctx, s.rdb, nil, s.prefix, a.id, a.token, a.eh, a.hh, a.sub, now.UnixMilli(), outcome, next,
 		r.status, errText, a.url, s.cfg.BreakerThreshold, s.cfg.BreakerCooldown.Milliseconds(), hold,
-		s.cfg.DeadLetterTTL.Milliseconds(), s.cfg.DoneTTL.Milliseconds(), s.gcTTL()).Text()
+		s.cfg.DeadLetterTTL.Milliseconds(), s.cfg.DoneTTL.Milliseconds(), s.gcTTL(), slow).Text()
 	log := s.log.With("delivery", a.id, "attempt", a.attempts+1, "status", r.status, "duration", r.dur)
 	if err != nil {
 		log.Error("record webhook attempt", "outcome", outcome, "err", err)
@@ -268,6 +283,8 @@ func (s *Service) finish(runCtx context.Context, a attempt, r result) {
 	switch got {
 	case "ok":
 		log.Debug("webhook delivered")
+	case "slow":
+		log.Info("webhook delivered slowly: counts toward the circuit breaker", "slow_after", s.cfg.SlowAfter)
 	case "retry":
 		log.Info("webhook attempt failed; will retry", "err", errText, "next", time.UnixMilli(next))
 	case "dead":
@@ -279,5 +296,7 @@ func (s *Service) finish(runCtx context.Context, a attempt, r result) {
 		}
 	case "lost":
 		log.Warn("webhook attempt outlived its lease; outcome dropped", "outcome", outcome)
+	case "dropped":
+		log.Info("webhook endpoint deleted during the attempt; outcome dropped", "outcome", outcome)
 	}
 }

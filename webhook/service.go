@@ -1,7 +1,8 @@
 // Package webhook delivers matched jobs to subscribers' own HTTP endpoints
 // as Standard Webhooks calls: signed with a per-subscription secret, retried
 // on a schedule kept in Redis (so it survives restarts and is shared by
-// replicas), isolated per endpoint (concurrency limit and circuit breaker),
+// replicas), isolated per destination host, subscription and URL
+// (concurrency limits, and a circuit breaker that slow answers trip too),
 // and guarded against SSRF at dial time. It owns the Redis keys under
 // "<prefix>wh:" (docs/webhooks.md, "Redis keys").
 package webhook
@@ -75,6 +76,19 @@ type Config struct {
 	// PerEndpoint is the most concurrent attempts to one endpoint URL,
 	// across all replicas (default 2).
 	PerEndpoint int
+	// PerHost is the most concurrent attempts to one destination host (the
+	// URL's host name, lower-cased, and port), across all replicas
+	// (default Workers/4, at least 2). It caps the share of the workers
+	// that endpoints on one host can hold, however many URLs they use.
+	PerHost int
+	// PerSubscription is the most concurrent attempts for one
+	// subscription, across all replicas (default 2).
+	//
+	// A due delivery whose URL, host or subscription is at its limit is
+	// not attempted: it is put back in the queue for Timeout/15 to
+	// 2*Timeout/15 (1-2s at the default timeout) without counting as an
+	// attempt, and the worker takes other deliveries.
+	PerSubscription int
 	// Timeout bounds one attempt: connect, send, response headers and the
 	// first MaxResponseBytes of the body (default 15s).
 	Timeout time.Duration
@@ -90,6 +104,11 @@ type Config struct {
 	// (default 1m).
 	BreakerThreshold int
 	BreakerCooldown  time.Duration
+	// SlowAfter: a 2xx answer that took longer than this is delivered,
+	// but counts toward the circuit breaker like a failed attempt, so an
+	// endpoint that is consistently slow is backed off too (default
+	// Timeout/2; negative disables).
+	SlowAfter time.Duration
 	// Lease is how long a claimed delivery is reserved for its claimer
 	// before another worker may take it over (default 2*Timeout + 15s,
 	// at least Timeout + 5s).
@@ -126,6 +145,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 15 * time.Second
+	}
+	if c.PerHost <= 0 {
+		c.PerHost = max(2, c.Workers/4)
+	}
+	if c.PerSubscription <= 0 {
+		c.PerSubscription = 2
+	}
+	if c.SlowAfter == 0 {
+		c.SlowAfter = c.Timeout / 2
 	}
 	if len(c.Schedule) == 0 {
 		c.Schedule = DefaultSchedule
@@ -199,7 +227,7 @@ func New(rdb redis.UniversalClient, prefix string, cfg Config, logger *slog.Logg
 		TLSClientConfig:        cfg.TLSClientConfig,
 		ForceAttemptHTTP2:      true,
 		MaxIdleConns:           256,
-		MaxIdleConnsPerHost:    cfg.PerEndpoint,
+		MaxIdleConnsPerHost:    max(cfg.PerEndpoint, cfg.PerHost),
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    10 * time.Second,
 		ResponseHeaderTimeout:  cfg.Timeout,
@@ -255,7 +283,11 @@ func (s *Service) SetEndpoint(ctx context.Context, subID, url, secret string) er
 			return err
 		}
 	}
-	n, err := setEndpointScript.Run(ctx, s.rdb, nil, s.prefix, subID, url, endpointHash(url), secret, s.nowMS()).Int()
+	hh, err := hostHash(url)
+	if err != nil {
+		return err
+	}
+	n, err := setEndpointScript.Run(ctx, s.rdb, nil, s.prefix, subID, url, endpointHash(url), hh, secret, s.nowMS()).Int()
 	if err != nil {
 		return fmt.Errorf("set webhook endpoint: %w", err)
 	}
@@ -285,15 +317,28 @@ func (s *Service) RotateSecret(ctx context.Context, subID string) (string, error
 	return secret, nil
 }
 
-// DeleteEndpoint removes the subscription's endpoint and secret. Its queued
-// deliveries are dropped when they next fall due. Deleting a missing
-// endpoint is not an error.
+// DeleteEndpoint removes the subscription's endpoint and secret and, at
+// once, every delivery record of the subscription: queued (pending,
+// scheduled or retrying), dead letters, and the records of delivered ones.
+// An attempt already in flight may still reach the endpoint; its outcome
+// is dropped when it finishes (neither retried nor dead-lettered).
+// Deleting a missing endpoint is not an error. On error, calling it again
+// finishes the job.
 func (s *Service) DeleteEndpoint(ctx context.Context, subID string) error {
-	if err := s.rdb.Del(ctx, s.key("ep", subID)).Err(); err != nil {
-		return fmt.Errorf("delete webhook endpoint: %w", err)
+	for {
+		left, err := deleteScript.Run(ctx, s.rdb, nil, s.prefix, subID, s.nowMS(), deleteBatch).Int()
+		if err != nil {
+			return fmt.Errorf("delete webhook endpoint: %w", err)
+		}
+		if left == 0 {
+			return nil
+		}
 	}
-	return nil
 }
+
+// deleteBatch is how many delivery records one call of deleteScript
+// removes, so that a subscription with many does not block Redis for long.
+const deleteBatch = 500
 
 // Endpoint returns the subscription's webhook URL and whether it is enabled
 // (an endpoint that answered 410 Gone is disabled until SetEndpoint).
