@@ -63,6 +63,10 @@ type Config struct {
 	WebhookAllowPrivate bool `envconfig:"WEBHOOK_ALLOW_PRIVATE" default:"false" desc:"allow http and private/loopback webhook targets"`
 	WebhookWorkers      int  `envconfig:"WEBHOOK_WORKERS" default:"16" desc:"webhook deliveries in flight"`
 
+	WebhookPerHost         int           `envconfig:"WEBHOOK_PER_HOST" desc:"webhook calls in flight to one host across replicas (default WEBHOOK_WORKERS/4, at least 2)"`
+	WebhookPerSubscription int           `envconfig:"WEBHOOK_PER_SUBSCRIPTION" default:"2" desc:"webhook calls in flight for one subscription across replicas"`
+	WebhookSlowAfter       time.Duration `envconfig:"WEBHOOK_SLOW_AFTER" desc:"a webhook answer slower than this counts toward the endpoint's circuit breaker (default half the 15s timeout)"`
+
 	ConsumerBatch    int           `envconfig:"CONSUMER_BATCH" default:"256" desc:"job events fetched and recorded per batch"`
 	ConsumerInFlight int           `envconfig:"CONSUMER_IN_FLIGHT" default:"2" desc:"batches one replica handles at once (one matched while another is recorded)"`
 	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"bound on finishing in-flight work at shutdown"`
@@ -203,6 +207,10 @@ func (c *Config) check(requireSecret bool) []string {
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("PUBLIC_URL", "%q must be an absolute http(s) URL", c.PublicURL)
+	}
+	if c.WebhookPerHost < 0 || c.WebhookPerSubscription < 1 || c.WebhookSlowAfter < 0 {
+		bad("WEBHOOK_PER_HOST", "the webhook shares must be positive (PER_HOST %d, PER_SUBSCRIPTION %d, SLOW_AFTER %s)",
+			c.WebhookPerHost, c.WebhookPerSubscription, c.WebhookSlowAfter)
 	}
 	for _, o := range c.AllowedOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||

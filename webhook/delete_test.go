@@ -3,7 +3,6 @@ package webhook_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,59 +11,7 @@ import (
 
 	"github.com/jobalert/jobalert/internal/testenv"
 	"github.com/jobalert/jobalert/webhook"
-	"github.com/redis/go-redis/v9"
 )
-
-// keysNaming scans every key under prefix and returns a description of each
-// whose name, or any field, member or value, contains one of needles.
-func keysNaming(t *testing.T, rdb *redis.Client, prefix string, needles ...string) []string {
-	t.Helper()
-	ctx := context.Background()
-	var found []string
-	check := func(key, where, text string) {
-		for _, n := range needles {
-			if strings.Contains(text, n) {
-				found = append(found, fmt.Sprintf("%s (%s names %q)", key, where, n))
-			}
-		}
-	}
-	iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		check(k, "key name", k)
-		typ, err := rdb.Type(ctx, k).Result()
-		if err != nil {
-			t.Fatalf("TYPE %s: %v", k, err)
-		}
-		var vals []string
-		switch typ {
-		case "string":
-			v, _ := rdb.Get(ctx, k).Result()
-			vals = []string{v}
-		case "hash":
-			m, _ := rdb.HGetAll(ctx, k).Result()
-			for f, v := range m {
-				vals = append(vals, f, v)
-			}
-		case "zset":
-			vals, _ = rdb.ZRange(ctx, k, 0, -1).Result()
-		case "set":
-			vals, _ = rdb.SMembers(ctx, k).Result()
-		case "list":
-			vals, _ = rdb.LRange(ctx, k, 0, -1).Result()
-		case "none": // expired meanwhile
-		default:
-			t.Fatalf("key %s has unexpected type %s", k, typ)
-		}
-		for _, v := range vals {
-			check(k, typ+" content", v)
-		}
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatalf("SCAN: %v", err)
-	}
-	return found
-}
 
 // TestDeleteEndpointPurges: deleting an endpoint removes at once every
 // delivery record of the subscription (pending, retrying, dead letter and
@@ -107,13 +54,13 @@ func TestDeleteEndpointPurges(t *testing.T) {
 	mustEnqueue(t, svc, webhook.Delivery{ID: sub + ".pending-2", SubscriptionID: sub, Jobs: sampleJobs()})
 	mustEnqueue(t, svc, webhook.Delivery{ID: "sub-keep.1", SubscriptionID: "sub-keep"})
 
-	if found := keysNaming(t, e.rdb, e.prefix, sub, url); len(found) == 0 {
+	if found := testenv.KeysNaming(t, e.rdb, e.prefix, sub, url); len(found) == 0 {
 		t.Fatal("before the delete no key names the subscription: the scan is not looking at the right keys")
 	}
 	if err := svc.DeleteEndpoint(ctx, sub); err != nil {
 		t.Fatalf("DeleteEndpoint: %v", err)
 	}
-	if found := keysNaming(t, e.rdb, e.prefix, sub, url, "delete-me"); len(found) != 0 {
+	if found := testenv.KeysNaming(t, e.rdb, e.prefix, sub, url, "delete-me"); len(found) != 0 {
 		t.Errorf("after DeleteEndpoint got keys naming the subscription or its URL: %s; want none", strings.Join(found, "; "))
 	}
 	for _, id := range []string{".bad-dead", ".ok", ".bad-retry", ".pending-1", ".pending-2"} {
@@ -124,7 +71,7 @@ func TestDeleteEndpointPurges(t *testing.T) {
 	if dead, err := svc.DeadLetters(ctx, 10); err != nil || len(dead) != 0 {
 		t.Errorf("DeadLetters: got %+v, %v; want none", dead, err)
 	}
-	if found := keysNaming(t, e.rdb, e.prefix, "sub-keep"); len(found) < 2 {
+	if found := testenv.KeysNaming(t, e.rdb, e.prefix, "sub-keep"); len(found) < 2 {
 		t.Errorf("the other subscription's keys: got %v, want its endpoint and queued delivery kept", found)
 	}
 
@@ -178,7 +125,7 @@ func TestDeleteEndpointDuringAttempt(t *testing.T) {
 	released = true
 	var found []string
 	testenv.Eventually(t, wait, func() bool {
-		found = keysNaming(t, e.rdb, e.prefix, sub, url)
+		found = testenv.KeysNaming(t, e.rdb, e.prefix, sub, url)
 		return len(found) == 0
 	}, "no key naming the subscription after the attempt ended (last: %v)", &found)
 	if _, err := svc.Status(ctx, sub+".1"); !errors.Is(err, webhook.ErrNotFound) {

@@ -119,6 +119,7 @@ func newApp(ctx context.Context, cfg *config.Config, r roles, log *slog.Logger, 
 		}
 		wcfg := webhook.Config{
 			AllowPrivate: cfg.WebhookAllowPrivate, Workers: cfg.WebhookWorkers,
+			PerHost: cfg.WebhookPerHost, PerSubscription: cfg.WebhookPerSubscription, SlowAfter: cfg.WebhookSlowAfter,
 			UserAgent: "jobalert/" + version, OnGone: a.webhookGone,
 		}
 		if deps.webhookCfg != nil {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,4 +157,55 @@ func Eventually(tb testing.TB, timeout time.Duration, cond func() bool, msg stri
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// KeysNaming scans every key under prefix and returns a description of each
+// whose name, or any field, member or value, contains one of needles.
+func KeysNaming(t testing.TB, rdb *redis.Client, prefix string, needles ...string) []string {
+	t.Helper()
+	ctx := context.Background()
+	var found []string
+	check := func(key, where, text string) {
+		for _, n := range needles {
+			if strings.Contains(text, n) {
+				found = append(found, fmt.Sprintf("%s (%s names %q)", key, where, n))
+			}
+		}
+	}
+	iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		check(k, "key name", k)
+		typ, err := rdb.Type(ctx, k).Result()
+		if err != nil {
+			t.Fatalf("TYPE %s: %v", k, err)
+		}
+		var vals []string
+		switch typ {
+		case "string":
+			v, _ := rdb.Get(ctx, k).Result()
+			vals = []string{v}
+		case "hash":
+			m, _ := rdb.HGetAll(ctx, k).Result()
+			for f, v := range m {
+				vals = append(vals, f, v)
+			}
+		case "zset":
+			vals, _ = rdb.ZRange(ctx, k, 0, -1).Result()
+		case "set":
+			vals, _ = rdb.SMembers(ctx, k).Result()
+		case "list":
+			vals, _ = rdb.LRange(ctx, k, 0, -1).Result()
+		case "none": // expired meanwhile
+		default:
+			t.Fatalf("key %s has unexpected type %s", k, typ)
+		}
+		for _, v := range vals {
+			check(k, typ+" content", v)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("SCAN: %v", err)
+	}
+	return found
 }
