@@ -5,6 +5,8 @@ package bench
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -25,7 +27,8 @@ func Commands() map[string]Command {
 	}
 }
 
-// Main runs `jobalert bench NAME ARGS...`.
+// Main runs `jobalert bench NAME ARGS...`. `--help`, alone or after a
+// benchmark's name, prints the usage to stdout and is not an error.
 func Main(ctx context.Context, args []string, stdout io.Writer) error {
 	cmds := Commands()
 	names := make([]string, 0, len(cmds))
@@ -33,6 +36,11 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintf(stdout, "Usage: jobalert bench NAME [flags]   (NAME --help for its flags)\n\nBenchmarks: %s\nFigures and commands: docs/benchmarks.md\n",
+			strings.Join(names, ", "))
+		return nil
+	}
 	if len(args) == 0 {
 		return fmt.Errorf("bench: name a benchmark: %s", strings.Join(names, ", "))
 	}
@@ -40,5 +48,17 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 	if !ok {
 		return fmt.Errorf("bench: unknown benchmark %q (have: %s)", args[0], strings.Join(names, ", "))
 	}
-	return cmd(ctx, args[1:], stdout)
+	err := cmd(ctx, args[1:], stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the flag set printed the usage
+	}
+	return err
+}
+
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
 }

@@ -33,9 +33,9 @@ import (
 // with a web inbox, and the service with all roles; it seeds subscribers
 // and jobs, prints the URLs, and stops cleanly on Ctrl-C.
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		fmt.Fprintln(stderr, "usage: jobalert demo")
-		return errUsage
+	fs := newFlags("demo", "demo\n\nRuns everything on this machine: embedded NATS, a throw-away Redis, an SMTP sink\nwith a web inbox, the service, and seeded subscribers and jobs.", stdout, stderr)
+	if err := parseFlags(fs, args, 0, stdout); err != nil {
+		return err
 	}
 	dir, err := os.MkdirTemp("", "jobalert-demo-")
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -46,13 +47,65 @@ Usage:
   jobalert bench gen|match|smtp|pipeline ...       benchmarks (docs/benchmarks.md)
   jobalert config                                  print the effective configuration
   jobalert healthcheck [URL]                       exit 0 when /readyz answers 200 (container healthchecks)
-  jobalert version
+  jobalert version | --version
 
-Configuration comes from JOBALERT_* environment variables; see README.md.
+Every command answers --help. Configuration comes from JOBALERT_*
+environment variables; see README.md.
 `
+
+// newFlags returns a flag set for a command whose --help prints summary
+// and the flags to stdout; parseFlags turns that into errHelp, which run
+// answers with exit status 0.
+func newFlags(name, summary string, stdout, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage: jobalert %s\n", summary)
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(out, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// errHelp is a command's --help: its usage went to stdout, exit 0.
+var errHelp = errors.New("help")
+
+// parseFlags parses args into fs and allows at most maxArgs positional
+// arguments (-1: any). --help prints the usage to stdout and returns
+// errHelp; an unknown flag or an extra argument is errUsage, with the
+// usage on stderr.
+func parseFlags(fs *flag.FlagSet, args []string, maxArgs int, stdout io.Writer) error {
+	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return errHelp
+	}
+	if err := fs.Parse(args); err != nil {
+		return errUsage // the flag set printed the error and the usage
+	}
+	if maxArgs >= 0 && fs.NArg() > maxArgs {
+		fmt.Fprintf(fs.Output(), "jobalert %s: unexpected argument %q\n", fs.Name(), fs.Arg(maxArgs))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
 
 // run is the whole program. getenv is nil to read the process environment.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, getenv, stdin, stdout, stderr)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errUsage
@@ -68,6 +121,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "config":
+		fs := newFlags("config", "config\n\nPrints the effective configuration, secrets masked.", stdout, stderr)
+		if err := parseFlags(fs, rest, 0, stdout); err != nil {
+			return err
+		}
 		cfg, err := config.Load(getenv, false)
 		if err != nil {
 			return fmt.Errorf("configuration:\n%w", err)
@@ -75,8 +132,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		cfg.Print(stdout)
 		return nil
 	case "healthcheck":
-		return runHealthcheck(ctx, rest, stdout)
-	case "version":
+		return runHealthcheck(ctx, rest, stdout, stderr)
+	case "version", "--version", "-version":
+		if cmd == "version" {
+			if err := parseFlags(newFlags("version", "version", stdout, stderr), rest, 0, stdout); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintln(stdout, "jobalert", version)
 		return nil
 	case "help", "-h", "--help":
@@ -88,11 +150,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("serve", "serve [--roles consumer,notifier,api]\n\nRuns the service; configuration from JOBALERT_* variables (README.md).", stdout, stderr)
 	rolesFlag := fs.String("roles", "consumer,notifier,api", "comma-separated roles: consumer, notifier, api")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args, 0, stdout); err != nil {
+		return err
 	}
 	roles, err := parseRoles(*rolesFlag)
 	if err != nil {
@@ -147,10 +208,14 @@ func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
 
 // runHealthcheck asks a running service whether it is ready; container
 // images without a shell use it as their healthcheck.
-func runHealthcheck(ctx context.Context, args []string, stdout io.Writer) error {
+func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("healthcheck", "healthcheck [URL]\n\nExits 0 when URL (default http://127.0.0.1:8080/readyz) answers 200.", stdout, stderr)
+	if err := parseFlags(fs, args, 1, stdout); err != nil {
+		return err
+	}
 	url := "http://127.0.0.1:8080/readyz"
-	if len(args) > 0 {
-		url = args[0]
+	if fs.NArg() > 0 {
+		url = fs.Arg(0)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

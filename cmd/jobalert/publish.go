@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,15 +15,14 @@ import (
 
 // runPublish publishes a JSONL file of job events to the JOBS stream.
 func runPublish(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("publish", "publish [--subject jobs.created] [--quiet] FILE|-\n\nPublishes job events, one JSON object a line, to JetStream.", stdout, stderr)
 	subject := fs.String("subject", "jobs.created", "subject to publish on (jobs.created, jobs.updated, jobs.closed)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args, 1, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: jobalert publish [--subject jobs.created] FILE|-")
+		fs.Usage()
 		return errUsage
 	}
 	cfg, err := config.Load(getenv, false)
