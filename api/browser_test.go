@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"context"
+	"fmt"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -10,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
+	"github.com/jobalert/jobalert/internal/testenv"
 	"github.com/jobalert/jobalert/store"
 )
 
@@ -149,6 +153,50 @@ func TestBrowserJourney(t *testing.T) {
 	if sub.Status != store.StatusPending || sub.Timezone != "America/Chicago" || sub.Filter.MinSalary != 150000 {
 		t.Errorf("stored: %+v", sub)
 	}
+
+	// 3b. The demo's web inbox: the email's links open their page in a new
+	// tab, from the text part and from the sandboxed HTML part (the pages
+	// refuse to be framed, so a link opening inside the frame would fail).
+	inbox := httptest.NewServer(e.sink.InboxHandler())
+	defer inbox.Close()
+	msgs := e.sink.To(addr)
+	do("open the email in the web inbox",
+		chromedp.Navigate(fmt.Sprintf("%s/m/%d", inbox.URL, msgs[len(msgs)-1].ID)),
+		chromedp.WaitVisible(chromedp.CSS("iframe")),
+	)
+	// opensConfirmPage clicks sel in the tab or frame of from and checks
+	// that the confirm page opened in a new tab.
+	opensConfirmPage := func(step string, from context.Context, sel string) {
+		t.Helper()
+		tab := chromedp.WaitNewTarget(from, func(i *target.Info) bool { return strings.Contains(i.URL, "/v1/confirm?token=") })
+		if err := chromedp.Do(from, chromedp.Click(chromedp.CSS(sel))); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		id, ok := <-tab
+		if !ok {
+			t.Fatalf("%s: no new tab opened", step)
+		}
+		tabCtx, cancelTab := chromedp.NewContext(ctx, chromedp.WithTargetID(id))
+		defer cancelTab()
+		if err := chromedp.Do(tabCtx, chromedp.WaitVisible(chromedp.CSS("#page-confirm #confirm"))); err != nil {
+			t.Errorf("%s: the confirm page did not open in the new tab: %v", step, err)
+		}
+	}
+	opensConfirmPage("click the text part's link", ctx, `pre a[href*="/v1/confirm"]`)
+	// Chrome runs a sandboxed frame in a process of its own: attach to it.
+	var frameID target.ID
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		infos, _ := chromedp.Targets(ctx)
+		for _, i := range infos {
+			if i.Type == "iframe" && strings.HasSuffix(i.URL, "/html") {
+				frameID = i.TargetID
+			}
+		}
+		return frameID != ""
+	}, "the HTML part's frame is not a target")
+	frameCtx, cancelFrame := chromedp.NewContext(ctx, chromedp.WithTargetID(frameID))
+	defer cancelFrame()
+	opensConfirmPage("click the HTML part's button", frameCtx, `a[href*="/v1/confirm"]`)
 
 	// 4. The confirmation email's link, then the button.
 	link := e.confirmURL(addr)

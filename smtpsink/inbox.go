@@ -1,8 +1,10 @@
 package smtpsink
 
 import (
+	"fmt"
 	"html/template"
 	"net/http"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -103,9 +105,19 @@ func (s *Sink) serveMessage(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// linkSandbox lets a link in an email open its page: in a new tab
+// (allow-popups, escaping the sandbox, so the page works as it does from
+// a mail client) or, on a click, in the top window. Scripts, forms and
+// same-origin access stay off.
+const linkSandbox = "allow-popups allow-popups-to-escape-sandbox allow-top-navigation-by-user-activation"
+
+// baseTarget makes every link in an email's HTML open in a new tab: the
+// pages an email links to refuse to be framed (X-Frame-Options: DENY).
+const baseTarget = `<base target="_blank">`
+
 // serveHTMLPart serves the message's own HTML. The CSP sandbox directive
 // gives it an opaque origin with no scripts, so it cannot reach the inbox
-// even when opened outside the iframe.
+// even when opened outside the iframe; its links open in a new tab.
 func (s *Sink) serveHTMLPart(w http.ResponseWriter, r *http.Request) {
 	m, ok := s.lookup(w, r)
 	if !ok {
@@ -113,10 +125,10 @@ func (s *Sink) serveHTMLPart(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; frame-ancestors 'self'")
+	h.Set("Content-Security-Policy", "sandbox "+linkSandbox+"; default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; frame-ancestors 'self'")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write([]byte(m.HTML))
+	_, _ = w.Write([]byte(baseTarget + m.HTML))
 }
 
 func (s *Sink) serveRaw(w http.ResponseWriter, r *http.Request) {
@@ -137,7 +149,27 @@ func orNone(s string) string {
 	return s
 }
 
-var inboxTemplates = template.Must(template.New("inbox").Parse(`
+// urlPattern finds the http(s) URLs of a text part.
+var urlPattern = regexp.MustCompile(`https?://[^\s<>"]+`)
+
+// linkify escapes text and makes its http(s) URLs links that open in a new
+// tab.
+func linkify(text string) template.HTML {
+	var b strings.Builder
+	last := 0
+	for _, loc := range urlPattern.FindAllStringIndex(text, -1) {
+		u := strings.TrimRight(text[loc[0]:loc[1]], ".,;:!?)")
+		end := loc[0] + len(u)
+		b.WriteString(template.HTMLEscapeString(text[last:loc[0]]))
+		fmt.Fprintf(&b, `<a href="%s" target="_blank" rel="noopener noreferrer">%s</a>`,
+			template.HTMLEscapeString(u), template.HTMLEscapeString(u))
+		last = end
+	}
+	b.WriteString(template.HTMLEscapeString(text[last:]))
+	return template.HTML(b.String())
+}
+
+var inboxTemplates = template.Must(template.New("inbox").Funcs(template.FuncMap{"linkify": linkify}).Parse(`
 {{define "head"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -181,9 +213,9 @@ h2{font-size:16px;margin:16px 0 6px}
 <p class="muted">#{{.ID}} · from {{.From}} to {{range $i, $t := .To}}{{if $i}}, {{end}}{{$t}}{{end}} · {{.ReceivedAt.Format "2006-01-02 15:04:05"}} · connection {{.ConnID}}{{if not .Acked}} · <span class="warn">unacknowledged</span>{{end}} · <a href="{{.ID}}/raw">raw</a></p>
 {{if .ParseError}}<p class="card warn">parse error: {{.ParseError}}</p>{{end}}
 <h2>HTML part</h2>
-{{if .HTML}}<iframe sandbox="" referrerpolicy="no-referrer" src="{{.ID}}/html" title="HTML part"></iframe>{{else}}<p class="card muted">No HTML part.</p>{{end}}
+{{if .HTML}}<iframe sandbox="` + linkSandbox + `" referrerpolicy="no-referrer" src="{{.ID}}/html" title="HTML part"></iframe>{{else}}<p class="card muted">No HTML part.</p>{{end}}
 <h2>Text part</h2>
-<div class="card">{{if .Text}}<pre>{{.Text}}</pre>{{else}}<span class="muted">No text part.</span>{{end}}</div>
+<div class="card">{{if .Text}}<pre>{{linkify .Text}}</pre>{{else}}<span class="muted">No text part.</span>{{end}}</div>
 <h2>Headers</h2>
 <table class="hdr"><tbody>{{range .Headers}}{{$n := .Name}}{{range .Values}}
 <tr><td>{{$n}}</td><td><pre>{{.}}</pre></td></tr>{{end}}{{end}}

@@ -275,7 +275,7 @@ func TestInbox(t *testing.T) {
 		t.Errorf("list is not newest first")
 	}
 	resp, body = get("/inbox/m/1")
-	if resp.StatusCode != 200 || !strings.Contains(body, `<iframe sandbox=""`) || !strings.Contains(body, `src="1/html"`) ||
+	if resp.StatusCode != 200 || !strings.Contains(body, `<iframe sandbox="allow-popups allow-popups-to-escape-sandbox allow-top-navigation-by-user-activation"`) || !strings.Contains(body, `src="1/html"`) ||
 		!strings.Contains(body, "Café – a long line") || !strings.Contains(body, "Message-Id") {
 		t.Errorf("message page: %d\n%s", resp.StatusCode, body)
 	}
@@ -283,7 +283,7 @@ func TestInbox(t *testing.T) {
 		t.Errorf("message page CSP = %q", csp)
 	}
 	resp, body = get("/inbox/m/1/html")
-	if csp := resp.Header.Get("Content-Security-Policy"); !strings.HasPrefix(csp, "sandbox") || body != "<p>Café</p>" {
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.HasPrefix(csp, "sandbox allow-popups") || body != `<base target="_blank"><p>Café</p>` {
 		t.Errorf("html part: CSP %q, body %q", csp, body)
 	}
 	resp, body = get("/inbox/m/2/raw")

@@ -122,7 +122,7 @@ jobalert demo is running (Ctrl-C stops it)
 
   subscribe page   %s/
   web inbox        http://%s/      (every email the service sends lands here)
-  API              %s/v1/subscriptions
+  API              POST %s/v1/subscriptions (JSON; docs/openapi.yaml)
   admin token      %s
   metrics          %s/metrics
   NATS             %s (embedded JetStream)
