@@ -841,12 +841,12 @@ func (r *pipelineRun) jobRecordBytes(ctx context.Context, prefix string, n int) 
 }
 
 type pendStats struct {
-	sampled             int
-	mean                float64
-	p50, p99, max       int64
-	atLimit             float64
-	fullBytes           int64
-	fullSub, fullSubKey string
+	sampled       int
+	mean          float64
+	p50, p99, max int64
+	atLimit       float64
+	fullBytes     int64
+	fullSubKey    string
 }
 
 // pendingStats samples the pend: lists of up to 5,000 subscriptions.
