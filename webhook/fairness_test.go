@@ -139,7 +139,7 @@ func TestSlowHostDoesNotStarveFastEndpoint(t *testing.T) {
 			}
 		}
 	}
-	if _, maxSlow = slow.counts(); maxSlow > 4 {
+	if _, maxSlow := slow.counts(); maxSlow > 4 {
 		t.Errorf("got %d concurrent requests to the slow host, want at most 4 (Workers/4)", maxSlow)
 	}
 	if n := len(fast.Hits()); n != fastTotal {
