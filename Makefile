@@ -3,7 +3,7 @@
 # apt-get (for redis-server when it is missing).
 GO ?= go
 
-.PHONY: test test-short test-faults vet fuzz bench build
+.PHONY: test test-short test-faults vet lint fuzz bench build
 
 build:
 	$(GO) build -o bin/jobalert ./cmd/jobalert
@@ -18,8 +18,17 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 
+# lint: vet, staticcheck and deadcode (unreachable functions, tests
+# included), at pinned versions fetched through the Go module proxy.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DEADCODE ?= golang.org/x/tools/cmd/deadcode@v0.52.0
+lint: vet
+	$(GO) run $(STATICCHECK) ./...
+	@out="$$($(GO) run $(DEADCODE) -test ./...)"; if [ -n "$$out" ]; then echo "deadcode:"; echo "$$out"; exit 1; fi
+
 fuzz:
 	$(GO) test ./consumer -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s
+	./scripts/with-redis.sh $(GO) test ./api -run '^$$' -fuzz FuzzSignupBody -fuzztime 30s
 
 # test-faults: the fault-injection suite (faults/, docs/operations.md): the
 # built binary as child processes, a redis-server child with AOF it kills
