@@ -37,11 +37,14 @@ const (
 	maxIDLength      = 256
 )
 
-// DefaultSchedule is the delay before each attempt: the first at once, then
-// about 5s, 5m, 30m, 2h, 5h, 10h and 10h after the previous failure.
-var DefaultSchedule = []time.Duration{
-	0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute,
-	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+// DefaultSchedule returns the delay before each attempt: the first at
+// once, then about 5s, 5m, 30m, 2h, 5h, 10h and 10h after the previous
+// failure. It is a fresh slice each call, so no caller can change another's.
+func DefaultSchedule() []time.Duration {
+	return []time.Duration{
+		0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+		2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+	}
 }
 
 // Errors returned by Service methods.
@@ -156,7 +159,7 @@ func (c Config) withDefaults() Config {
 		c.SlowAfter = c.Timeout / 2
 	}
 	if len(c.Schedule) == 0 {
-		c.Schedule = DefaultSchedule
+		c.Schedule = DefaultSchedule()
 	}
 	c.Schedule = append([]time.Duration(nil), c.Schedule...)
 	if c.Jitter == 0 {
