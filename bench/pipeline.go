@@ -30,6 +30,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/internal/workload"
 	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/store"
@@ -76,7 +77,7 @@ func Pipeline(ctx context.Context, args []string, stdout io.Writer) error {
 	if o.fsync != "always" && o.fsync != "everysec" {
 		return fmt.Errorf("bench pipeline: --fsync %q: want always or everysec", o.fsync)
 	}
-	gen, err := NewGenerator(o.profile, o.seed)
+	gen, err := workload.NewGenerator(o.profile, o.seed)
 	if err != nil {
 		return err
 	}
@@ -97,7 +98,7 @@ type pipelineOpts struct {
 // pipelineRun is one run of the pipeline benchmark and what it started.
 type pipelineRun struct {
 	o   pipelineOpts
-	gen *Generator
+	gen *workload.Generator
 	out io.Writer
 	log *slog.Logger
 
