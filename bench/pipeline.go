@@ -211,11 +211,11 @@ func (r *pipelineRun) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	jobBytes, err := r.jobRecordBytes(ctx, stFull.Prefix(), o.events)
+	jobBytes, err := r.jobRecordBytes(ctx, prefixFull, o.events)
 	if err != nil {
 		return err
 	}
-	pend, err := r.pendingStats(ctx, stFull.Prefix())
+	pend, err := r.pendingStats(ctx, prefixFull)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ func ev(kind jobevent.Kind, id string, subs ...string) jobevent.Matched {
 
 func pending(t *testing.T, s *store.Redis, sub string) []string {
 	t.Helper()
-	v, err := s.Client().LRange(context.Background(), s.Prefix()+"pend:"+sub, 0, -1).Result()
+	v, err := s.PendingItems(context.Background(), sub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestPendingIsBoundedAndCounted(t *testing.T) {
 	if len(got) > 10 || got[0] != "12" {
 		t.Fatalf("pending: got %v, want at most 2x the limit (5), newest (12) first", got)
 	}
-	dropped, _ := s.Client().HGet(ctx, s.Prefix()+"sub:"+a.ID, "dropped").Int()
+	dropped, _ := s.DroppedCount(ctx, a.ID)
 	if dropped+len(got) != 12 {
 		t.Fatalf("dropped %d + pending %d: got %d, want 12", dropped, len(got), dropped+len(got))
 	}
