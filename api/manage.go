@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/schedule"
 	"github.com/jobalert/jobalert/store"
@@ -108,7 +109,7 @@ func (s *Server) manageView(r *http.Request, tok string, sub *store.Subscription
 	v := s.newView("Manage your job alert")
 	v.Token, v.CSRF = tok, s.csrfToken(tok)
 	v.Email, v.Status, v.StatusText = sub.Email, sub.Status, statusText[sub.Status]
-	v.Summary = notifier.Summary(sub.Filter)
+	v.Summary = matcher.Summary(sub.Filter)
 	v.WebhookHost = urlHost(sub.WebhookURL)
 	v.Others = len(all) - 1
 	if sub.Status == store.StatusActive {
@@ -465,7 +466,7 @@ func (s *Server) rotatePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := s.newView("Rotate your webhook secret?")
-	v.Summary = notifier.Summary(sub.Filter)
+	v.Summary = matcher.Summary(sub.Filter)
 	v.Message = []string{"A new signing secret replaces the current one for the webhook on " + urlHost(sub.WebhookURL) +
 		". For a day both sign each delivery, so your receiver can switch over. The new secret is shown once, on the next page."}
 	v.Token, v.FormAction, v.ButtonText = tok, "/v1/manage/rotate-webhook", "Rotate the secret"

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/jobalert/jobalert/matcher"
-	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/schedule"
 	"github.com/jobalert/jobalert/store"
 	"github.com/jobalert/jobalert/templates"
@@ -332,7 +331,7 @@ func (s *Server) subscribeForm(w http.ResponseWriter, r *http.Request) {
 	v := s.newView("Check your inbox")
 	v.Email = in.Email
 	v.ValidFor = humanTTL(s.cfg.ConfirmTTL)
-	v.Summary = notifier.Summary(in.Filter)
+	v.Summary = matcher.Summary(in.Filter)
 	s.log.Debug("subscribed through the page", "subscription", out.ID)
 	s.render(w, http.StatusOK, "inbox", v)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wneessen/go-mail"
 
+	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/store"
 	"github.com/jobalert/jobalert/webhook"
@@ -247,7 +248,7 @@ func (s *Server) create(r *http.Request, in subscriptionInput, bad fieldErrors) 
 	}
 	log = log.With("subscription", sub.ID)
 	msg, err := s.deps.Renderer.Confirm(notifier.ConfirmEmail{
-		To: sub.Email, ConfirmURL: s.links.Confirm(sub.ID), Summary: notifier.Summary(sub.Filter),
+		To: sub.Email, ConfirmURL: s.links.Confirm(sub.ID), Summary: matcher.Summary(sub.Filter),
 		Keywords: sub.Filter.Keywords, WebhookHost: urlHost(sub.WebhookURL),
 	})
 	if err == nil {

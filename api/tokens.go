@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/jobalert/jobalert/notifier"
+	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/store"
 	"github.com/jobalert/jobalert/token"
 	"github.com/jobalert/jobalert/webhook"
@@ -120,7 +120,7 @@ func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := s.newView("Confirm your job alert")
-	v.Token, v.Summary, v.Email, v.Status = tok, notifier.Summary(sub.Filter), sub.Email, sub.Status
+	v.Token, v.Summary, v.Email, v.Status = tok, matcher.Summary(sub.Filter), sub.Email, sub.Status
 	s.render(w, http.StatusOK, "confirm", v)
 }
 
@@ -186,7 +186,7 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := s.newView("You're subscribed")
-	v.Summary, v.Email = notifier.Summary(sub.Filter), sub.Email
+	v.Summary, v.Email = matcher.Summary(sub.Filter), sub.Email
 	v.Message = []string{"Your alert is confirmed. " + scheduleText(sub)}
 	v.Link, v.LinkText = s.links.Manage(sub.ID, sub.TokenVersion), "Manage this alert"
 	s.render(w, http.StatusOK, "message", v)
@@ -247,7 +247,7 @@ func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := s.newView("Unsubscribe")
-	v.Token, v.Summary, v.Email, v.Status = tok, notifier.Summary(sub.Filter), sub.Email, sub.Status
+	v.Token, v.Summary, v.Email, v.Status = tok, matcher.Summary(sub.Filter), sub.Email, sub.Status
 	s.render(w, http.StatusOK, "unsubscribe", v)
 }
 
@@ -291,7 +291,7 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	v := s.newView("You're unsubscribed")
 	v.Message = []string{"You will get no more emails for this alert."}
 	if sub.Email != "" {
-		v.Summary = notifier.Summary(sub.Filter)
+		v.Summary = matcher.Summary(sub.Filter)
 		v.Link, v.LinkText = s.links.Manage(sub.ID, sub.TokenVersion), "Changed your mind? Manage this alert"
 	}
 	s.render(w, http.StatusOK, "message", v)

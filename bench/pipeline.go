@@ -30,6 +30,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/internal/workload"
+	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/store"
 )
@@ -75,7 +77,7 @@ func Pipeline(ctx context.Context, args []string, stdout io.Writer) error {
 	if o.fsync != "always" && o.fsync != "everysec" {
 		return fmt.Errorf("bench pipeline: --fsync %q: want always or everysec", o.fsync)
 	}
-	gen, err := NewGenerator(o.profile, o.seed)
+	gen, err := workload.NewGenerator(o.profile, o.seed)
 	if err != nil {
 		return err
 	}
@@ -96,7 +98,7 @@ type pipelineOpts struct {
 // pipelineRun is one run of the pipeline benchmark and what it started.
 type pipelineRun struct {
 	o   pipelineOpts
-	gen *Generator
+	gen *workload.Generator
 	out io.Writer
 	log *slog.Logger
 
@@ -209,11 +211,11 @@ func (r *pipelineRun) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	jobBytes, err := r.jobRecordBytes(ctx, stFull.Prefix(), o.events)
+	jobBytes, err := r.jobRecordBytes(ctx, prefixFull, o.events)
 	if err != nil {
 		return err
 	}
-	pend, err := r.pendingStats(ctx, stFull.Prefix())
+	pend, err := r.pendingStats(ctx, prefixFull)
 	if err != nil {
 		return err
 	}
@@ -543,7 +545,7 @@ type countingRecorder struct {
 	nanos                   atomic.Int64
 }
 
-func (c *countingRecorder) Record(ctx context.Context, batch []consumer.Matched) error {
+func (c *countingRecorder) Record(ctx context.Context, batch []jobevent.Matched) error {
 	t := time.Now()
 	res, err := c.st.RecordResults(ctx, batch, time.Now())
 	c.nanos.Add(int64(time.Since(t)))
@@ -635,7 +637,7 @@ func (r *pipelineRun) fullPath(ctx context.Context, st *store.Redis, ix *matcher
 // each batch's clock starts.
 func (r *pipelineRun) rawRedis(ctx context.Context, st *store.Redis, ix *matcher.Index, bodies [][]byte, seqs []uint64) (phase, error) {
 	type pending struct {
-		ev    consumer.Event
+		ev    jobevent.Event
 		slots []uint32
 	}
 	all := make([]pending, len(bodies))
@@ -656,14 +658,14 @@ func (r *pipelineRun) rawRedis(ctx context.Context, st *store.Redis, ix *matcher
 	// As the consumer does: a goroutine makes each batch's id and key lists
 	// (what ix.MatchKeyed returns, from the slots Match found) ahead of the
 	// recorders, and inFlight batches are recorded at once.
-	batches := make(chan []consumer.Matched, inFlight)
+	batches := make(chan []jobevent.Matched, inFlight)
 	go func() {
 		defer close(batches)
 		for lo := 0; lo < len(all); lo += r.o.batch {
-			batch := make([]consumer.Matched, 0, r.o.batch)
+			batch := make([]jobevent.Matched, 0, r.o.batch)
 			for _, pe := range all[lo:min(lo+r.o.batch, len(all))] {
 				ids, keys := ix.KeyedIDs(slices.Clone(pe.slots))
-				batch = append(batch, consumer.Matched{Event: pe.ev, SubscriptionIDs: ids, Keys: keys})
+				batch = append(batch, jobevent.Matched{Event: pe.ev, SubscriptionIDs: ids, Keys: keys})
 			}
 			select {
 			case batches <- batch:

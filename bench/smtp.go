@@ -16,6 +16,7 @@ import (
 
 	"github.com/wneessen/go-mail"
 
+	"github.com/jobalert/jobalert/internal/workload"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
 )
@@ -201,7 +202,7 @@ func SMTP(ctx context.Context, args []string, stdout io.Writer) error {
 // newBenchDigests builds n digests of generated jobs for distinct
 // recipients and filters, as the digester hands them to the renderer.
 func newBenchDigests(n int, seed uint64) []notifier.Digest {
-	g, err := NewGenerator("popular", seed)
+	g, err := workload.NewGenerator("popular", seed)
 	if err != nil {
 		panic(err) // "popular" is a known profile
 	}

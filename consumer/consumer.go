@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/jobalert/jobalert/internal/grace"
+	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 )
 
@@ -31,23 +32,10 @@ type Matcher interface {
 }
 
 // KeyedMatcher is a Matcher that can also give each id a small integer key
-// (matcher.Index.MatchKeyed), which the Consumer passes on in Matched.Keys.
+// (matcher.Index.MatchKeyed), which the Consumer passes on in jobevent.Matched.Keys.
 type KeyedMatcher interface {
 	Matcher
 	MatchKeyed(j *matcher.Job) (ids []string, keys []uint32)
-}
-
-// Matched is one event of a batch with the subscriptions it matched;
-// closed events never match.
-type Matched struct {
-	Event           Event
-	SubscriptionIDs []string
-	// Keys, when not nil, holds a small integer per subscription id (the
-	// index's slot): within a batch, equal ids almost always have equal
-	// keys, so a Recorder may group matches by key with an array instead
-	// of hashing ids, as long as it checks the ids (a filter changed
-	// during the batch may move). Nil when the Matcher gives no keys.
-	Keys []uint32
 }
 
 // Recorder durably records a batch of events and their matches; only after
@@ -55,7 +43,7 @@ type Matched struct {
 // batch may be assumed recorded: every event is redelivered later, so
 // Record must be idempotent per (event, subscription).
 type Recorder interface {
-	Record(ctx context.Context, batch []Matched) error
+	Record(ctx context.Context, batch []jobevent.Matched) error
 }
 
 // Headers set on every message copied to the DLQ stream.
@@ -273,7 +261,7 @@ type item struct {
 	seq       uint64 // stream sequence, 0 when unknown
 	delivered uint64 // delivery count, from 1
 	kind      string // metric label
-	ev        Event
+	ev        jobevent.Event
 	ids       []string
 	keys      []uint32
 	poison    error // non-nil: the message is poison, for this reason
@@ -334,7 +322,7 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, ackWait tim
 func (c *Consumer) match(items []*item) {
 	var todo []*item
 	for _, it := range items {
-		if it.poison == nil && it.ev.Kind != Closed {
+		if it.poison == nil && it.ev.Kind != jobevent.Closed {
 			todo = append(todo, it)
 		}
 	}
@@ -422,9 +410,9 @@ func (c *Consumer) recordAndAck(ctx context.Context, items []*item) {
 }
 
 func (c *Consumer) record(ctx context.Context, items []*item) (err error) {
-	batch := make([]Matched, len(items))
+	batch := make([]jobevent.Matched, len(items))
 	for i, it := range items {
-		batch[i] = Matched{Event: it.ev, SubscriptionIDs: it.ids, Keys: it.keys}
+		batch[i] = jobevent.Matched{Event: it.ev, SubscriptionIDs: it.ids, Keys: it.keys}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RecordTimeout)
 	defer cancel()

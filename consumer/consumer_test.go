@@ -17,6 +17,7 @@ import (
 
 	"github.com/jobalert/jobalert/consumer"
 	"github.com/jobalert/jobalert/internal/testenv"
+	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 )
 
@@ -60,13 +61,13 @@ func matchAll(j *matcher.Job) []string { return []string{"sub-" + j.ID, "sub-all
 // recorder is a fake Recorder that keeps the batches it accepted.
 type recorder struct {
 	mu      sync.Mutex
-	batches [][]consumer.Matched
+	batches [][]jobevent.Matched
 	calls   int
 	// hook, when set, runs first in every call; a non-nil error fails it.
-	hook func(ctx context.Context, call int, batch []consumer.Matched) error
+	hook func(ctx context.Context, call int, batch []jobevent.Matched) error
 }
 
-func (r *recorder) Record(ctx context.Context, batch []consumer.Matched) error {
+func (r *recorder) Record(ctx context.Context, batch []jobevent.Matched) error {
 	r.mu.Lock()
 	r.calls++
 	call := r.calls
@@ -79,15 +80,15 @@ func (r *recorder) Record(ctx context.Context, batch []consumer.Matched) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.batches = append(r.batches, append([]consumer.Matched(nil), batch...))
+	r.batches = append(r.batches, append([]jobevent.Matched(nil), batch...))
 	return nil
 }
 
 // recorded returns every accepted event, in order.
-func (r *recorder) recorded() []consumer.Matched {
+func (r *recorder) recorded() []jobevent.Matched {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var all []consumer.Matched
+	var all []jobevent.Matched
 	for _, b := range r.batches {
 		all = append(all, b...)
 	}
@@ -191,7 +192,7 @@ func TestConsumerRecordsThenAcks(t *testing.T) {
 
 	rec := &recorder{}
 	var ackPendingDuringRecord []int
-	rec.hook = func(ctx context.Context, _ int, batch []consumer.Matched) error {
+	rec.hook = func(ctx context.Context, _ int, batch []jobevent.Matched) error {
 		// Nothing of the batch may be acked while it is being recorded.
 		ackPendingDuringRecord = append(ackPendingDuringRecord, consumerInfo(t, js).NumAckPending)
 		return nil
@@ -204,7 +205,7 @@ func TestConsumerRecordsThenAcks(t *testing.T) {
 	testenv.Eventually(t, wait, drained(t, js), "all events acked")
 
 	got := rec.recorded()
-	wantKinds := []consumer.Kind{consumer.Created, consumer.Updated, consumer.Closed}
+	wantKinds := []jobevent.Kind{jobevent.Created, jobevent.Updated, jobevent.Closed}
 	for i, m := range got {
 		if m.Event.Kind != wantKinds[i] || m.Event.Job.ID != "j1" || m.Event.StreamSeq != seq1+uint64(i) {
 			t.Errorf("event %d: got kind %v id %q seq %d", i, m.Event.Kind, m.Event.Job.ID, m.Event.StreamSeq)
@@ -307,7 +308,7 @@ func TestPanicsArePoisonAndDoNotStopTheConsumer(t *testing.T) {
 		}
 		return matchAll(j)
 	})
-	rec := &recorder{hook: func(_ context.Context, _ int, batch []consumer.Matched) error {
+	rec := &recorder{hook: func(_ context.Context, _ int, batch []jobevent.Matched) error {
 		for _, b := range batch {
 			if b.Event.Job.Title == "Recorder Bomb" {
 				panic("recorder exploded")
@@ -362,7 +363,7 @@ func TestRecorderFailuresLeadToRedeliveryNotLoss(t *testing.T) {
 	for i := range 5 {
 		publish(t, js, "jobs.created", jobBody(fmt.Sprintf("j%d", i), "Backend Engineer"))
 	}
-	rec := &recorder{hook: func(_ context.Context, call int, _ []consumer.Matched) error {
+	rec := &recorder{hook: func(_ context.Context, call int, _ []jobevent.Matched) error {
 		if call <= 2 {
 			return errors.New("redis: connection refused")
 		}
@@ -407,7 +408,7 @@ func TestReplicasShareTheDurableConsumer(t *testing.T) {
 	barrier.Add(2)
 	both := make(chan struct{})
 	go func() { barrier.Wait(); close(both) }()
-	first := func(ctx context.Context, call int, _ []consumer.Matched) error {
+	first := func(ctx context.Context, call int, _ []jobevent.Matched) error {
 		if call != 1 {
 			return nil
 		}
@@ -475,7 +476,7 @@ func TestShutdownFinishesTheBatchInHand(t *testing.T) {
 	publish(t, js, "jobs.created", jobBody("j1", "Backend Engineer"))
 	entered, release := make(chan struct{}), make(chan struct{})
 	var workCtxErr error
-	rec := &recorder{hook: func(ctx context.Context, _ int, _ []consumer.Matched) error {
+	rec := &recorder{hook: func(ctx context.Context, _ int, _ []jobevent.Matched) error {
 		close(entered)
 		<-release
 		workCtxErr = ctx.Err()
@@ -511,7 +512,7 @@ func TestShutdownTimeoutLeavesWorkForRedelivery(t *testing.T) {
 	js := mustJetStream(t)
 	publish(t, js, "jobs.created", jobBody("j1", "Backend Engineer"))
 	entered := make(chan struct{})
-	stuck := &recorder{hook: func(ctx context.Context, _ int, _ []consumer.Matched) error {
+	stuck := &recorder{hook: func(ctx context.Context, _ int, _ []jobevent.Matched) error {
 		close(entered)
 		<-ctx.Done()
 		return ctx.Err()
@@ -551,7 +552,7 @@ type concurrentRecorder struct {
 	both     chan struct{}
 }
 
-func (r *concurrentRecorder) Record(ctx context.Context, batch []consumer.Matched) error {
+func (r *concurrentRecorder) Record(ctx context.Context, batch []jobevent.Matched) error {
 	r.mu.Lock()
 	r.inside++
 	r.most = max(r.most, r.inside)

@@ -18,6 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 )
 
@@ -48,57 +49,19 @@ const (
 	SubjectClosed  = "jobs.closed"
 )
 
-// Kind is what an event says happened to a job.
-type Kind uint8
-
-// The event kinds, one per subject.
-const (
-	Created Kind = iota + 1 // jobs.created: a new job
-	Updated                 // jobs.updated: the job's fields changed
-	Closed                  // jobs.closed: the job is gone
-)
-
-// String returns the kind's name as used in subjects and metric labels.
-func (k Kind) String() string {
-	switch k {
-	case Created:
-		return "created"
-	case Updated:
-		return "updated"
-	case Closed:
-		return "closed"
-	}
-	return "unknown"
-}
-
-// Subject returns the subject that carries events of kind k.
-func (k Kind) Subject() string { return "jobs." + k.String() }
-
 // KindOf returns the kind carried by subject, or an error wrapping
 // ErrPoison when the subject is not one of the three event subjects.
-func KindOf(subject string) (Kind, error) {
+func KindOf(subject string) (jobevent.Kind, error) {
 	switch subject {
 	case SubjectCreated:
-		return Created, nil
+		return jobevent.Created, nil
 	case SubjectUpdated:
-		return Updated, nil
+		return jobevent.Updated, nil
 	case SubjectClosed:
-		return Closed, nil
+		return jobevent.Closed, nil
 	}
 	return 0, poisonf("subject %q: not an event subject (want %s, %s or %s)",
 		subject, SubjectCreated, SubjectUpdated, SubjectClosed)
-}
-
-// Event is one decoded job event.
-type Event struct {
-	Kind      Kind
-	Job       matcher.Job // for Closed, only ID is set
-	StreamSeq uint64      // sequence in the JOBS stream; 0 when not from a stream
-	Subject   string
-	// Dropped lists the visa values the event carried that are not visa
-	// codes or aliases (MATCHING.md §4); they were left out of Job.VisaTypes
-	// and the rest of the event is used.
-	Dropped []string
 }
 
 // ErrPoison marks an event that can never be processed: every error
@@ -168,27 +131,27 @@ type wireClosed struct {
 // type or form. Unknown fields are ignored; strings are trimmed and bounded,
 // the description is cut to MaxDescription bytes, visa aliases are
 // canonicalised and unknown visa values are reported in Event.Dropped.
-func DecodeEvent(subject string, data []byte) (Event, error) {
+func DecodeEvent(subject string, data []byte) (jobevent.Event, error) {
 	kind, err := KindOf(subject)
 	if err != nil {
-		return Event{}, err
+		return jobevent.Event{}, err
 	}
-	ev := Event{Kind: kind, Subject: subject}
-	if kind == Closed {
+	ev := jobevent.Event{Kind: kind, Subject: subject}
+	if kind == jobevent.Closed {
 		var w wireClosed
 		if err := unmarshalObject(data, &w); err != nil {
-			return Event{}, err
+			return jobevent.Event{}, err
 		}
 		id, err := cleanID(w.ID)
 		if err != nil {
-			return Event{}, err
+			return jobevent.Event{}, err
 		}
 		ev.Job.ID = id
 		return ev, nil
 	}
 	ev.Job, ev.Dropped, err = decodeJob(data)
 	if err != nil {
-		return Event{}, err
+		return jobevent.Event{}, err
 	}
 	return ev, nil
 }

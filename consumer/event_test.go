@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 )
 
@@ -26,8 +27,8 @@ func TestDecodeEventExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("DecodeEvent: %v", err)
 	}
-	want := consumer.Event{
-		Kind:    consumer.Created,
+	want := jobevent.Event{
+		Kind:    jobevent.Created,
 		Subject: "jobs.created",
 		Job: matcher.Job{
 			ID: "sbux-1042", Title: "Backend Engineer II", Company: "Starbucks",
@@ -64,7 +65,7 @@ func TestDecodeEventNormalises(t *testing.T) {
 		t.Fatalf("DecodeEvent: %v", err)
 	}
 	j := ev.Job
-	if ev.Kind != consumer.Updated {
+	if ev.Kind != jobevent.Updated {
 		t.Errorf("kind: got %v want updated", ev.Kind)
 	}
 	if j.ID != "j-1" || j.Title != "Senior Backend Engineer" || j.Workplace != "remote" {
@@ -95,7 +96,7 @@ func TestDecodeEventClosedNeedsOnlyID(t *testing.T) {
 	if err != nil {
 		t.Fatalf("DecodeEvent: %v", err)
 	}
-	if want := (matcher.Job{ID: "x-1"}); ev.Kind != consumer.Closed || !reflect.DeepEqual(ev.Job, want) {
+	if want := (matcher.Job{ID: "x-1"}); ev.Kind != jobevent.Closed || !reflect.DeepEqual(ev.Job, want) {
 		t.Errorf("got %+v", ev)
 	}
 }
@@ -195,7 +196,7 @@ func FuzzDecodeEvent(f *testing.F) {
 			}
 			return
 		}
-		if ev.Job.ID == "" || (ev.Kind != consumer.Closed && (ev.Job.Title == "" || ev.Job.Company == "")) {
+		if ev.Job.ID == "" || (ev.Kind != jobevent.Closed && (ev.Job.Title == "" || ev.Job.Company == "")) {
 			t.Fatalf("accepted an event without its required fields: %+v", ev)
 		}
 		if len(ev.Job.Description) > consumer.MaxDescription || len(ev.Job.ID) > consumer.MaxID {

@@ -27,9 +27,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/jobalert/jobalert/bench"
 	"github.com/jobalert/jobalert/consumer"
 	"github.com/jobalert/jobalert/internal/testenv"
+	"github.com/jobalert/jobalert/internal/workload"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/smtpsink"
 	"github.com/jobalert/jobalert/store"
@@ -176,7 +176,7 @@ type rig struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 
-	gen      *bench.Generator
+	gen      *workload.Generator
 	ref      *matcher.Reference
 	subs     []string
 	expected map[pair]bool
@@ -217,7 +217,7 @@ func newRig(t *testing.T, n int) *rig {
 	if err := consumer.EnsureStreams(context.Background(), r.js, consumer.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	if r.gen, err = bench.NewGenerator("popular", uint64(1000+n)); err != nil {
+	if r.gen, err = workload.NewGenerator("popular", uint64(1000+n)); err != nil {
 		t.Fatal(err)
 	}
 	r.env = map[string]string{

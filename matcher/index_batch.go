@@ -6,13 +6,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 )
-
-// batchTrace, when set (by a test), is told how long each phase of
-// AddBatch took.
-var batchTrace func(phase string, since time.Duration)
 
 // addBatch is AddBatch with a given number of compiling goroutines.
 func (ix *Index) addBatch(entries []Entry, workers int) []EntryError {
@@ -23,11 +18,6 @@ func (ix *Index) addBatch(entries []Entry, workers int) []EntryError {
 	workers = max(1, min(workers, n/1024+1))
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	trace := func(string) {}
-	if batchTrace != nil {
-		start := time.Now()
-		trace = func(what string) { batchTrace(what, time.Since(start)) }
-	}
 
 	// Compile on every CPU. Strings the dictionary does not hold yet are
 	// interned under imu: Match and the other compilers look up without it.
@@ -88,7 +78,6 @@ func (ix *Index) addBatch(entries []Entry, workers int) []EntryError {
 		}
 	}
 	dfs = nil
-	trace("compiled")
 
 	// Slots, in order: a later entry with the same id replaces an earlier
 	// one (whose values are uncounted); a filter held is dropped from its
@@ -130,7 +119,6 @@ func (ix *Index) addBatch(entries []Entry, workers int) []EntryError {
 		ents[k] = rec.pend - 1
 		rec.pend = 0
 	}
-	trace("slots")
 
 	// Find each member's group: one held, or a new one of this batch. The
 	// batch is split by hash, a part a goroutine.
@@ -199,7 +187,6 @@ func (ix *Index) addBatch(entries []Entry, workers int) []EntryError {
 			}
 		}
 	})
-	trace("grouped")
 
 	// Each new group's members, sorted by their cheap clauses.
 	first := make([]int32, len(ng)+1)
@@ -275,7 +262,6 @@ func (ix *Index) addBatch(entries []Entry, workers int) []EntryError {
 		}
 	})
 	mem = nil
-	trace("blocks")
 
 	// Members of groups held, in entry order.
 	for k, rec := range order {
@@ -284,7 +270,6 @@ func (ix *Index) addBatch(entries []Entry, workers int) []EntryError {
 			ix.appendMemberLocked(uint32(-memberOf[k]), rec, [memberWords]uint32{slots[k], cf.minSal, cf.cond})
 		}
 	}
-	trace("members")
 
 	// Post the new groups: size each list once, then append in block order.
 	type post struct {
@@ -310,7 +295,6 @@ func (ix *Index) addBatch(entries []Entry, workers int) []EntryError {
 	for i := range posts {
 		appendPosting(posts[i].l, posts[i].p)
 	}
-	trace("posted")
 	return errs
 }
 

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/jobalert/jobalert/bench"
+	"github.com/jobalert/jobalert/internal/workload"
 	"github.com/jobalert/jobalert/matcher"
 )
 
@@ -407,7 +407,7 @@ func TestIndexMatchAllocations(t *testing.T) {
 }
 
 // BenchmarkMatch times Match on the generated popular workload (see
-// bench.Generator) at 10k, 100k and, without -short, 1M filters. Set
+// workload.Generator) at 10k, 100k and, without -short, 1M filters. Set
 // -matcher.profile=sparse for the sparse one.
 func BenchmarkMatch(b *testing.B) {
 	sizes := []int{10_000, 100_000, 1_000_000}
@@ -416,7 +416,7 @@ func BenchmarkMatch(b *testing.B) {
 	}
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("filters=%s", sizeName(n)), func(b *testing.B) {
-			g, err := bench.NewGenerator(*profile, 1)
+			g, err := workload.NewGenerator(*profile, 1)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -532,7 +532,7 @@ func TestIndexBatchMatchesReference(t *testing.T) {
 // ways and compares them with Reference.
 func TestIndexBatchGeneratedWorkload(t *testing.T) {
 	for _, prof := range []string{"popular", "sparse"} {
-		g, err := bench.NewGenerator(prof, 5)
+		g, err := workload.NewGenerator(prof, 5)
 		if err != nil {
 			t.Fatal(err)
 		}

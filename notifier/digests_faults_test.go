@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jobalert/jobalert/consumer"
 	"github.com/jobalert/jobalert/internal/testenv"
+	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/smtpsink"
@@ -47,8 +47,8 @@ func instantSetup(t *testing.T) (*store.Redis, *smtpsink.Sink, *store.Subscripti
 		t.Fatal(err)
 	}
 	job := matcher.Job{ID: "j1", Title: "Backend Engineer", Company: "Acme", URL: "https://jobs.example.com/j1"}
-	if _, err := st.RecordResults(context.Background(), []consumer.Matched{
-		{Event: consumer.Event{Kind: consumer.Created, Job: job}, SubscriptionIDs: []string{sub.ID}}}, time.Now()); err != nil {
+	if _, err := st.RecordResults(context.Background(), []jobevent.Matched{
+		{Event: jobevent.Event{Kind: jobevent.Created, Job: job}, SubscriptionIDs: []string{sub.ID}}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return st, mustSink(t), sub

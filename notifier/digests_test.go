@@ -11,8 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/jobalert/jobalert/consumer"
 	"github.com/jobalert/jobalert/internal/testenv"
+	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/schedule"
@@ -104,10 +104,10 @@ func (e *digestEnv) update(id string, now time.Time, change func(*store.Subscrip
 }
 
 // event records one job event and its matches, as the consumer does.
-func (e *digestEnv) event(now time.Time, kind consumer.Kind, j matcher.Job, subs ...string) {
+func (e *digestEnv) event(now time.Time, kind jobevent.Kind, j matcher.Job, subs ...string) {
 	e.t.Helper()
-	_, err := e.st.RecordResults(context.Background(), []consumer.Matched{
-		{Event: consumer.Event{Kind: kind, Job: j}, SubscriptionIDs: subs}}, now)
+	_, err := e.st.RecordResults(context.Background(), []jobevent.Matched{
+		{Event: jobevent.Event{Kind: kind, Job: j}, SubscriptionIDs: subs}}, now)
 	if err != nil {
 		e.t.Fatalf("record: %v", err)
 	}
@@ -119,7 +119,7 @@ func (e *digestEnv) match(now time.Time, j matcher.Job, subs ...*store.Subscript
 	for i, s := range subs {
 		ids[i] = s.ID
 	}
-	e.event(now, consumer.Created, j, ids...)
+	e.event(now, jobevent.Created, j, ids...)
 }
 
 func (e *digestEnv) pending(sub *store.Subscription) int64 {
@@ -414,9 +414,9 @@ func TestCapAndMore(t *testing.T) {
 			d := e.digester(notifier.DigestConfig{})
 			at := func(h int) time.Time { return time.Date(2026, 12, 1, h, 0, 0, 0, losAngeles) }
 			sub := e.subscribe("ada@example.com", schedule.Spec{Frequency: "daily", Timezone: "America/Los_Angeles", SendHour: 8}, at(6))
-			batch := make([]consumer.Matched, tc.jobs)
+			batch := make([]jobevent.Matched, tc.jobs)
 			for i := range batch {
-				batch[i] = consumer.Matched{Event: consumer.Event{Kind: consumer.Created,
+				batch[i] = jobevent.Matched{Event: jobevent.Event{Kind: jobevent.Created,
 					Job: newJob(fmt.Sprintf("c%03d", i), fmt.Sprintf("Backend Engineer %03d", i))}, SubscriptionIDs: []string{sub.ID}}
 			}
 			if _, err := e.st.RecordResults(context.Background(), batch, at(7)); err != nil {
@@ -460,11 +460,11 @@ func TestClosedAndUpdatedJobs(t *testing.T) {
 	e.match(at(1, 7, 0), newJob("open", "Backend Engineer"), sub)
 	e.match(at(1, 7, 1), newJob("closed", "Backend Engineer (closed)"), sub)
 	e.match(at(1, 7, 2), newJob("upd", "Backend Engineer v1"), sub)
-	e.event(at(1, 7, 10), consumer.Closed, matcher.Job{ID: "closed"})
-	e.event(at(1, 7, 20), consumer.Updated, newJob("upd", "Backend Engineer v2"), sub.ID)
-	e.event(at(1, 7, 30), consumer.Updated, newJob("upd", "Backend Engineer v3"), sub.ID)
+	e.event(at(1, 7, 10), jobevent.Closed, matcher.Job{ID: "closed"})
+	e.event(at(1, 7, 20), jobevent.Updated, newJob("upd", "Backend Engineer v2"), sub.ID)
+	e.event(at(1, 7, 30), jobevent.Updated, newJob("upd", "Backend Engineer v3"), sub.ID)
 	// A closed job that is then "updated" stays closed.
-	e.event(at(1, 7, 40), consumer.Updated, newJob("closed", "Backend Engineer (reopened?)"), sub.ID)
+	e.event(at(1, 7, 40), jobevent.Updated, newJob("closed", "Backend Engineer (reopened?)"), sub.ID)
 
 	run(t, d, at(1, 8, 0), notifier.RunResult{Sent: 1})
 	m := wantMails(t, e, "ada@example.com", 1)[0]
@@ -478,13 +478,13 @@ func TestClosedAndUpdatedJobs(t *testing.T) {
 	}
 
 	// Updated again after the digest covered it: not sent again.
-	e.event(at(1, 9, 0), consumer.Updated, newJob("upd", "Backend Engineer v4"), sub.ID)
+	e.event(at(1, 9, 0), jobevent.Updated, newJob("upd", "Backend Engineer v4"), sub.ID)
 	if n := e.pending(sub); n != 0 {
 		t.Errorf("pending after an update of a sent job: got %d, want 0", n)
 	}
 	// Everything pending closed before the send: no email.
 	e.match(at(1, 10, 0), newJob("gone", "Backend Engineer"), sub)
-	e.event(at(1, 11, 0), consumer.Closed, matcher.Job{ID: "gone"})
+	e.event(at(1, 11, 0), jobevent.Closed, matcher.Job{ID: "gone"})
 	run(t, d, at(2, 8, 0), notifier.RunResult{SkippedEmpty: 1})
 	wantMails(t, e, "ada@example.com", 1)
 }

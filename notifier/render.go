@@ -180,13 +180,12 @@ func (r *Renderer) Digest(d Digest) (*mail.Msg, error) {
 		jobs = jobs[:r.cfg.MaxJobs]
 	}
 	total := len(jobs) + more
-	pre, post := summaryParts(d.Filter)
 	noun := "jobs"
 	if total == 1 {
 		noun = "job"
 	}
-	subject := strconv.Itoa(total) + " new " + joinNonEmpty(pre, noun, post)
-	summary := Summary(d.Filter)
+	subject := strconv.Itoa(total) + " new " + matcher.SummaryWithNoun(d.Filter, noun)
+	summary := matcher.Summary(d.Filter)
 
 	v := emailView{
 		Title:          subject,
@@ -451,98 +450,12 @@ func workplaceName(w string) string {
 	return ""
 }
 
-// Summary returns the filter in words, as subjects and pages use it:
-// `"backend engineer" jobs sponsoring H-1B in Seattle, WA or remote`.
-// Exclusions are left out.
-func Summary(f matcher.Filter) string {
-	pre, post := summaryParts(f)
-	return joinNonEmpty(pre, "jobs", post)
-}
-
-// summaryParts returns what goes before the noun "job(s)" (seniority,
-// quoted keywords) and after it (companies, tags, visas, places, pay).
-func summaryParts(f matcher.Filter) (pre, post string) {
-	var before, after []string
-	if s := trimAll(f.Seniority); len(s) > 0 {
-		before = append(before, orList(lowerAll(s)))
-	}
-	if k := strings.Join(strings.Fields(f.Keywords), " "); k != "" {
-		before = append(before, strconv.Quote(k))
-	}
-	if c := trimAll(f.Companies); len(c) > 0 {
-		after = append(after, "at "+orList(c))
-	}
-	if t := trimAll(f.Tags); len(t) > 0 {
-		after = append(after, "tagged "+orList(t))
-	}
-	if v := trimAll(f.VisaTypes); len(v) > 0 {
-		for i, code := range v {
-			if c, ok := matcher.CanonicalVisa(code); ok {
-				v[i] = c
-			}
-		}
-		after = append(after, "sponsoring "+orList(v))
-	}
-	var places []string
-	remote := false
-	for _, l := range trimAll(f.Locations) {
-		if strings.EqualFold(l, "remote") {
-			remote = true
-			continue
-		}
-		places = append(places, l)
-	}
-	switch {
-	case len(places) > 0 && remote:
-		after = append(after, "in "+orList(append(places, "remote")))
-	case len(places) > 0:
-		after = append(after, "in "+orList(places))
-	case remote:
-		after = append(after, "remote")
-	}
-	if f.MinSalary > 0 {
-		after = append(after, "paying "+formatAmount(float64(f.MinSalary), "$")+"+")
-	}
-	return strings.Join(before, " "), strings.Join(after, " ")
-}
-
-// orList writes "a", "a or b", "a, b or c", and past three items
-// "a, b, c or 2 more".
-func orList(items []string) string {
-	const shown = 3
-	if len(items) > shown+1 {
-		return strings.Join(items[:shown], ", ") + " or " + strconv.Itoa(len(items)-shown) + " more"
-	}
-	if len(items) <= 1 {
-		return strings.Join(items, "")
-	}
-	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
-}
-
-func joinNonEmpty(parts ...string) string {
-	out := parts[:0:0]
-	for _, p := range parts {
-		if p != "" {
-			out = append(out, p)
-		}
-	}
-	return strings.Join(out, " ")
-}
-
 func trimAll(in []string) []string {
 	var out []string
 	for _, s := range in {
 		if s = strings.TrimSpace(s); s != "" {
 			out = append(out, s)
 		}
-	}
-	return out
-}
-
-func lowerAll(in []string) []string {
-	out := make([]string, len(in))
-	for i, s := range in {
-		out[i] = strings.ToLower(s)
 	}
 	return out
 }

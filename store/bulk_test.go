@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/store"
 )
@@ -66,7 +66,7 @@ func TestRecordSplitsLargeBatches(t *testing.T) {
 	if err := s.ImportSubscriptions(ctx, subs, t0); err != nil {
 		t.Fatal(err)
 	}
-	res := record(t, s, t0, ev(consumer.Created, "j1", ids...), ev(consumer.Created, "j2", ids...), ev(consumer.Created, "j1", ids[:10]...))
+	res := record(t, s, t0, ev(jobevent.Created, "j1", ids...), ev(jobevent.Created, "j2", ids...), ev(jobevent.Created, "j1", ids[:10]...))
 	want := []store.RecordResult{{Seq: 1, Recorded: n}, {Seq: 2, Recorded: n}, {Seq: 1, Recorded: 0}}
 	if len(res) != len(want) {
 		t.Fatalf("results: got %d, want %d", len(res), len(want))

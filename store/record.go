@@ -13,7 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/jobevent"
 )
 
 // Recording a batch of job events takes three steps, so that a
@@ -240,8 +240,9 @@ const maxScriptArgs = 4_000
 // Record durably records a batch of job events and their matches (see
 // the steps above): about one round trip per 20,000 matches plus two. It
 // is idempotent, so a batch that fails part-way is simply recorded again
-// on redelivery. It implements consumer.Recorder.
-func (s *Redis) Record(ctx context.Context, batch []consumer.Matched) error {
+// on redelivery. It is what the consumer records through (its Recorder;
+// cmd/jobalert wires the two).
+func (s *Redis) Record(ctx context.Context, batch []jobevent.Matched) error {
 	_, err := s.RecordResults(ctx, batch, time.Now())
 	return err
 }
@@ -258,7 +259,7 @@ var (
 )
 
 // RecordResults is Record with the clock given and per-event results.
-func (s *Redis) RecordResults(ctx context.Context, batch []consumer.Matched, now time.Time) ([]RecordResult, error) {
+func (s *Redis) RecordResults(ctx context.Context, batch []jobevent.Matched, now time.Time) ([]RecordResult, error) {
 	if len(batch) == 0 {
 		return nil, nil
 	}
@@ -322,13 +323,13 @@ func (s *Redis) recordEnded(ctx context.Context, token string) {
 // recordJobs runs step 1. It returns jobsScript's answer ({seq, mode} per
 // event), the results so far, and the (sequence number, stream sequence)
 // of each event whose marks step 3 clears.
-func (s *Redis) recordJobs(ctx context.Context, batch []consumer.Matched, now time.Time, token string) (modes []int64, out []RecordResult, owned []any, err error) {
+func (s *Redis) recordJobs(ctx context.Context, batch []jobevent.Matched, now time.Time, token string) (modes []int64, out []RecordResult, owned []any, err error) {
 	args := make([]any, 0, 7+5*len(batch))
 	args = append(args, s.cfg.Prefix, ms(now), int64(s.cfg.JobTTL/time.Second), token,
 		ms(now.Add(s.cfg.RecordLease)), ms(now.Add(recordFlagTTL)), recorderAlive.Milliseconds())
 	for _, m := range batch {
 		kind, data := "u", ""
-		if m.Event.Kind == consumer.Closed {
+		if m.Event.Kind == jobevent.Closed {
 			kind = "c"
 		} else {
 			b, err := json.Marshal(m.Event.Job)
@@ -388,7 +389,7 @@ type subscriptionItems struct {
 // push nothing (jobs modes from step 1). A first pass finds each match's
 // subscription (by the matcher's keys when it gave them, else by hashing
 // the id), a second places it.
-func groupBySubscription(batch []consumer.Matched, modes []int64) subscriptionItems {
+func groupBySubscription(batch []jobevent.Matched, modes []int64) subscriptionItems {
 	total, maxKey, keyed := 0, uint32(0), true
 	for i, m := range batch {
 		if modes[2*i+1] == 0 {
@@ -444,7 +445,7 @@ func groupBySubscription(batch []consumer.Matched, modes []int64) subscriptionIt
 // events of 13,000 matches over 1M subscriptions: 0.29 s a batch, against
 // 1.7-1.9 s by hashing. It gives up (ok false) when one key stands for
 // two ids in the batch (a filter removed and its slot reused meanwhile).
-func assignByKey(batch []consumer.Matched, modes []int64, total int, maxKey uint32) (ids []string, count, of []int32, ok bool) {
+func assignByKey(batch []jobevent.Matched, modes []int64, total int, maxKey uint32) (ids []string, count, of []int32, ok bool) {
 	group := make([]int32, maxKey+1) // key → subscription number + 1
 	of = make([]int32, 0, total)
 	for i, m := range batch {
@@ -469,7 +470,7 @@ func assignByKey(batch []consumer.Matched, modes []int64, total int, maxKey uint
 }
 
 // assignByHash numbers the batch's subscriptions through a map of ids.
-func assignByHash(batch []consumer.Matched, modes []int64, total int) (ids []string, count, of []int32) {
+func assignByHash(batch []jobevent.Matched, modes []int64, total int) (ids []string, count, of []int32) {
 	idx := make(map[string]int32, total/4)
 	of = make([]int32, 0, total)
 	for i, m := range batch {
@@ -663,5 +664,3 @@ func (s *Redis) Jobs(ctx context.Context, seqs []int64) ([]Job, error) {
 	}
 	return out, nil
 }
-
-var _ consumer.Recorder = (*Redis)(nil)

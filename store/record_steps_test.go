@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jobalert/jobalert/consumer"
 	"github.com/jobalert/jobalert/internal/testenv"
+	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 )
 
@@ -30,8 +30,8 @@ func stepStore(t *testing.T) (*Redis, string) {
 	return s, sub.ID
 }
 
-func created(id string, subs ...string) consumer.Matched {
-	return consumer.Matched{Event: consumer.Event{Kind: consumer.Created,
+func created(id string, subs ...string) jobevent.Matched {
+	return jobevent.Matched{Event: jobevent.Event{Kind: jobevent.Created,
 		Job: matcher.Job{ID: id, Title: "Backend Engineer", Company: "Acme"}}, SubscriptionIDs: subs}
 }
 
@@ -70,11 +70,11 @@ func claimNow(t *testing.T, s *Redis, sub string, now time.Time) (string, ClaimR
 func TestClaimBetweenMarkAndPushDoesNotCoverTheJob(t *testing.T) {
 	ctx := context.Background()
 	s, a := stepStore(t)
-	if _, err := s.RecordResults(ctx, []consumer.Matched{created("j1", a)}, stepT0); err != nil {
+	if _, err := s.RecordResults(ctx, []jobevent.Matched{created("j1", a)}, stepT0); err != nil {
 		t.Fatal(err)
 	}
 	// j2's recorder marks it, then dies before pushing.
-	if _, _, _, err := s.recordJobs(ctx, []consumer.Matched{created("j2", a)}, stepT0, "dead"); err != nil {
+	if _, _, _, err := s.recordJobs(ctx, []jobevent.Matched{created("j2", a)}, stepT0, "dead"); err != nil {
 		t.Fatal(err)
 	}
 	if got, res := claimNow(t, s, a, stepT0); got != "1" {
@@ -85,7 +85,7 @@ func TestClaimBetweenMarkAndPushDoesNotCoverTheJob(t *testing.T) {
 	}
 	// The redelivery pushes j2 (known job, not covered), takes the mark
 	// over and clears it.
-	res, err := s.RecordResults(ctx, []consumer.Matched{created("j2", a)}, stepT0.Add(30*time.Second))
+	res, err := s.RecordResults(ctx, []jobevent.Matched{created("j2", a)}, stepT0.Add(30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestClaimBetweenMarkAndPushDoesNotCoverTheJob(t *testing.T) {
 		t.Fatalf("recording marks after the claim: got %d, want 0", n)
 	}
 	// A second redelivery finds j2 covered.
-	res, err = s.RecordResults(ctx, []consumer.Matched{created("j2", a)}, stepT0.Add(time.Minute))
+	res, err = s.RecordResults(ctx, []jobevent.Matched{created("j2", a)}, stepT0.Add(time.Minute))
 	if err != nil || res[0].Recorded != 0 {
 		t.Fatalf("second redelivery: got %+v %v, want 0 recorded", res, err)
 	}
@@ -119,7 +119,7 @@ func TestClaimBetweenMarkAndPushDoesNotCoverTheJob(t *testing.T) {
 func TestItemsOfABatchStillRecordingWaitForTheNextClaim(t *testing.T) {
 	ctx := context.Background()
 	s, a := stepStore(t)
-	batch := []consumer.Matched{created("j1", a)}
+	batch := []jobevent.Matched{created("j1", a)}
 	modes, out, owned, err := s.recordJobs(ctx, batch, stepT0, "slow")
 	if err != nil {
 		t.Fatal(err)
@@ -147,10 +147,10 @@ func TestItemsOfABatchStillRecordingWaitForTheNextClaim(t *testing.T) {
 func TestUnfinishedFirstAppearanceHoldsNewerItemsForADay(t *testing.T) {
 	ctx := context.Background()
 	s, a := stepStore(t)
-	if _, _, _, err := s.recordJobs(ctx, []consumer.Matched{created("j1", a)}, stepT0, "gone"); err != nil {
+	if _, _, _, err := s.recordJobs(ctx, []jobevent.Matched{created("j1", a)}, stepT0, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RecordResults(ctx, []consumer.Matched{created("j2", a)}, stepT0); err != nil {
+	if _, err := s.RecordResults(ctx, []jobevent.Matched{created("j2", a)}, stepT0); err != nil {
 		t.Fatal(err)
 	}
 	if _, res := claimNow(t, s, a, stepT0.Add(time.Hour)); res != ClaimedEmpty {
@@ -168,8 +168,8 @@ func TestUnfinishedFirstAppearanceHoldsNewerItemsForADay(t *testing.T) {
 func TestBatchGroupsAMatchingSubscriptionsItemsInEventOrder(t *testing.T) {
 	ctx := context.Background()
 	s, a := stepStore(t)
-	res, err := s.RecordResults(ctx, []consumer.Matched{created("j1", a), created("j2"), created("j3", a),
-		created("j1", a), {Event: consumer.Event{Kind: consumer.Closed, Job: matcher.Job{ID: "j3"}}}}, stepT0)
+	res, err := s.RecordResults(ctx, []jobevent.Matched{created("j1", a), created("j2"), created("j3", a),
+		created("j1", a), {Event: jobevent.Event{Kind: jobevent.Closed, Job: matcher.Job{ID: "j3"}}}}, stepT0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,14 +186,14 @@ func TestBatchGroupsAMatchingSubscriptionsItemsInEventOrder(t *testing.T) {
 func TestRecordAfterRedisLostItsScripts(t *testing.T) {
 	ctx := context.Background()
 	s, a := stepStore(t)
-	if _, err := s.RecordResults(ctx, []consumer.Matched{created("j1", a)}, stepT0); err != nil {
+	if _, err := s.RecordResults(ctx, []jobevent.Matched{created("j1", a)}, stepT0); err != nil {
 		t.Fatal(err)
 	}
 	// As after a restart of Redis without its scripts.
 	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.RecordResults(ctx, []consumer.Matched{created("j2", a), created("j3", a)}, stepT0)
+	res, err := s.RecordResults(ctx, []jobevent.Matched{created("j2", a), created("j3", a)}, stepT0)
 	if err != nil {
 		t.Fatalf("record after SCRIPT FLUSH: %v", err)
 	}
@@ -212,7 +212,7 @@ func TestTwoRecordersOfOneJobSendItOnce(t *testing.T) {
 	ctx := context.Background()
 	s, a := stepStore(t)
 	// The first delivery of j1 is slow: marked, not pushed yet.
-	first := []consumer.Matched{created("j1", a)}
+	first := []jobevent.Matched{created("j1", a)}
 	modes, out, owned, err := s.recordJobs(ctx, first, stepT0, "slow")
 	if err != nil {
 		t.Fatal(err)
@@ -220,8 +220,8 @@ func TestTwoRecordersOfOneJobSendItOnce(t *testing.T) {
 	// An update of j1, recorded to the end meanwhile, pushes j1 to a;
 	// then the first delivery pushes it too.
 	upd := created("j1", a)
-	upd.Event.Kind = consumer.Updated
-	if res, err := s.RecordResults(ctx, []consumer.Matched{upd}, stepT0); err != nil || res[0].Recorded != 1 {
+	upd.Event.Kind = jobevent.Updated
+	if res, err := s.RecordResults(ctx, []jobevent.Matched{upd}, stepT0); err != nil || res[0].Recorded != 1 {
 		t.Fatalf("update: got %+v %v, want 1 recorded", res, err)
 	}
 	if err := s.push(ctx, groupBySubscription(first, modes), out, stepT0); err != nil {
@@ -244,13 +244,13 @@ func TestTwoRecordersOfOneJobSendItOnce(t *testing.T) {
 // popularBatch is 256 events of 13,000 matches each over 1M
 // subscriptions, overlapping as popular jobs do (a quarter of the matches
 // from a hot 10%), with the matcher's keys when keyed.
-func popularBatch(keyed bool) ([]consumer.Matched, []int64) {
+func popularBatch(keyed bool) ([]jobevent.Matched, []int64) {
 	const events, matches, subs = 256, 13_000, 1_000_000
 	ids := make([]string, subs)
 	for i := range ids {
 		ids[i] = "f" + strconv.Itoa(i)
 	}
-	batch := make([]consumer.Matched, events)
+	batch := make([]jobevent.Matched, events)
 	modes := make([]int64, 2*events)
 	for e := range batch {
 		m := make([]string, matches)
@@ -287,16 +287,16 @@ func BenchmarkGroupBySubscription(b *testing.B) {
 
 func TestGroupingByKeysEqualsGroupingByIDs(t *testing.T) {
 	sub := func(ids ...string) []string { return ids }
-	batch := []consumer.Matched{
+	batch := []jobevent.Matched{
 		{SubscriptionIDs: sub("a", "b", "c"), Keys: []uint32{5, 1, 9}},
 		{}, // closed: skipped by its mode
 		{SubscriptionIDs: sub("c", "a"), Keys: []uint32{9, 5}},
 		{SubscriptionIDs: sub("d", "b"), Keys: []uint32{2, 1}},
 	}
 	modes := []int64{1, 1, 2, 0, 3, 2, 4, 1}
-	hashed := make([]consumer.Matched, len(batch))
+	hashed := make([]jobevent.Matched, len(batch))
 	for i, m := range batch {
-		hashed[i] = consumer.Matched{SubscriptionIDs: m.SubscriptionIDs}
+		hashed[i] = jobevent.Matched{SubscriptionIDs: m.SubscriptionIDs}
 	}
 	want := groupBySubscription(hashed, modes)
 	got := groupBySubscription(batch, modes)
@@ -323,13 +323,13 @@ func TestFirstEventMarkEndsWhenTheJobClosesOrNoLongerMatches(t *testing.T) {
 			ctx := context.Background()
 			s, a := stepStore(t)
 			// j1's first recorder dies after marking it; j2 is recorded.
-			if _, _, _, err := s.recordJobs(ctx, []consumer.Matched{created("j1", a)}, stepT0, "gone"); err != nil {
+			if _, _, _, err := s.recordJobs(ctx, []jobevent.Matched{created("j1", a)}, stepT0, "gone"); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.rdb.Del(ctx, s.cfg.Prefix+"rec:gone").Err(); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.RecordResults(ctx, []consumer.Matched{created("j2", a)}, stepT0); err != nil {
+			if _, err := s.RecordResults(ctx, []jobevent.Matched{created("j2", a)}, stepT0); err != nil {
 				t.Fatal(err)
 			}
 			if _, res := claimNow(t, s, a, stepT0); res != ClaimedEmpty {
@@ -337,9 +337,9 @@ func TestFirstEventMarkEndsWhenTheJobClosesOrNoLongerMatches(t *testing.T) {
 			}
 			ev := created("j1") // the redelivery, matching nobody now
 			if end == "closed" {
-				ev = consumer.Matched{Event: consumer.Event{Kind: consumer.Closed, Job: matcher.Job{ID: "j1"}}}
+				ev = jobevent.Matched{Event: jobevent.Event{Kind: jobevent.Closed, Job: matcher.Job{ID: "j1"}}}
 			}
-			if _, err := s.RecordResults(ctx, []consumer.Matched{ev}, stepT0.Add(time.Second)); err != nil {
+			if _, err := s.RecordResults(ctx, []jobevent.Matched{ev}, stepT0.Add(time.Second)); err != nil {
 				t.Fatal(err)
 			}
 			if got, _ := claimNow(t, s, a, stepT0.Add(time.Minute)); got != "2" {
@@ -355,7 +355,7 @@ func TestFirstEventMarkEndsWhenTheJobClosesOrNoLongerMatches(t *testing.T) {
 func TestAnUpdateOfAnOldJobHoldsNothingBack(t *testing.T) {
 	ctx := context.Background()
 	s, a := stepStore(t)
-	if _, err := s.RecordResults(ctx, []consumer.Matched{created("j1", a)}, stepT0); err != nil {
+	if _, err := s.RecordResults(ctx, []jobevent.Matched{created("j1", a)}, stepT0); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := claimNow(t, s, a, stepT0); got != "1" {
@@ -363,13 +363,13 @@ func TestAnUpdateOfAnOldJobHoldsNothingBack(t *testing.T) {
 	}
 	// A slow update of j1 is under way while j2 is recorded and claimed.
 	upd := created("j1", a)
-	upd.Event.Kind = consumer.Updated
-	batch := []consumer.Matched{upd}
+	upd.Event.Kind = jobevent.Updated
+	batch := []jobevent.Matched{upd}
 	modes, out, owned, err := s.recordJobs(ctx, batch, stepT0, "slow")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RecordResults(ctx, []consumer.Matched{created("j2", a)}, stepT0); err != nil {
+	if _, err := s.RecordResults(ctx, []jobevent.Matched{created("j2", a)}, stepT0); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := claimNow(t, s, a, stepT0.Add(time.Second)); got != "2" {

@@ -80,12 +80,6 @@ func New(rdb redis.UniversalClient, cfg Config) *Redis {
 	return &Redis{rdb: rdb, cfg: cfg, k: keys{p: cfg.Prefix}}
 }
 
-// Client returns the underlying Redis client.
-func (s *Redis) Client() redis.UniversalClient { return s.rdb }
-
-// Prefix returns the key prefix.
-func (s *Redis) Prefix() string { return s.cfg.Prefix }
-
 // Ping reports whether Redis answers.
 func (s *Redis) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 

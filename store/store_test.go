@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jobalert/jobalert/consumer"
 	"github.com/jobalert/jobalert/internal/testenv"
+	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/store"
 )
@@ -34,13 +34,13 @@ func mustSub(t *testing.T, s *store.Redis, freq string) *store.Subscription {
 	return sub
 }
 
-func ev(kind consumer.Kind, id string, subs ...string) consumer.Matched {
-	return consumer.Matched{Event: consumer.Event{Kind: kind, Job: matcher.Job{ID: id, Title: "Backend Engineer " + id, Company: "Acme"}}, SubscriptionIDs: subs}
+func ev(kind jobevent.Kind, id string, subs ...string) jobevent.Matched {
+	return jobevent.Matched{Event: jobevent.Event{Kind: kind, Job: matcher.Job{ID: id, Title: "Backend Engineer " + id, Company: "Acme"}}, SubscriptionIDs: subs}
 }
 
 func pending(t *testing.T, s *store.Redis, sub string) []string {
 	t.Helper()
-	v, err := s.Client().LRange(context.Background(), s.Prefix()+"pend:"+sub, 0, -1).Result()
+	v, err := s.PendingItems(context.Background(), sub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func pending(t *testing.T, s *store.Redis, sub string) []string {
 	return v
 }
 
-func record(t *testing.T, s *store.Redis, now time.Time, batch ...consumer.Matched) []store.RecordResult {
+func record(t *testing.T, s *store.Redis, now time.Time, batch ...jobevent.Matched) []store.RecordResult {
 	t.Helper()
 	res, err := s.RecordResults(context.Background(), batch, now)
 	if err != nil {
@@ -62,12 +62,12 @@ func TestRecordIsIdempotentAcrossRedeliveryAndUpdates(t *testing.T) {
 	a := mustSub(t, s, "instant")
 	b := mustSub(t, s, "instant")
 
-	res := record(t, s, t0, ev(consumer.Created, "j1", a.ID))
+	res := record(t, s, t0, ev(jobevent.Created, "j1", a.ID))
 	if res[0].Recorded != 1 {
 		t.Fatalf("first record: got %d recorded, want 1", res[0].Recorded)
 	}
 	// Redelivery of the same event, then an update matching both.
-	res = record(t, s, t0, ev(consumer.Created, "j1", a.ID), ev(consumer.Updated, "j1", a.ID, b.ID))
+	res = record(t, s, t0, ev(jobevent.Created, "j1", a.ID), ev(jobevent.Updated, "j1", a.ID, b.ID))
 	if res[0].Recorded != 0 || res[1].Recorded != 1 {
 		t.Fatalf("redelivery+update: got %+v, want 0 then 1 (only b newly matches)", res)
 	}
@@ -84,7 +84,7 @@ func TestUpdateAfterSentDigestDoesNotRealert(t *testing.T) {
 	s := mustStore(t, time.Minute)
 	a := mustSub(t, s, "instant")
 	b := mustSub(t, s, "instant")
-	record(t, s, t0, ev(consumer.Created, "j1", a.ID))
+	record(t, s, t0, ev(jobevent.Created, "j1", a.ID))
 	// a's window closes and its digest is claimed (as sent).
 	due, err := s.DueAt(ctx, t0.Add(time.Minute), 10)
 	if err != nil || len(due) != 1 {
@@ -96,7 +96,7 @@ func TestUpdateAfterSentDigestDoesNotRealert(t *testing.T) {
 	}
 	// b had not matched j1 and no digest of b covered it: an update that
 	// now matches b alerts b; a, whose digest covered j1, gets nothing.
-	res := record(t, s, t0.Add(2*time.Minute), ev(consumer.Updated, "j1", a.ID, b.ID))
+	res := record(t, s, t0.Add(2*time.Minute), ev(jobevent.Updated, "j1", a.ID, b.ID))
 	if res[0].Recorded != 1 {
 		t.Fatalf("update: got %d recorded, want 1 (b only)", res[0].Recorded)
 	}
@@ -108,8 +108,8 @@ func TestUpdateAfterSentDigestDoesNotRealert(t *testing.T) {
 func TestClosedJobIsNotRecordedAgainAndTombstoneBeatsLateCreate(t *testing.T) {
 	s := mustStore(t, time.Minute)
 	a := mustSub(t, s, "instant")
-	record(t, s, t0, ev(consumer.Closed, "j9"))
-	res := record(t, s, t0, ev(consumer.Created, "j9", a.ID))
+	record(t, s, t0, ev(jobevent.Closed, "j9"))
+	res := record(t, s, t0, ev(jobevent.Created, "j9", a.ID))
 	if res[0].Recorded != 0 {
 		t.Fatalf("create after close: got %d recorded, want 0", res[0].Recorded)
 	}
@@ -129,7 +129,7 @@ func TestPausedSubscriptionIsNotSentAndKeepsItemsForResume(t *testing.T) {
 	}
 	pause(store.StatusPaused)
 	// A match in the second before the pause reached the index.
-	record(t, s, t0, ev(consumer.Created, "j1", a.ID))
+	record(t, s, t0, ev(jobevent.Created, "j1", a.ID))
 	due, err := s.DueAt(ctx, t0.Add(time.Minute), 10)
 	if err != nil || len(due) != 1 {
 		t.Fatalf("due: got %v %v, want one entry", due, err)
@@ -157,13 +157,13 @@ func TestPendingIsBoundedAndCounted(t *testing.T) {
 	s := mustStore(t, time.Minute)
 	a := mustSub(t, s, "daily")
 	for i := 0; i < 12; i++ {
-		record(t, s, t0, ev(consumer.Created, "j"+strconv.Itoa(i), a.ID))
+		record(t, s, t0, ev(jobevent.Created, "j"+strconv.Itoa(i), a.ID))
 	}
 	got := pending(t, s, a.ID)
 	if len(got) > 10 || got[0] != "12" {
 		t.Fatalf("pending: got %v, want at most 2x the limit (5), newest (12) first", got)
 	}
-	dropped, _ := s.Client().HGet(ctx, s.Prefix()+"sub:"+a.ID, "dropped").Int()
+	dropped, _ := s.DroppedCount(ctx, a.ID)
 	if dropped+len(got) != 12 {
 		t.Fatalf("dropped %d + pending %d: got %d, want 12", dropped, len(got), dropped+len(got))
 	}
@@ -176,7 +176,7 @@ func TestClaimIsExactlyOnceUnderRace(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		sub := mustSub(t, s, "instant")
 		subs = append(subs, sub)
-		record(t, s, t0, ev(consumer.Created, fmt.Sprintf("j%d", i), sub.ID))
+		record(t, s, t0, ev(jobevent.Created, fmt.Sprintf("j%d", i), sub.ID))
 	}
 	var mu sync.Mutex
 	claimed := map[string]int{}
@@ -273,9 +273,9 @@ func TestChangeFeedKeepsIndexCurrent(t *testing.T) {
 func TestOutOfOrderEventsKeepNewestData(t *testing.T) {
 	ctx := context.Background()
 	s := mustStore(t, time.Minute)
-	newer := ev(consumer.Updated, "j1")
+	newer := ev(jobevent.Updated, "j1")
 	newer.Event.StreamSeq, newer.Event.Job.Title = 10, "Newest title"
-	older := ev(consumer.Created, "j1")
+	older := ev(jobevent.Created, "j1")
 	older.Event.StreamSeq, older.Event.Job.Title = 5, "Old title"
 	res := record(t, s, t0, newer, older)
 	jobs, err := s.Jobs(ctx, []int64{res[0].Seq})
@@ -293,7 +293,7 @@ func TestTwoClaimsInOneMillisecondKeepBothDigests(t *testing.T) {
 	a := mustSub(t, s, "instant")
 	var ids []string
 	for _, j := range []string{"j1", "j2"} {
-		record(t, s, t0, ev(consumer.Created, j, a.ID))
+		record(t, s, t0, ev(jobevent.Created, j, a.ID))
 		due, err := s.DueAt(ctx, t0, 10)
 		if err != nil || len(due) != 1 {
 			t.Fatalf("due: got %v %v, want one entry", due, err)

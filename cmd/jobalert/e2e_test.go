@@ -18,6 +18,7 @@ import (
 	"github.com/jobalert/jobalert/config"
 	"github.com/jobalert/jobalert/consumer"
 	"github.com/jobalert/jobalert/internal/testenv"
+	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/smtpsink"
 	"github.com/jobalert/jobalert/store"
@@ -219,7 +220,7 @@ type crashBeforeAck struct {
 	crashed atomic.Bool
 }
 
-func (c *crashBeforeAck) Record(ctx context.Context, batch []consumer.Matched) error {
+func (c *crashBeforeAck) Record(ctx context.Context, batch []jobevent.Matched) error {
 	if err := c.Recorder.Record(ctx, batch); err != nil {
 		return err
 	}
