@@ -20,6 +20,7 @@ import (
 
 	"github.com/wneessen/go-mail"
 
+	"github.com/jobalert/jobalert/internal/clock"
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/smtpsink"
 )
@@ -201,16 +202,22 @@ func TestStalePooledConnectionRetried(t *testing.T) {
 	if st := sink.Stats(); st.Connections != 2 || st.Messages != 2 {
 		t.Errorf("stats = %+v, want 2 connections and 2 messages", st)
 	}
-	// Idle too long: replaced without a failed attempt.
-	m2 := mustMailer(t, sink, notifier.MailerConfig{Pool: 1, IdleTimeout: time.Millisecond})
-	for range 2 {
+	// Idle too long (by the mailer's clock): replaced without a failed
+	// attempt.
+	clk := clock.NewFake(time.Now())
+	m2 := mustMailer(t, sink, notifier.MailerConfig{Pool: 1, IdleTimeout: time.Minute, Clock: clk})
+	for i, idle := range []time.Duration{0, time.Minute, time.Minute + time.Millisecond} {
+		clk.Advance(idle)
 		if err := m2.Send(context.Background(), simpleMsg(t, "c@example.com")); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if got := m2.Stats().Dials; got != 2 {
-		t.Errorf("dials after idle timeout = %d, want 2", got)
+		want := int64(1) // reused while idle for no more than IdleTimeout
+		if idle > time.Minute {
+			want = 2
+		}
+		if got := m2.Stats().Dials; got != want {
+			t.Errorf("send %d, after %v idle: %d dials, want %d", i, idle, got, want)
+		}
 	}
 }
 
