@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -226,8 +227,9 @@ func TestStallLongerThanTimeout(t *testing.T) {
 		t.Run(stage.String(), func(t *testing.T) {
 			sink := mustSink(t)
 			m := mustMailer(t, sink, notifier.MailerConfig{Pool: 1, Timeout: 200 * time.Millisecond})
+			// Were the timeout not applied, the send would succeed once
+			// the stall is over, not fail with a timeout.
 			sink.StallNext(stage, 3*time.Second, 1)
-			start := time.Now()
 			err := m.Send(context.Background(), simpleMsg(t, "slow@example.com"))
 			if !notifier.IsTemporary(err) {
 				t.Fatalf("err = %v, want temporary", err)
@@ -235,9 +237,6 @@ func TestStallLongerThanTimeout(t *testing.T) {
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
 				t.Errorf("err = %v, want a timeout inside", err)
-			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("Send took %v with a 200ms timeout", d)
 			}
 			var te *notifier.TemporaryError
 			if errors.As(err, &te) && te.MaybeDelivered != (stage == smtpsink.StageData) {
@@ -256,13 +255,16 @@ func TestContextCancelsSend(t *testing.T) {
 	sink.StallNext(smtpsink.StageRcpt, 5*time.Second, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	err := m.Send(ctx, simpleMsg(t, "a@example.com"))
 	if !notifier.IsTemporary(err) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want temporary with context.DeadlineExceeded", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("Send took %v after its context ended", d)
+	// The context's end cut the stalled RCPT short: a send that waited
+	// for the stall to end would fail later, at DATA, without a timed-out
+	// read.
+	var te *notifier.TemporaryError
+	if !errors.As(err, &te) || te.Stage != "rcpt" || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("err = %v, want the stalled RCPT cut short by the deadline", err)
 	}
 }
 
