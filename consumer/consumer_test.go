@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,17 +127,6 @@ func fastConfig() consumer.Config {
 	return consumer.Config{Batch: 16, MaxWait: 50 * time.Millisecond, NakDelay: 20 * time.Millisecond, MaxNakDelay: 100 * time.Millisecond}
 }
 
-func testLogger(tb testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct{ tb testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.tb.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
 func consumerInfo(tb testing.TB, js jetstream.JetStream) *jetstream.ConsumerInfo {
 	tb.Helper()
 	info, err := js.Consumer(context.Background(), consumer.DefaultStream, consumer.DefaultConsumer)
@@ -197,7 +185,7 @@ func TestConsumerRecordsThenAcks(t *testing.T) {
 		return nil
 	}
 	reg := prometheus.NewRegistry()
-	c := consumer.New(js, fastConfig(), matchFunc(matchAll), rec, testLogger(t), consumer.NewMetrics(reg))
+	c := consumer.New(js, fastConfig(), matchFunc(matchAll), rec, testenv.Logger(t), consumer.NewMetrics(reg))
 	run(t, c)
 
 	testenv.Eventually(t, wait, func() bool { return rec.count() == 3 }, "3 events recorded, got %d", rec.count())
@@ -259,7 +247,7 @@ func TestPoisonGoesToDLQAndStreamKeepsFlowing(t *testing.T) {
 
 	rec := &recorder{}
 	reg := prometheus.NewRegistry()
-	c := consumer.New(js, fastConfig(), matchFunc(matchAll), rec, testLogger(t), consumer.NewMetrics(reg))
+	c := consumer.New(js, fastConfig(), matchFunc(matchAll), rec, testenv.Logger(t), consumer.NewMetrics(reg))
 	run(t, c)
 
 	testenv.Eventually(t, wait, func() bool { return rec.count() == 2 }, "2 good events recorded, got %d", rec.count())
@@ -317,7 +305,7 @@ func TestPanicsArePoisonAndDoNotStopTheConsumer(t *testing.T) {
 	}}
 	cfg := fastConfig()
 	cfg.Batch = 4
-	run(t, consumer.New(js, cfg, m, rec, testLogger(t), nil))
+	run(t, consumer.New(js, cfg, m, rec, testenv.Logger(t), nil))
 
 	testenv.Eventually(t, wait, func() bool { return rec.count() == 2 }, "the 2 good events recorded, got %d", rec.count())
 	testenv.Eventually(t, wait, func() bool { return dlqCount(t, js)() == 2 }, "2 panicking events in the DLQ")
@@ -342,7 +330,7 @@ func TestDLQFailureNaksUntilTheCopySucceeds(t *testing.T) {
 
 	rec := &recorder{}
 	reg := prometheus.NewRegistry()
-	run(t, consumer.New(js, fastConfig(), matchFunc(matchAll), rec, testLogger(t), consumer.NewMetrics(reg)))
+	run(t, consumer.New(js, fastConfig(), matchFunc(matchAll), rec, testenv.Logger(t), consumer.NewMetrics(reg)))
 
 	testenv.Eventually(t, wait, func() bool { return rec.count() == 1 }, "the good event recorded")
 	testenv.Eventually(t, wait, func() bool { return counterValue(t, reg, "jobalert_consumer_dlq_publish_errors_total") >= 2 },
@@ -371,7 +359,7 @@ func TestRecorderFailuresLeadToRedeliveryNotLoss(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg := fastConfig()
 	cfg.MaxWait = 200 * time.Millisecond
-	run(t, consumer.New(js, cfg, matchFunc(matchAll), rec, testLogger(t), consumer.NewMetrics(reg)))
+	run(t, consumer.New(js, cfg, matchFunc(matchAll), rec, testenv.Logger(t), consumer.NewMetrics(reg)))
 
 	testenv.Eventually(t, wait, func() bool { return rec.count() == 5 }, "5 events recorded, got %d", rec.count())
 	testenv.Eventually(t, wait, func() bool {
@@ -423,8 +411,8 @@ func TestReplicasShareTheDurableConsumer(t *testing.T) {
 	cfg := fastConfig()
 	cfg.Batch = 10
 	cfg.RecordTimeout = wait
-	run(t, consumer.New(js, cfg, matchFunc(matchAll), a, testLogger(t), nil))
-	run(t, consumer.New(js, cfg, matchFunc(matchAll), b, testLogger(t), nil))
+	run(t, consumer.New(js, cfg, matchFunc(matchAll), a, testenv.Logger(t), nil))
+	run(t, consumer.New(js, cfg, matchFunc(matchAll), b, testenv.Logger(t), nil))
 
 	testenv.Eventually(t, wait, func() bool { return a.count()+b.count() == n }, "%d events recorded, got %d", n, a.count()+b.count())
 	testenv.Eventually(t, wait, drained(t, js), "all events acked")
@@ -453,7 +441,7 @@ func TestReplicasShareTheDurableConsumer(t *testing.T) {
 // takes is measured by BenchmarkRunStop.
 func TestRunReturnsPromptlyAfterCancel(t *testing.T) {
 	js := mustJetStream(t)
-	c := consumer.New(js, consumer.Config{ShutdownTimeout: time.Hour}, matchFunc(matchAll), &recorder{}, testLogger(t), nil)
+	c := consumer.New(js, consumer.Config{ShutdownTimeout: time.Hour}, matchFunc(matchAll), &recorder{}, testenv.Logger(t), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -477,7 +465,7 @@ func BenchmarkRunStop(b *testing.B) {
 	js := mustJetStream(b)
 	for b.Loop() {
 		b.StopTimer()
-		c := consumer.New(js, consumer.Config{}, matchFunc(matchAll), &recorder{}, testLogger(b), nil)
+		c := consumer.New(js, consumer.Config{}, matchFunc(matchAll), &recorder{}, testenv.Logger(b), nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- c.Run(ctx) }()
@@ -501,7 +489,7 @@ func TestShutdownFinishesTheBatchInHand(t *testing.T) {
 		workCtxErr = ctx.Err()
 		return nil
 	}}
-	stop := run(t, consumer.New(js, fastConfig(), matchFunc(matchAll), rec, testLogger(t), nil))
+	stop := run(t, consumer.New(js, fastConfig(), matchFunc(matchAll), rec, testenv.Logger(t), nil))
 	select {
 	case <-entered:
 	case <-time.After(wait):
@@ -538,7 +526,7 @@ func TestShutdownTimeoutLeavesWorkForRedelivery(t *testing.T) {
 	}}
 	cfg := fastConfig()
 	cfg.ShutdownTimeout = 100 * time.Millisecond
-	stop := run(t, consumer.New(js, cfg, matchFunc(matchAll), stuck, testLogger(t), nil))
+	stop := run(t, consumer.New(js, cfg, matchFunc(matchAll), stuck, testenv.Logger(t), nil))
 	select {
 	case <-entered:
 	case <-time.After(wait):
@@ -553,7 +541,7 @@ func TestShutdownTimeoutLeavesWorkForRedelivery(t *testing.T) {
 
 	// Another replica (or the restart) gets the event: nothing is lost.
 	rec := &recorder{}
-	run(t, consumer.New(js, fastConfig(), matchFunc(matchAll), rec, testLogger(t), nil))
+	run(t, consumer.New(js, fastConfig(), matchFunc(matchAll), rec, testenv.Logger(t), nil))
 	testenv.Eventually(t, wait, func() bool { return rec.count() == 1 }, "the event redelivered and recorded")
 	testenv.Eventually(t, wait, func() bool {
 		i := consumerInfo(t, js)
@@ -599,7 +587,7 @@ func TestTwoBatchesAreRecordedAtOnce(t *testing.T) {
 	rec := &concurrentRecorder{both: make(chan struct{})}
 	cfg := fastConfig()
 	cfg.Batch = 2
-	run(t, consumer.New(js, cfg, matchFunc(matchAll), rec, testLogger(t), nil))
+	run(t, consumer.New(js, cfg, matchFunc(matchAll), rec, testenv.Logger(t), nil))
 	testenv.Eventually(t, 10*time.Second, drained(t, js), "stream not drained")
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
