@@ -138,7 +138,9 @@ func consumerInfo(tb testing.TB, js jetstream.JetStream) *jetstream.ConsumerInfo
 
 // drained reports whether every message was delivered and acked.
 func drained(tb testing.TB, js jetstream.JetStream) func() bool {
+	tb.Helper()
 	return func() bool {
+		tb.Helper()
 		i := consumerInfo(tb, js)
 		return i.NumPending == 0 && i.NumAckPending == 0 && i.NumRedelivered == 0
 	}
@@ -162,6 +164,7 @@ func dlqMsgs(tb testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
 }
 
 func dlqCount(tb testing.TB, js jetstream.JetStream) func() uint64 {
+	tb.Helper()
 	return func() uint64 {
 		s, err := js.Stream(context.Background(), consumer.DefaultDLQStream)
 		if err != nil {

@@ -18,6 +18,7 @@ type statFilterLine struct {
 }
 
 func statLoad(t *testing.T, path string) []statFilterLine {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Skip(err)
@@ -37,6 +38,7 @@ func statLoad(t *testing.T, path string) []statFilterLine {
 }
 
 func statJobs(t *testing.T, path string) []Job {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Skip(err)
