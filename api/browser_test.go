@@ -38,6 +38,7 @@ func findChromium(t *testing.T) string {
 
 // shot saves a full-page PNG screenshot as docs/screenshots/<name>.png.
 func shot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
+	t.Helper()
 	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 		buf, err := chromedp.FullScreenshot(100)(ctx, tg)
 		if err != nil {

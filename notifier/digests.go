@@ -12,6 +12,7 @@ import (
 
 	"github.com/wneessen/go-mail"
 
+	"github.com/jobalert/jobalert/internal/clock"
 	"github.com/jobalert/jobalert/internal/grace"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/store"
@@ -71,6 +72,11 @@ type DigestConfig struct {
 	// ShutdownTimeout bounds the sends still in progress once Run's
 	// context is done; default 10s.
 	ShutdownTimeout time.Duration
+	// Clock gives the time leases and retry times are set from and
+	// checked against, and the instant Run and SendOutbox act at; default
+	// the real clock. Tests inject a fake one. Waits (the ticker, the
+	// pauses between tries to record a sent email) are real time.
+	Clock clock.Clock
 }
 
 func (c DigestConfig) withDefaults() DigestConfig {
@@ -100,6 +106,9 @@ func (c DigestConfig) withDefaults() DigestConfig {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
 	}
 	return c
 }
@@ -136,8 +145,9 @@ type RunResult struct {
 }
 
 // RunDue claims and sends every digest due at now, synchronously. The
-// scheduler calls it with the real clock; the admin endpoint and the tests
-// with the instant they name.
+// scheduler calls it with the configured clock's time; the admin endpoint
+// and the tests with the instant they name. The lease always runs from the
+// clock's time.
 func (d *Digester) RunDue(ctx context.Context, now time.Time) (RunResult, error) {
 	var total RunResult
 	for {
@@ -157,7 +167,7 @@ func (d *Digester) RunDue(ctx context.Context, now time.Time) (RunResult, error)
 			return total, err
 		}
 		claims := make([]store.Claim, 0, len(due))
-		leaseUntil := time.Now().Add(d.cfg.Lease)
+		leaseUntil := d.cfg.Clock.Now().Add(d.cfg.Lease)
 		for i, du := range due {
 			c := store.Claim{Due: du, DigestID: store.DigestID(du.SubscriptionID, du.At), LeaseUntil: leaseUntil}
 			if subs[i] != nil { // a deleted subscription's entry is just dropped
@@ -212,7 +222,7 @@ func (d *Digester) sendAll(ctx context.Context, ids []string, now, leaseUntil ti
 				switch {
 				case d.stopping.Load():
 					d.release(ctx, id)
-				case time.Until(leaseUntil) >= d.cfg.Lease/2:
+				case leaseUntil.Sub(d.cfg.Clock.Now()) >= d.cfg.Lease/2:
 					o = d.send(ctx, id, now)
 				}
 				mu.Lock()
@@ -360,7 +370,9 @@ func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.D
 // markEmailDone records that a digest's email went out. The email is
 // already delivered: giving up here would send it again, so a failure
 // (Redis restarting, failing over) is retried for up to a quarter of the
-// lease, well within the time the digest is ours.
+// lease, well within the time the digest is ours. That bound and the
+// pauses between tries are real time: they wait for Redis, not for the
+// schedule.
 func (d *Digester) markEmailDone(ctx context.Context, id string) error {
 	deadline := time.Now().Add(d.cfg.Lease / 4)
 	delay := 50 * time.Millisecond
@@ -414,7 +426,7 @@ func (d *Digester) retry(ctx context.Context, id string, attempts int) outcome {
 		delay = d.cfg.RetryMax
 	}
 	delay = delay/2 + rand.N(delay/2+1) // jitter: half to the whole delay
-	if _, err := d.store.RetryDigest(ctx, id, time.Now().Add(delay)); err != nil {
+	if _, err := d.store.RetryDigest(ctx, id, d.cfg.Clock.Now().Add(delay)); err != nil {
 		d.log.Error("reschedule digest failed; its lease will run out and it is retried then", "digest", id, "err", err)
 	}
 	return outcomeDeferred
@@ -423,7 +435,7 @@ func (d *Digester) retry(ctx context.Context, id string, attempts int) outcome {
 // release hands a leased digest that was not started back to the outbox,
 // due now. It goes through RetryDigest, so it counts as one attempt.
 func (d *Digester) release(ctx context.Context, id string) {
-	if _, err := d.store.RetryDigest(ctx, id, time.Now()); err != nil {
+	if _, err := d.store.RetryDigest(ctx, id, d.cfg.Clock.Now()); err != nil {
 		d.log.Warn("hand digest back failed; it is sent when its lease runs out", "digest", id, "err", err)
 	}
 }
@@ -435,9 +447,10 @@ func (d *Digester) finish(ctx context.Context, id string, o outcome) outcome {
 	return o
 }
 
-// SendOutbox sends the digests whose retry time or lease has come.
+// SendOutbox sends the digests whose retry time or lease has come by the
+// configured clock.
 func (d *Digester) SendOutbox(ctx context.Context) RunResult {
-	now := time.Now()
+	now := d.cfg.Clock.Now()
 	leaseUntil := now.Add(d.cfg.Lease)
 	ids, err := d.store.LeaseOutbox(ctx, now, leaseUntil, d.cfg.Batch)
 	if err != nil {
@@ -447,8 +460,8 @@ func (d *Digester) SendOutbox(ctx context.Context) RunResult {
 	return d.sendAll(ctx, ids, now, leaseUntil)
 }
 
-// Run is the scheduler: every tick it runs what is due with the real clock
-// and retries the outbox, until ctx is done. Then it starts no more
+// Run is the scheduler: every tick (real time) it runs what is due at the
+// configured clock's time and retries the outbox, until ctx is done. Then it starts no more
 // digests, hands the claimed ones not started back to the outbox, and lets
 // the sends in progress finish within ShutdownTimeout: a send cut short
 // after its data went out would be sent again by the next process.
@@ -458,7 +471,7 @@ func (d *Digester) Run(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.Tick)
 	defer t.Stop()
 	for {
-		if _, err := d.RunDue(work, time.Now()); err != nil && ctx.Err() == nil {
+		if _, err := d.RunDue(work, d.cfg.Clock.Now()); err != nil && ctx.Err() == nil {
 			d.log.Warn("scheduler run failed", "err", err)
 		}
 		if ctx.Err() == nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobalert/jobalert/internal/clock"
 	"github.com/jobalert/jobalert/internal/testenv"
 	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
@@ -58,8 +59,9 @@ func TestEmailDoneWriteFailingAfterThe250IsRetriedNotResent(t *testing.T) {
 	st, sink, _ := instantSetup(t)
 	fs := &flakyMark{Redis: st}
 	fs.fail.Store(2)
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
 	d := notifier.NewDigester(fs, mustRenderer(t, "https://jobalert.test"), mustMailer(t, sink, notifier.MailerConfig{}),
-		nil, testLinks{}, notifier.DigestConfig{RetryBase: 10 * time.Millisecond}, slog.New(slog.DiscardHandler), nil)
+		nil, testLinks{}, notifier.DigestConfig{RetryBase: 10 * time.Millisecond, Clock: clk}, slog.New(slog.DiscardHandler), nil)
 
 	got, err := d.RunDue(context.Background(), time.Now().Add(time.Second))
 	if err != nil {
@@ -68,9 +70,12 @@ func TestEmailDoneWriteFailingAfterThe250IsRetriedNotResent(t *testing.T) {
 	if want := (notifier.RunResult{Sent: 1}); got != want {
 		t.Fatalf("RunDue: got %+v, want %+v", got, want)
 	}
-	// Were the digest left in the outbox, this would send it again.
-	time.Sleep(50 * time.Millisecond)
-	d.SendOutbox(context.Background())
+	// Were the digest left in the outbox, this would send it again, once
+	// its retry time or lease has come.
+	clk.Advance(time.Hour)
+	if r := d.SendOutbox(context.Background()); r != (notifier.RunResult{}) {
+		t.Errorf("SendOutbox after the send: got %+v, want nothing", r)
+	}
 	if n := sink.Count(); n != 1 {
 		t.Fatalf("emails: got %d, want 1", n)
 	}

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/wneessen/go-mail"
 
+	"github.com/jobalert/jobalert/internal/clock"
 	"github.com/jobalert/jobalert/internal/testenv"
 	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
@@ -22,8 +24,9 @@ import (
 
 // The digest tests drive Digester.RunDue with explicit instants (as the
 // admin endpoint does) against a real redis-server, the real Renderer and
-// Mailer, and the in-process SMTP sink. Leases and retry times use the real
-// clock; only due-ness follows the instant given.
+// Mailer, and the in-process SMTP sink. Due-ness follows the instant given;
+// leases, retry times and SendOutbox follow the digesters' clock, a fake one
+// (digestEnv.clock) that stands still until the test moves it.
 
 var (
 	losAngeles = loadZone("America/Los_Angeles")
@@ -48,8 +51,9 @@ func (testLinks) Manage(subID string, _ int) string {
 	return "https://jobalert.test/manage?token=" + subID
 }
 
-// digestEnv is one Redis key space and one SMTP sink that any number of
-// digesters ("replicas", or one process before and after a restart) share.
+// digestEnv is one Redis key space, one SMTP sink and one clock that any
+// number of digesters ("replicas", or one process before and after a
+// restart) share.
 type digestEnv struct {
 	t      *testing.T
 	rdb    *redis.Client
@@ -57,28 +61,56 @@ type digestEnv struct {
 	sink   *smtpsink.Sink
 	st     *store.Redis // the store the test itself writes through
 	scfg   store.Config
+	clock  *clock.Fake // the digesters' clock
 }
 
 func newDigestEnv(t *testing.T) *digestEnv {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
 	e := &digestEnv{t: t, rdb: rdb, prefix: prefix, sink: mustSink(t),
-		scfg: store.Config{Prefix: prefix, InstantWindow: time.Minute}}
+		scfg:  store.Config{Prefix: prefix, InstantWindow: time.Minute},
+		clock: clock.NewFake(time.Now().Truncate(time.Second))}
 	e.st = store.New(rdb, e.scfg)
 	return e
 }
 
 // digester returns a new Digester with its own store and mailer on the
-// shared Redis and sink, as another replica or a restarted process has.
+// shared Redis and sink, and the shared clock, as another replica or a
+// restarted process has.
 func (e *digestEnv) digester(cfg notifier.DigestConfig) *notifier.Digester {
 	e.t.Helper()
+	return e.digesterSending(cfg, nil)
+}
+
+// digesterSending is digester with its mailer wrapped by wrap, when not nil.
+func (e *digestEnv) digesterSending(cfg notifier.DigestConfig, wrap func(notifier.Sender) notifier.Sender) *notifier.Digester {
+	e.t.Helper()
 	st := store.New(e.rdb, e.scfg)
-	m := mustMailer(e.t, e.sink, notifier.MailerConfig{Pool: 2})
+	var m notifier.Sender = mustMailer(e.t, e.sink, notifier.MailerConfig{Pool: 2})
+	if wrap != nil {
+		m = wrap(m)
+	}
 	if cfg.RetryBase == 0 {
 		cfg.RetryBase = 20 * time.Millisecond
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = e.clock
+	}
 	return notifier.NewDigester(st, mustRenderer(e.t, "https://jobalert.test"), m, nil, testLinks{}, cfg,
 		slog.New(slog.DiscardHandler), nil)
+}
+
+// slowSender is a Sender whose every send takes d on the test's clock.
+type slowSender struct {
+	notifier.Sender
+	clock *clock.Fake
+	d     time.Duration
+}
+
+func (s slowSender) Send(ctx context.Context, msg *mail.Msg) error {
+	err := s.Sender.Send(ctx, msg)
+	s.clock.Advance(s.d)
+	return err
 }
 
 func (e *digestEnv) subscribe(email string, spec schedule.Spec, now time.Time) *store.Subscription {
@@ -303,8 +335,9 @@ func TestRestart(t *testing.T) {
 		if err != nil || len(due) != 1 {
 			t.Fatalf("DueAt: got %v, %v, want one", due, err)
 		}
+		leaseEnd := e.clock.Now().Add(300 * time.Millisecond)
 		res, err := e.st.ClaimDue(ctx, []store.Claim{{Due: due[0], Next: spec.Next(due[0].At, at(8)),
-			DigestID: store.DigestID(sub.ID, due[0].At), LeaseUntil: time.Now().Add(300 * time.Millisecond)}}, at(8))
+			DigestID: store.DigestID(sub.ID, due[0].At), LeaseUntil: leaseEnd}}, at(8))
 		if err != nil || len(res) != 1 || res[0] != store.Claimed {
 			t.Fatalf("ClaimDue: got %v, %v, want claimed", res, err)
 		}
@@ -313,11 +346,14 @@ func TestRestart(t *testing.T) {
 		if r := other.SendOutbox(ctx); r != (notifier.RunResult{}) {
 			t.Fatalf("SendOutbox while the lease holds: got %+v, want nothing", r)
 		}
-		sent := 0
-		testenv.Eventually(t, 5*time.Second, func() bool {
-			sent += other.SendOutbox(ctx).Sent
-			return sent > 0
-		}, "the digest was not taken over after its lease")
+		e.clock.Set(leaseEnd.Add(-time.Millisecond))
+		if r := other.SendOutbox(ctx); r != (notifier.RunResult{}) {
+			t.Fatalf("SendOutbox a millisecond before the lease ends: got %+v, want nothing", r)
+		}
+		e.clock.Set(leaseEnd)
+		if r := other.SendOutbox(ctx); r != (notifier.RunResult{Sent: 1}) {
+			t.Fatalf("SendOutbox once the lease has ended: got %+v, want the digest taken over and sent", r)
+		}
 		if r := other.SendOutbox(ctx); r != (notifier.RunResult{}) {
 			t.Errorf("SendOutbox after the takeover: got %+v, want nothing", r)
 		}
@@ -556,13 +592,17 @@ func TestSMTPTemporaryFailureRetried(t *testing.T) {
 			if n, _ := e.st.OutboxLen(context.Background()); n != 1 {
 				t.Fatalf("outbox: got %d, want the deferred digest", n)
 			}
-			sent := 0
-			testenv.Eventually(t, 5*time.Second, func() bool {
-				sent += d.SendOutbox(context.Background()).Sent
-				return sent > 0
-			}, "the deferred digest was not retried")
-			// Later runs and retries send nothing more.
-			time.Sleep(50 * time.Millisecond)
+			if r := d.SendOutbox(context.Background()); r != (notifier.RunResult{}) {
+				t.Fatalf("SendOutbox before the retry time: got %+v, want nothing", r)
+			}
+			// The first retry comes after half to the whole RetryBase.
+			e.clock.Advance(20 * time.Millisecond)
+			if r := d.SendOutbox(context.Background()); r != (notifier.RunResult{Sent: 1}) {
+				t.Fatalf("SendOutbox at the retry time: got %+v, want the deferred digest sent", r)
+			}
+			// Later runs and retries send nothing more, even past any
+			// retry time or lease.
+			e.clock.Advance(time.Hour)
 			if r := d.SendOutbox(context.Background()); r != (notifier.RunResult{}) {
 				t.Errorf("SendOutbox after delivery: got %+v, want nothing", r)
 			}
@@ -633,6 +673,7 @@ func TestSMTPHardBounceSuppresses(t *testing.T) {
 // after another replica took them over.
 func TestSlowSMTPDoesNotOutliveTheLease(t *testing.T) {
 	e := newDigestEnv(t)
+	ctx := context.Background()
 	spec := schedule.Spec{Frequency: "daily", Timezone: "America/Los_Angeles", SendHour: 8}
 	at := func(h int) time.Time { return time.Date(2026, 12, 1, h, 0, 0, 0, losAngeles) }
 	const n = 4
@@ -641,42 +682,37 @@ func TestSlowSMTPDoesNotOutliveTheLease(t *testing.T) {
 		subs = append(subs, e.subscribe(fmt.Sprintf("s%d@example.com", i), spec, at(6)))
 	}
 	e.match(at(7), newJob("j1", "Backend Engineer"), subs...)
-	e.sink.StallNext(smtpsink.StageMail, 250*time.Millisecond, 0) // every send takes 250 ms
 	cfg := notifier.DigestConfig{Workers: 1, Lease: 400 * time.Millisecond}
-	slow, other := e.digester(cfg), e.digester(cfg)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	var taken int
-	wg.Go(func() { // the other replica retries the outbox all along
-		for ctx.Err() == nil {
-			taken += other.SendOutbox(ctx).Sent
-			time.Sleep(10 * time.Millisecond)
-		}
+	// Every send of the claiming replica takes 250 ms.
+	slow := e.digesterSending(cfg, func(s notifier.Sender) notifier.Sender {
+		return slowSender{Sender: s, clock: e.clock, d: 250 * time.Millisecond}
 	})
-	r, err := slow.RunDue(context.Background(), at(8))
-	if err != nil {
-		t.Fatal(err)
+	other := e.digester(cfg)
+
+	leaseEnd := e.clock.Now().Add(cfg.Lease)
+	// The first send starts with the whole lease left and ends with 150 ms
+	// of it: less than half, so the other three are not started.
+	run(t, slow, at(8), notifier.RunResult{Sent: 1, Deferred: n - 1})
+	if r := other.SendOutbox(ctx); r != (notifier.RunResult{}) {
+		t.Fatalf("the other replica while the lease holds: got %+v, want nothing", r)
 	}
-	testenv.Eventually(t, 10*time.Second, func() bool {
-		for i := range n {
-			if len(mails(e, fmt.Sprintf("s%d@example.com", i))) == 0 {
-				return false
-			}
+	e.clock.Set(leaseEnd)
+	if r := other.SendOutbox(ctx); r != (notifier.RunResult{Sent: n - 1}) {
+		t.Fatalf("the other replica once the lease has ended: got %+v, want the %d left sent", r, n-1)
+	}
+	// Leases and retry times long past: nothing is sent again.
+	e.clock.Advance(time.Hour)
+	for _, d := range []*notifier.Digester{slow, other} {
+		if r := d.SendOutbox(ctx); r != (notifier.RunResult{}) {
+			t.Errorf("SendOutbox after delivery: got %+v, want nothing", r)
 		}
-		return true
-	}, "not every digest was delivered")
-	time.Sleep(600 * time.Millisecond) // a lease more, for any late duplicate
-	cancel()
-	wg.Wait()
-	t.Logf("claiming replica: %+v; the other sent %d", r, taken)
+	}
 	for i := range n {
 		if got := len(mails(e, fmt.Sprintf("s%d@example.com", i))); got != 1 {
 			t.Errorf("s%d got %d emails, want 1", i, got)
 		}
 	}
-	if r.Sent+taken != n {
-		t.Errorf("sent %d + %d, want %d in all", r.Sent, taken, n)
+	if n, _ := e.st.OutboxLen(ctx); n != 0 {
+		t.Errorf("outbox: got %d, want 0", n)
 	}
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
+
+	"github.com/jobalert/jobalert/internal/clock"
 )
 
 // MailerConfig configures a Mailer.
@@ -40,6 +42,9 @@ type MailerConfig struct {
 	// IdleTimeout closes a pooled connection unused for this long instead
 	// of reusing it; 0 means 30s.
 	IdleTimeout time.Duration
+	// Clock measures IdleTimeout; nil means the real clock. Timeout and
+	// the context's deadline always use real time.
+	Clock clock.Clock
 	// HELO is the name sent in EHLO; empty means the host name.
 	HELO string
 	// DKIM signs every message when Domain is set.
@@ -160,6 +165,9 @@ func NewMailer(cfg MailerConfig) (*Mailer, error) {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
 	}
 	if cfg.TLS == "" {
 		cfg.TLS = "starttls"
@@ -327,7 +335,7 @@ func (m *Mailer) take() (*smtpConn, bool, error) {
 	for len(m.idle) > 0 {
 		last := m.idle[len(m.idle)-1]
 		m.idle = m.idle[:len(m.idle)-1]
-		if time.Since(last.lastUsed) > m.cfg.IdleTimeout {
+		if m.cfg.Clock.Now().Sub(last.lastUsed) > m.cfg.IdleTimeout {
 			stale = append(stale, last)
 			continue
 		}
@@ -342,7 +350,7 @@ func (m *Mailer) take() (*smtpConn, bool, error) {
 }
 
 func (m *Mailer) put(sc *smtpConn) {
-	sc.lastUsed = time.Now()
+	sc.lastUsed = m.cfg.Clock.Now()
 	m.mu.Lock()
 	if !m.closed {
 		m.idle = append(m.idle, sc)

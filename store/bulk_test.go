@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobalert/jobalert/internal/testenv"
 	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/store"
@@ -35,7 +36,7 @@ func TestImportSubscriptionsStoresWhatCreateDoes(t *testing.T) {
 		t.Fatalf("empty status: got %q, want pending", got)
 	}
 	ix := &fakeIndex{ids: map[string]matcher.Filter{}}
-	if n, err := s.LoadFilters(ctx, ix, testLogger(t)); err != nil || n != 2 || !ix.has("i1") || !ix.has("d1") {
+	if n, err := s.LoadFilters(ctx, ix, testenv.Logger(t)); err != nil || n != 2 || !ix.has("i1") || !ix.has("d1") {
 		t.Fatalf("LoadFilters: got %d %v, want the two active subscriptions", n, err)
 	}
 	due, err := s.DueAt(ctx, t0.Add(48*time.Hour), 10)

@@ -254,7 +254,7 @@ func TestChangeFeedKeepsIndexCurrent(t *testing.T) {
 	ix := &fakeIndex{ids: map[string]matcher.Filter{}}
 	loaded := make(chan int, 1)
 	done := make(chan error, 1)
-	go func() { done <- s.FollowFilters(ctx, ix, func(n int) { loaded <- n }, testLogger(t)) }()
+	go func() { done <- s.FollowFilters(ctx, ix, func(n int) { loaded <- n }, testenv.Logger(t)) }()
 	if n := <-loaded; n != 1 || !ix.has(before.ID) {
 		t.Fatalf("initial load: got %d filters, want 1 including %s", n, before.ID)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobalert/jobalert/internal/clock"
 	"github.com/jobalert/jobalert/internal/testenv"
 	"github.com/jobalert/jobalert/webhook"
 )
@@ -93,9 +94,9 @@ func TestSlowHostDoesNotStarveFastEndpoint(t *testing.T) {
 		slowAnswer = 450 * time.Millisecond // over half the timeout: slow, but a success
 	)
 	slow := newSlowHost(t, slowAnswer)
-	fast := newReceiver(t, realClockForTest{}, secret, status(http.StatusOK))
+	fast := newReceiver(t, clock.Real{}, secret, status(http.StatusOK))
 	svc := e.service(t, webhook.Config{
-		Clock: realClockForTest{}, Workers: 16, Timeout: timeout,
+		Clock: clock.Real{}, Workers: 16, Timeout: timeout,
 		Resolver: loopbackResolver(t), // *.example.test -> 127.0.0.1
 	})
 	for i := range slowURLs {

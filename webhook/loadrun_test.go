@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobalert/jobalert/internal/clock"
 	"github.com/jobalert/jobalert/internal/testenv"
 	"github.com/jobalert/jobalert/webhook"
 )
@@ -67,7 +68,7 @@ func loadRun(t *testing.T, name string, policy func(*webhook.Config), saturated 
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(fast.Close)
-	cfg := webhook.Config{Clock: realClockForTest{}, Workers: 16, Timeout: timeout, Resolver: loopbackResolver(t)}
+	cfg := webhook.Config{Clock: clock.Real{}, Workers: 16, Timeout: timeout, Resolver: loopbackResolver(t)}
 	policy(&cfg)
 	svc := e.service(t, cfg)
 	for i := range slowURLs {

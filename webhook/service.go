@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jobalert/jobalert/internal/clock"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/redis/go-redis/v9"
 )
@@ -58,15 +59,9 @@ var (
 )
 
 // Clock is the service's source of time for the retry schedule, the
-// webhook-timestamp header and the circuit breaker. Tests inject a fake one;
-// time-outs of network calls always use real time.
-type Clock interface {
-	Now() time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
+// webhook-timestamp header and the circuit breaker. Tests inject a fake one
+// (clock.Fake); time-outs of network calls always use real time.
+type Clock = clock.Clock
 
 // Config tunes a Service. Zero fields take the documented defaults.
 type Config struct {
@@ -190,7 +185,7 @@ func (c Config) withDefaults() Config {
 		c.DoneTTL = 7 * 24 * time.Hour
 	}
 	if c.Clock == nil {
-		c.Clock = realClock{}
+		c.Clock = clock.Real{}
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = "jobalert/" + moduleVersion()

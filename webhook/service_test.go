@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobalert/jobalert/internal/clock"
 	"github.com/jobalert/jobalert/internal/testenv"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/webhook"
@@ -26,40 +27,18 @@ import (
 
 const wait = 5 * time.Second
 
-// fakeClock is a Clock the test moves by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t.After(c.now) {
-		c.now = t
-	}
-}
-
-func (c *fakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
-
 // env is one test's Redis, key prefix and fake clock, shared by the
 // services it starts (replicas or restarts).
 type env struct {
 	rdb    *redis.Client
 	prefix string
-	clock  *fakeClock
+	clock  *clock.Fake
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
-	return &env{rdb: rdb, prefix: prefix, clock: &fakeClock{now: time.Now().Truncate(time.Second)}}
+	return &env{rdb: rdb, prefix: prefix, clock: clock.NewFake(time.Now().Truncate(time.Second))}
 }
 
 // service returns a Service with test defaults: private targets allowed
@@ -548,7 +527,7 @@ func TestHangingEndpointDoesNotDelayOthers(t *testing.T) {
 	})
 	healthy := newReceiver(t, e.clock, secret, status(http.StatusOK))
 	// Real clock: the timeout and the concurrency lease run in real time.
-	svc := e.service(t, webhook.Config{Clock: realClockForTest{}, Workers: 4, PerEndpoint: 2, Timeout: 500 * time.Millisecond})
+	svc := e.service(t, webhook.Config{Clock: clock.Real{}, Workers: 4, PerEndpoint: 2, Timeout: 500 * time.Millisecond})
 	mustSetEndpoint(t, svc, "slow", hanging.srv.URL, secret)
 	mustSetEndpoint(t, svc, "fast", healthy.srv.URL, secret)
 	for i := range 8 {
@@ -587,10 +566,6 @@ func TestHangingEndpointDoesNotDelayOthers(t *testing.T) {
 		return false
 	}, "a hanging attempt recorded as a timeout")
 }
-
-type realClockForTest struct{}
-
-func (realClockForTest) Now() time.Time { return time.Now() }
 
 func TestRestartResumesSchedule(t *testing.T) {
 	e := newEnv(t)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,7 +86,7 @@ func (s *stack) start(o stackOpts) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := testenv.Logger(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newApp(ctx, cfg, roles{consumer: true, notifier: true, api: true}, log,
 		appDeps{digestTick: 20 * time.Millisecond, retryBase: 100 * time.Millisecond, wrapRecorder: o.wrapRecorder})
@@ -324,11 +323,4 @@ func TestSMTP421DelaysButDoesNotLose(t *testing.T) {
 	if got := s.mailsWith("ada@example.com", "j-421"); got != 1 {
 		t.Fatalf("emails listing the job: got %d, want exactly 1", got)
 	}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
