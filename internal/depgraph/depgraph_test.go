@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"templates":         {},
 	"config":            {},
 	"internal/grace":    {},
+	"internal/clock":    {},
 	"internal/workload": {"matcher"},
 	"internal/testenv":  {}, // tests only
 	"internal/depgraph": {}, // this test
@@ -38,14 +39,13 @@ var allowed = map[string][]string{
 	// The stages, in the order data flows through them.
 	"consumer": {"jobevent", "matcher", "internal/grace"},
 	"store":    {"jobevent", "matcher", "schedule"},
-	"notifier": {"store", "jobevent", "matcher", "schedule", "templates", "internal/grace"},
-	"webhook":  {"store", "jobevent", "matcher", "internal/grace"},
+	"notifier": {"store", "jobevent", "matcher", "schedule", "templates", "internal/grace", "internal/clock"},
+	"webhook":  {"store", "jobevent", "matcher", "internal/grace", "internal/clock"},
 	"api":      {"notifier", "webhook", "store", "jobevent", "matcher", "schedule", "templates", "token", "internal/grace"},
 
 	// Wiring and tools.
 	"bench": {"consumer", "store", "notifier", "webhook", "jobevent", "matcher", "schedule", "templates",
 		"internal/grace", "internal/workload", "smtpsink"},
-	"bench/cmd/jobalert-bench": {"bench"},
 	"cmd/jobalert": {"api", "bench", "config", "consumer", "jobevent", "matcher", "notifier", "schedule",
 		"smtpsink", "store", "templates", "token", "webhook", "internal/grace"},
 }
@@ -65,7 +65,7 @@ var neverDeps = map[string][]string{
 
 // testHelpers may also be imported by any package's tests, besides what
 // the package itself may import and the package itself.
-var testHelpers = []string{"internal/testenv", "internal/workload", "smtpsink", "jobevent"}
+var testHelpers = []string{"internal/testenv", "internal/workload", "internal/clock", "smtpsink", "jobevent"}
 
 // anyTestImports are the packages whose tests exercise the whole service
 // and may import any project package.
