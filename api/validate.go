@@ -159,7 +159,7 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 }
 
 // validate normalises in and adds a message for each bad field:
-// MATCHING.md's filter rules, the schedule, the address and the webhook.
+// docs/matching.md's filter rules, the schedule, the address and the webhook.
 func (s *Server) validate(in *subscriptionInput, bad fieldErrors) {
 	checkText(in, bad)
 	in.Email = strings.TrimSpace(in.Email)
@@ -258,7 +258,7 @@ func checkEmail(e string) string {
 }
 
 // validateFilter normalises f (visa aliases to codes, seniority to lower
-// case, blank entries dropped) and checks it against MATCHING.md.
+// case, blank entries dropped) and checks it against docs/matching.md.
 func validateFilter(f *matcher.Filter, bad fieldErrors) {
 	f.Keywords = strings.TrimSpace(f.Keywords)
 	if len(f.Keywords) > maxTextLen {

@@ -23,7 +23,7 @@ import (
 )
 
 // maxLine bounds a line of a filters or jobs file: a job body is at most
-// 64 KiB (DESIGN.md), with room to spare.
+// 64 KiB (consumer.MaxBody), with room to spare.
 const maxLine = 1 << 20
 
 // Match implements `jobalert bench match --filters FILTERS.jsonl --jobs
@@ -272,7 +272,7 @@ func Build(filters []FilterLine) (*matcher.Index, error) {
 	return ix, nil
 }
 
-// ReadFilters reads a filters file as MATCHING.md §7 says: the API's filter
+// ReadFilters reads a filters file as docs/matching.md §7 says: the API's filter
 // object plus an id, a line each; visa aliases are canonicalised; an
 // unknown field, visa value or seniority, a missing or repeated id is an
 // error that names the line. Blank lines are skipped.
@@ -311,7 +311,7 @@ func ReadFilters(path string) ([]FilterLine, error) {
 	return out, err
 }
 
-// ReadJobs reads a jobs file: one job event body a line (DESIGN.md). A line
+// ReadJobs reads a jobs file: one job event body a line (docs/matching.md §7). A line
 // that does not decode or lacks id, title or company is an error that names
 // the line; unknown fields are ignored. Blank lines are skipped.
 func ReadJobs(path string) ([]matcher.Job, error) {

@@ -577,7 +577,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		visasDropped: f.NewCounter(prometheus.CounterOpts{
 			Name: "jobalert_consumer_visa_values_dropped_total",
-			Help: "Unknown visa values dropped from job events (MATCHING.md §4).",
+			Help: "Unknown visa values dropped from job events (docs/matching.md §4).",
 		}),
 		matches: f.NewCounter(prometheus.CounterOpts{
 			Name: "jobalert_consumer_matches_total",

@@ -1,6 +1,6 @@
 // Package consumer reads job events from the JetStream stream JOBS through
 // the durable pull consumer every replica shares: it decodes and validates
-// each event (DESIGN.md "Events (NATS)"), matches it, hands the batch to a
+// each event (docs/matching.md §2), matches it, hands the batch to a
 // Recorder that writes it durably, and only then acks. Poison events are
 // copied with their reason to JOBS_DLQ and terminated; transient failures
 // are naked with a delay, so nothing is ever lost.

@@ -4,7 +4,7 @@
 // in-process SMTP sink, injects the failures of production (kill -9 of the
 // service or of Redis, a NATS restart, SMTP 421s, stalls and resets,
 // poison events, SIGTERM under load) and checks the guarantees of
-// DESIGN.md: every expected (subscription, job) pair delivered, none twice
+// docs/redis.md and docs/digests.md: every expected (subscription, job) pair delivered, none twice
 // outside the documented SMTP window.
 //
 // The tests are behind the build tag "faults"; run them with

@@ -43,7 +43,7 @@ type Event struct {
 	StreamSeq uint64      // sequence in the JOBS stream; 0 when not from a stream
 	Subject   string
 	// Dropped lists the visa values the event carried that are not visa
-	// codes or aliases (MATCHING.md §4); they were left out of Job.VisaTypes
+	// codes or aliases (docs/matching.md §4); they were left out of Job.VisaTypes
 	// and the rest of the event is used.
 	Dropped []string
 }

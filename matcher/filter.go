@@ -6,8 +6,8 @@ import (
 )
 
 // Compiled is a filter normalised once: the form both matchers evaluate.
-// Entries that normalise to nothing are left out (MATCHING.md "Precise
-// edges"; docs/matching.md lists the project's reading of each).
+// Entries that normalise to nothing are left out (docs/matching.md,
+// "Project decisions on edges").
 type Compiled struct {
 	Keywords         []string   // tokens(keywords)
 	ExcludeKeywords  [][]string // tokens of each entry with at least one token
@@ -21,7 +21,7 @@ type Compiled struct {
 }
 
 // Compile normalises f. It fails, naming the value, on an unknown visa code
-// or seniority: those are validation errors (MATCHING.md §4, §6).
+// or seniority: those are validation errors (docs/matching.md §4, §6).
 func Compile(f Filter) (*Compiled, error) {
 	c := &Compiled{Keywords: Tokens(f.Keywords)}
 	for _, e := range f.ExcludeKeywords {
@@ -68,14 +68,14 @@ func keys(in []string) []string {
 }
 
 // HasPositiveClause reports whether the filter has a clause that narrows the
-// jobs it matches; exclude clauses alone do not count (MATCHING.md §3).
+// jobs it matches; exclude clauses alone do not count (docs/matching.md §3).
 func (c *Compiled) HasPositiveClause() bool {
 	return len(c.Keywords) > 0 || c.Visa != 0 || len(c.Locations) > 0 || len(c.Companies) > 0 ||
 		c.Seniority != 0 || len(c.Tags) > 0 || c.MinSalary > 0
 }
 
 // Matches reports whether the filter matches the job, clause by clause,
-// exactly as MATCHING.md §3 states. It is the definition the index is
+// exactly as docs/matching.md §3 states. It is the definition the index is
 // tested against.
 func (c *Compiled) Matches(j *PreparedJob) bool {
 	for _, k := range c.Keywords {

@@ -176,7 +176,7 @@ func (ix *Index) put(id string, f *Filter, mustExist bool) error {
 }
 
 // Entry is a filter and its id, for AddBatch; as JSON, the filter object
-// plus "id" (the form of a benchmark filters file, MATCHING.md §7).
+// plus "id" (the form of a benchmark filters file, docs/matching.md §7).
 type Entry struct {
 	ID string `json:"id"`
 	Filter

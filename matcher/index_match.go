@@ -471,7 +471,7 @@ func (s *jobScratch) addLocKey(e *entry) {
 	s.locE = append(s.locE, e)
 }
 
-// appendTokenBytes appends the tokens of s (MATCHING.md §1) to buf and the
+// appendTokenBytes appends the tokens of s (docs/matching.md §1) to buf and the
 // end offset of each to offs.
 func appendTokenBytes(buf []byte, offs []int32, s string) ([]byte, []int32) {
 	prev := rune(-1)
@@ -538,7 +538,7 @@ func isSpace(r rune) bool {
 	return unicode.IsSpace(r)
 }
 
-// appendKey appends key(s) (MATCHING.md §1) to buf.
+// appendKey appends key(s) (docs/matching.md §1) to buf.
 func appendKey(buf []byte, s string) []byte {
 	start := len(buf)
 	compStart := start

@@ -17,7 +17,7 @@ import (
 var long = flag.Bool("matcher.long", false, "run the index property tests with many more cases")
 
 // randWorld draws filters and jobs from small vocabularies full of the
-// edges of MATCHING.md, so that random pairs often match and often almost
+// edges of docs/matching.md, so that random pairs often match and often almost
 // match.
 type randWorld struct{ r *rand.Rand }
 

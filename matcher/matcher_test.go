@@ -206,7 +206,7 @@ func checkMatch(t *testing.T, tt matchCase) {
 	}
 }
 
-// TestWorkedExamples is MATCHING.md §8, row by row.
+// TestWorkedExamples is docs/matching.md §8, row by row.
 func TestWorkedExamples(t *testing.T) {
 	kw := func(s string) matcher.Filter { return matcher.Filter{Keywords: s} }
 	title := func(s string) matcher.Job { return matcher.Job{Title: s} }
@@ -234,7 +234,7 @@ func TestWorkedExamples(t *testing.T) {
 	}
 }
 
-// TestRules covers each clause of MATCHING.md §3 and its precise edges.
+// TestRules covers each clause of docs/matching.md §3 and its precise edges.
 func TestRules(t *testing.T) {
 	eng := func(locs ...string) matcher.Filter { return matcher.Filter{Keywords: "engineer", Locations: locs} }
 	at := func(wp string, locs ...string) matcher.Job {

@@ -29,7 +29,7 @@ type Job struct {
 	Description string    `json:"description,omitempty"`
 }
 
-// Filter is a subscriber's saved search: the clauses of MATCHING.md §3.
+// Filter is a subscriber's saved search: the clauses of docs/matching.md §3.
 // A zero field is an absent clause.
 type Filter struct {
 	Keywords         string   `json:"keywords,omitempty"`
@@ -44,7 +44,7 @@ type Filter struct {
 }
 
 // AnnualUSD returns the salary figure that a min_salary clause compares
-// (MATCHING.md §5): the annualised max, or min where max is absent, in USD.
+// (docs/matching.md §5): the annualised max, or min where max is absent, in USD.
 // It returns false when the salary is absent, not in USD, or has an unknown
 // period.
 func (s *Salary) AnnualUSD() (float64, bool) {
@@ -86,7 +86,7 @@ type PreparedJob struct {
 }
 
 // Prepare normalises a job for matching. Unknown visa values and seniority
-// are left out, as MATCHING.md §4 and §6 say.
+// are left out, as docs/matching.md §4 and §6 say.
 func Prepare(j *Job) *PreparedJob {
 	p := &PreparedJob{
 		TitleTokens: TitleTokens(j.Title),

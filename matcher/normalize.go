@@ -5,7 +5,7 @@ import (
 	"unicode"
 )
 
-// Tokens splits s into lower-case tokens per MATCHING.md §1: hyphenated
+// Tokens splits s into lower-case tokens per docs/matching.md §1: hyphenated
 // compounds are joined, and every rune that is not a letter, a digit, '+'
 // or '#' separates tokens.
 func Tokens(s string) []string {
@@ -41,7 +41,7 @@ func appendTokens(dst []string, s string) []string {
 func isAlnum(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 // TitleTokens returns tokens(title) plus the concatenation of every pair of
-// adjacent tokens, per MATCHING.md §1. Duplicates are kept out.
+// adjacent tokens, per docs/matching.md §1. Duplicates are kept out.
 func TitleTokens(title string) []string {
 	toks := Tokens(title)
 	out := make([]string, 0, 2*len(toks))
@@ -61,7 +61,7 @@ func TitleTokens(title string) []string {
 	return out
 }
 
-// Key normalises a location, company or tag per MATCHING.md §1: lower-case,
+// Key normalises a location, company or tag per docs/matching.md §1: lower-case,
 // runs of white space collapsed to one space, white space trimmed around
 // each comma and at both ends, empty comma-separated components dropped.
 func Key(s string) string {
@@ -80,7 +80,7 @@ func KeyComponents(s string) []string {
 	return comps
 }
 
-// lowerRunes applies unicode.ToLower to each rune, as MATCHING.md says
+// lowerRunes applies unicode.ToLower to each rune, as docs/matching.md says
 // (strings.ToLower has special cases this contract does not want).
 func lowerRunes(s string) string {
 	return strings.Map(unicode.ToLower, s)

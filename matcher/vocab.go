@@ -5,7 +5,7 @@ import (
 	"unicode"
 )
 
-// VisaCodes are the canonical visa codes of MATCHING.md §4, in bit order.
+// VisaCodes are the canonical visa codes of docs/matching.md §4, in bit order.
 var VisaCodes = []string{"H-1B", "H-1B1", "E-3", "TN", "O-1", "L-1", "J-1", "OPT", "STEM-OPT", "GREEN-CARD"}
 
 var visaAliases = map[string]int{
@@ -52,7 +52,7 @@ func CanonicalVisa(v string) (string, bool) {
 	return "", false
 }
 
-// SeniorityLevels are the seniority values of MATCHING.md §6, in bit order.
+// SeniorityLevels are the seniority values of docs/matching.md §6, in bit order.
 var SeniorityLevels = []string{"intern", "junior", "mid", "senior", "staff", "principal", "manager", "director"}
 
 // seniorityBit returns the bit of a seniority value compared
