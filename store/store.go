@@ -3,8 +3,11 @@
 // schedule and outbox, and the change feed that keeps every replica's
 // filter index current. docs/redis.md describes every key.
 //
-// Every multi-key change is one Lua script or one MULTI/EXEC, so a crash at
-// any point leaves either the old state or the new one, never half of each.
+// Every multi-key change is one Lua script or one MULTI/EXEC, so a crash
+// leaves each change whole or not made. Recording a batch takes three such
+// steps (record.go); a crash between them leaves marks that hold newer items
+// back until the batch's events are redelivered and recorded, so no item is
+// lost or delivered twice (docs/redis.md).
 package store
 
 import (
