@@ -133,6 +133,9 @@ type Digester struct {
 
 // NewDigester wires the digest engine. webhooks may be nil.
 func NewDigester(st Store, r DigestRenderer, m Sender, w Webhooks, links Links, cfg DigestConfig, log *slog.Logger, metrics *Metrics) *Digester {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Digester{store: st, render: r, mail: m, webhooks: w, links: links, cfg: cfg.withDefaults(),
 		log: log.With("component", "digester"), metrics: metrics}
 }

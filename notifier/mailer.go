@@ -59,14 +59,14 @@ type DKIMConfig struct {
 	PrivateKeyPEM string
 }
 
-// DKIMSignedHeaders are the header fields a DKIM signature covers.
+// dkimSignedHeaders are the header fields a DKIM signature covers.
 //
 // go-mail v0.8.1 signs the DKIM-Signature field unfolded but emits it folded
 // at 76 columns, mid-token when a tag is longer than a line; under relaxed
 // canonicalisation such a fold adds a space and the signature no longer
 // verifies. The list is kept short enough for the h= tag to fit on one line
 // (TestDKIMSignature verifies the signature independently).
-var DKIMSignedHeaders = []string{
+var dkimSignedHeaders = [...]string{
 	"From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post",
 }
 
@@ -247,7 +247,7 @@ func newDKIMSigner(c DKIMConfig) (*mail.DKIMSigner, error) {
 		return nil, fmt.Errorf("notifier: DKIM private key: %w", err)
 	}
 	s := mail.NewDKIMSigner(c.Domain, c.Selector, key)
-	s.SignHeaders(DKIMSignedHeaders...)
+	s.SignHeaders(dkimSignedHeaders[:]...)
 	if err := s.ValidateConfig(); err != nil {
 		return nil, fmt.Errorf("notifier: DKIM: %w", err)
 	}
