@@ -302,7 +302,7 @@ func (s *Redis) keepRecording(ctx context.Context, token string) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				_ = s.rdb.PExpire(ctx, s.k.p+"rec:"+token, recorderAlive).Err() // best effort: a miss only frees the marks early
+				_ = s.rdb.PExpire(ctx, s.k.recorder(token), recorderAlive).Err() // best effort: a miss only frees the marks early
 			}
 		}
 	})
@@ -317,7 +317,7 @@ func (s *Redis) keepRecording(ctx context.Context, token string) (stop func()) {
 func (s *Redis) recordEnded(ctx context.Context, token string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	_ = s.rdb.Del(ctx, s.k.p+"rec:"+token).Err()
+	_ = s.rdb.Del(ctx, s.k.recorder(token)).Err()
 }
 
 // recordJobs runs step 1. It returns jobsScript's answer ({seq, mode} per
@@ -664,3 +664,6 @@ func (s *Redis) Jobs(ctx context.Context, seqs []int64) ([]Job, error) {
 	}
 	return out, nil
 }
+
+// recorder is a Record call's liveness key (docs/redis.md, rec:<token>).
+func (k keys) recorder(token string) string { return k.p + "rec:" + token }
