@@ -201,19 +201,19 @@ func SMTP(ctx context.Context, args []string, stdout io.Writer) error {
 
 // newBenchDigests builds n digests of generated jobs for distinct
 // recipients and filters, as the digester hands them to the renderer.
-func newBenchDigests(n int, seed uint64) []notifier.Digest {
+func newBenchDigests(n int, seed uint64) []notifier.DigestEmail {
 	g, err := workload.NewGenerator("popular", seed)
 	if err != nil {
 		panic(err) // "popular" is a known profile
 	}
-	out := make([]notifier.Digest, n)
+	out := make([]notifier.DigestEmail, n)
 	for i := range out {
 		jobs := make([]matcher.Job, smtpJobsPerDigest)
 		for k := range jobs {
 			jobs[k] = g.Job(i*smtpJobsPerDigest + k)
 		}
 		sub := "sub_bench" + strconv.Itoa(i)
-		out[i] = notifier.Digest{
+		out[i] = notifier.DigestEmail{
 			ID:             sub + "." + strconv.FormatInt(int64(i), 36),
 			SubscriptionID: sub,
 			To:             fmt.Sprintf("user%d@example.com", i),

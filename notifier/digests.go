@@ -24,7 +24,7 @@ type Store interface {
 	ClaimDue(ctx context.Context, claims []store.Claim, now time.Time) ([]store.ClaimResult, error)
 	LeaseOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]string, error)
 	Digest(ctx context.Context, id string) (*store.DigestRecord, error)
-	Jobs(ctx context.Context, seqs []int64) ([]store.Job, error)
+	Jobs(ctx context.Context, seqs []int64) ([]store.JobRecord, error)
 	GetSubscription(ctx context.Context, id string) (*store.Subscription, error)
 	GetSubscriptions(ctx context.Context, ids []string) ([]*store.Subscription, error)
 	MarkDigest(ctx context.Context, id, channel string) error
@@ -41,7 +41,7 @@ type Sender interface {
 
 // DigestRenderer turns a digest into an email; Renderer is the real one.
 type DigestRenderer interface {
-	Digest(d Digest) (*mail.Msg, error)
+	Digest(d DigestEmail) (*mail.Msg, error)
 }
 
 // Webhooks queues a digest for webhook delivery. Enqueue is idempotent by
@@ -329,7 +329,7 @@ func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.D
 		log.Info("address suppressed; email skipped")
 		return outcomeDropped, true
 	}
-	msg, err := d.render.Digest(Digest{
+	msg, err := d.render.Digest(DigestEmail{
 		ID: rec.ID, SubscriptionID: sub.ID, To: sub.Email, Frequency: sub.Frequency, Filter: sub.Filter,
 		Jobs: jobs, More: more, UnsubscribeURL: d.links.Unsubscribe(sub.ID), ManageURL: d.links.Manage(sub.ID, sub.TokenVersion),
 		MoreURL: d.links.Manage(sub.ID, sub.TokenVersion),

@@ -21,9 +21,9 @@ import (
 	"github.com/jobalert/jobalert/templates"
 )
 
-// Digest is one email's worth of matches for one subscription: the jobs to
+// DigestEmail is one email's worth of matches for one subscription: the jobs to
 // list, newest first, and how many more matched beyond them.
-type Digest struct {
+type DigestEmail struct {
 	ID             string // digest id; the Message-ID derives from it
 	SubscriptionID string
 	To             string
@@ -167,7 +167,7 @@ type jobView struct {
 // lists at most MaxJobs jobs and counts the rest in "and N more". A digest
 // without jobs is ErrEmptyDigest; a missing id, recipient or unsubscribe URL
 // is an error.
-func (r *Renderer) Digest(d Digest) (*mail.Msg, error) {
+func (r *Renderer) Digest(d DigestEmail) (*mail.Msg, error) {
 	if len(d.Jobs) == 0 {
 		return nil, ErrEmptyDigest
 	}

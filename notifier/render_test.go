@@ -52,8 +52,8 @@ func sampleJobs() []matcher.Job {
 	}
 }
 
-func sampleDigest(to string) notifier.Digest {
-	return notifier.Digest{
+func sampleDigest(to string) notifier.DigestEmail {
+	return notifier.DigestEmail{
 		ID:             "d-42",
 		SubscriptionID: "sub-7",
 		To:             to,

@@ -629,8 +629,8 @@ func (s *Redis) runPush(ctx context.Context, calls []pushCall) error {
 	}
 }
 
-// Job is a job record as the notifier reads it at send time.
-type Job struct {
+// JobRecord is a job record as the notifier reads it at send time.
+type JobRecord struct {
 	Seq    int64
 	Data   []byte // the newest matcher.Job JSON; empty for a closed-first tombstone
 	Closed bool
@@ -639,7 +639,7 @@ type Job struct {
 
 // Jobs reads the job records for seqs in one round trip; a missing record
 // (expired) comes back with Closed set, so it is left out like a closed job.
-func (s *Redis) Jobs(ctx context.Context, seqs []int64) ([]Job, error) {
+func (s *Redis) Jobs(ctx context.Context, seqs []int64) ([]JobRecord, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(seqs))
 	for i, seq := range seqs {
@@ -648,10 +648,10 @@ func (s *Redis) Jobs(ctx context.Context, seqs []int64) ([]Job, error) {
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return nil, wrap("read jobs", err)
 	}
-	out := make([]Job, len(seqs))
+	out := make([]JobRecord, len(seqs))
 	for i, c := range cmds {
 		v := c.Val()
-		j := Job{Seq: seqs[i]}
+		j := JobRecord{Seq: seqs[i]}
 		data, _ := v[0].(string)
 		j.Data = []byte(data)
 		j.Closed = v[1] != nil || data == ""
