@@ -49,7 +49,7 @@ type app struct {
 	js    jetstream.JetStream
 	rdb   *redis.Client
 	store *store.Redis
-	index *matcher.Index
+	index *liveIndex
 
 	signer   *token.Signer
 	render   *notifier.Renderer
@@ -139,7 +139,7 @@ func newApp(ctx context.Context, cfg *config.Config, r roles, log *slog.Logger, 
 	}
 
 	if r.consumer {
-		a.index = matcher.NewIndex()
+		a.index = newLiveIndex()
 		if err := consumer.EnsureStreams(ctx, a.js, consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable, Replicas: cfg.StreamReplicas}); err != nil {
 			return nil, fmt.Errorf("ensure JetStream streams: %w", err)
 		}
@@ -191,11 +191,17 @@ func (a *app) Run(ctx context.Context) error {
 	if a.roles.consumer {
 		loaded := make(chan struct{})
 		start("filter index", func(ctx context.Context) error {
-			return a.store.FollowFilters(ctx, a.index, func(n int) {
-				a.log.Info("filter index loaded", "filters", n)
-				a.indexLoaded.Store(true)
-				close(loaded)
+			// Redis errors are retried inside; it returns once ctx is done.
+			a.store.FollowFilters(ctx, a.index.newIndex, func(ix store.FilterIndex, n int) {
+				a.index.swap(ix)
+				if a.indexLoaded.CompareAndSwap(false, true) {
+					a.log.Info("filter index loaded", "filters", n)
+					close(loaded)
+				} else {
+					a.log.Info("filter index reloaded", "filters", n)
+				}
 			}, a.log.With("component", "index"))
+			return nil
 		})
 		// Matching before the index holds every filter would miss alerts.
 		start("consumer", func(ctx context.Context) error {
