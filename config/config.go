@@ -70,7 +70,7 @@ type Config struct {
 
 	ConsumerBatch    int           `envconfig:"CONSUMER_BATCH" default:"256" desc:"job events fetched and recorded per batch"`
 	ConsumerInFlight int           `envconfig:"CONSUMER_IN_FLIGHT" default:"2" desc:"batches one replica handles at once (one matched while another is recorded)"`
-	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"bound on finishing in-flight work at shutdown"`
+	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"bound on the whole shutdown, split between HTTP, intake, in-flight work and close (docs/operations.md)"`
 	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 }
 
