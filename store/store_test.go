@@ -319,3 +319,17 @@ func TestTwoClaimsInOneMillisecondKeepBothDigests(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordLeaseMustOutlastTheRecordTimeout(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	s := store.New(rdb, store.Config{Prefix: prefix}) // default lease, 3 minutes
+	if err := s.CheckRecordTimeout(2 * time.Minute); err != nil {
+		t.Errorf("defaults (lease 3m, timeout 2m): got %v, want nil", err)
+	}
+	for _, timeout := range []time.Duration{3 * time.Minute, 5 * time.Minute} {
+		err := s.CheckRecordTimeout(timeout)
+		if err == nil || !strings.Contains(err.Error(), "record lease (3m0s) must be longer than the record timeout ("+timeout.String()+")") {
+			t.Errorf("timeout %v: got %v, want the lease and the timeout named", timeout, err)
+		}
+	}
+}

@@ -41,6 +41,9 @@ type appDeps struct {
 	// startupTimeout bounds each dependency check at start; 0 is
 	// defaultStartupTimeout.
 	startupTimeout time.Duration
+	// recordLease and recordTimeout override store.Config.RecordLease and
+	// consumer.Config.RecordTimeout; 0 keeps their defaults.
+	recordLease, recordTimeout time.Duration
 }
 
 // app is one jobalert process: the roles it runs and what they share.
@@ -118,7 +121,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	}
 	a.store = store.New(a.rdb, store.Config{
 		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
-		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"),
+		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"), RecordLease: deps.recordLease,
 	})
 
 	a.natsEv = newNATSEvents(log)
@@ -171,6 +174,15 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 
 	if r.consumer {
 		a.index = newLiveIndex()
+		var rec consumer.Recorder = a.store
+		if deps.wrapRecorder != nil {
+			rec = deps.wrapRecorder(rec)
+		}
+		a.consumer = consumer.New(a.js, consumer.Config{Stream: cfg.Stream, Consumer: cfg.Durable, Batch: cfg.ConsumerBatch, InFlight: cfg.ConsumerInFlight,
+			RecordTimeout: deps.recordTimeout, ShutdownTimeout: a.budget.grace()}, a.index, rec, log, consumer.NewMetrics(a.reg))
+		if err := a.store.CheckRecordTimeout(a.consumer.RecordTimeout()); err != nil {
+			return fmt.Errorf("consumer: %w", err)
+		}
 		// The consumer role needs NATS now, to create the streams: say so
 		// plainly when it cannot be reached.
 		if err := a.natsEv.waitConnected(ctx, a.nc, startupTimeout); err != nil {
@@ -182,12 +194,6 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		if err != nil {
 			return fmt.Errorf("NATS JetStream streams: %w", err)
 		}
-		var rec consumer.Recorder = a.store
-		if deps.wrapRecorder != nil {
-			rec = deps.wrapRecorder(rec)
-		}
-		a.consumer = consumer.New(a.js, consumer.Config{Stream: cfg.Stream, Consumer: cfg.Durable, Batch: cfg.ConsumerBatch, InFlight: cfg.ConsumerInFlight,
-			ShutdownTimeout: a.budget.grace()}, a.index, rec, log, consumer.NewMetrics(a.reg))
 	}
 
 	if r.api {

@@ -240,3 +240,21 @@ func TestStartupFailsWhenNATSRefuses(t *testing.T) {
 		t.Errorf("start-up failure took %v, want about the start-up timeout", took)
 	}
 }
+
+// A record lease that a Record call could outlive fails start-up, before
+// anything waits for NATS.
+func TestStartupFailsWhenTheRecordLeaseIsTooShort(t *testing.T) {
+	natsURL := "nats://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) // never reached
+	env := startupEnv(t, map[string]string{"JOBALERT_NATS_URL": natsURL, "JOBALERT_REDIS_URL": testenv.RedisURL(t)})
+	cfg, err := config.Load(func(k string) string { return env[k] }, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	_, err = newApp(context.Background(), cfg, roles{consumer: true}, log,
+		appDeps{recordLease: time.Minute, recordTimeout: 90 * time.Second, startupTimeout: time.Minute})
+	want := "start-up: consumer: store: the record lease (1m0s) must be longer than the record timeout (1m30s)"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("newApp: got %v, want %s...", err, want)
+	}
+}
