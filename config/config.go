@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"reflect"
 	"strings"
 	"time"
@@ -69,30 +70,25 @@ type Config struct {
 
 	ConsumerBatch    int           `envconfig:"CONSUMER_BATCH" default:"256" desc:"job events fetched and recorded per batch"`
 	ConsumerInFlight int           `envconfig:"CONSUMER_IN_FLIGHT" default:"2" desc:"batches one replica handles at once (one matched while another is recorded)"`
-	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"bound on finishing in-flight work at shutdown"`
+	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"bound on the whole shutdown, split between HTTP, intake, in-flight work and close (docs/operations.md)"`
 	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 }
 
-// Load reads the configuration from getenv. It returns every problem found,
-// joined, one line per problem, each naming the variable. requireSecret is
-// false for the demo, which makes its own.
+// Load reads the configuration through getenv, which returns a variable's
+// value or "" when it is unset (an empty value counts as unset: the
+// default applies); nil reads the process environment. Load only reads:
+// it never writes the environment, so loads may run at once, each with
+// its own getenv. It returns every problem found, joined, one line per
+// problem, each naming the variable. requireSecret is false for the demo,
+// which makes its own. Variables Config does not name are ignored.
 func Load(getenv func(string) string, requireSecret bool) (*Config, error) {
-	cfg := &Config{}
-	var problems []string
-	// envconfig stops at the first bad value; processing field by field
-	// reports them all.
-	v := reflect.ValueOf(cfg).Elem()
-	t := v.Type()
-	restore := withEnv(getenv, t)
-	defer restore()
-	for i := 0; i < t.NumField(); i++ {
-		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: t.Field(i).Name, Type: t.Field(i).Type, Tag: t.Field(i).Tag}}))
-		if err := envconfig.Process(Prefix, one.Interface()); err != nil {
-			problems = append(problems, describe(t.Field(i), err))
-			continue
-		}
-		v.Field(i).Set(one.Elem().Field(0))
+	if getenv == nil {
+		getenv = os.Getenv
 	}
+	cfg := &Config{}
+	// envconfig stops at the first bad value; decoding field by field
+	// reports them all.
+	problems := decodeAll(cfg, getenv)
 	// A value that did not parse is reported once, not again by the checks.
 	for _, p := range cfg.check(requireSecret) {
 		name, _, _ := strings.Cut(p, ":")
@@ -115,40 +111,8 @@ func reported(problems []string, name string) bool {
 	return false
 }
 
-// withEnv makes envconfig, which reads the process environment, see the
-// values getenv gives; it returns a function that puts the environment back.
-func withEnv(getenv func(string) string, t reflect.Type) func() {
-	if getenv == nil {
-		return func() {}
-	}
-	type saved struct {
-		key, val string
-		had      bool
-	}
-	var olds []saved
-	for i := 0; i < t.NumField(); i++ {
-		key := Prefix + "_" + t.Field(i).Tag.Get("envconfig")
-		old, had := lookupEnv(key)
-		olds = append(olds, saved{key, old, had})
-		if val := getenv(key); val != "" {
-			setEnv(key, val)
-		} else {
-			unsetEnv(key)
-		}
-	}
-	return func() {
-		for _, o := range olds {
-			if o.had {
-				setEnv(o.key, o.val)
-			} else {
-				unsetEnv(o.key)
-			}
-		}
-	}
-}
-
 func describe(f reflect.StructField, err error) string {
-	name := Prefix + "_" + f.Tag.Get("envconfig")
+	name := key(f)
 	var pe *envconfig.ParseError
 	if errors.As(err, &pe) {
 		return fmt.Sprintf("%s: %q is not a valid %s", name, pe.Value, kindName(f.Type))

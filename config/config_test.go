@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -103,5 +104,29 @@ func TestSignupSettingsChecked(t *testing.T) {
 	}), true)
 	if err != nil || len(cfg.AllowedOrigins) != 2 || cfg.AllowedOrigins[1] != "http://localhost:3000" {
 		t.Fatalf("got %v %v, want two origins", cfg, err)
+	}
+}
+
+// Loads with different getenv functions run at once without seeing each
+// other's values (run with -race: nothing shared is written).
+func TestParallelLoadsKeepTheirOwnValues(t *testing.T) {
+	for _, port := range []string{"2525", "4650"} {
+		t.Run(port, func(t *testing.T) {
+			t.Parallel()
+			vars := env(map[string]string{
+				"JOBALERT_SMTP_PORT":    port,
+				"JOBALERT_REDIS_PREFIX": "p" + port + ":",
+				"JOBALERT_SECRET":       "secret-of-" + port + "-0123456789",
+			})
+			for range 200 {
+				cfg, err := config.Load(vars, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := strconv.Itoa(cfg.SMTPPort); got != port || cfg.KeyPrefix != "p"+port+":" || !strings.Contains(cfg.Secret, port) {
+					t.Fatalf("got port %s, prefix %q, secret %q; want this load's own %s", got, cfg.KeyPrefix, cfg.Secret, port)
+				}
+			}
+		})
 	}
 }

@@ -150,6 +150,10 @@ func New(js jetstream.JetStream, cfg Config, m Matcher, r Recorder, logger *slog
 	}
 }
 
+// RecordTimeout is the longest one Record call may last
+// (Config.RecordTimeout with its default).
+func (c *Consumer) RecordTimeout() time.Duration { return c.cfg.RecordTimeout }
+
 // Run consumes until ctx is done, then finishes the batch in hand (bounded
 // by Config.ShutdownTimeout; what is left unacked is redelivered later,
 // possibly to another replica) and returns nil. Transient NATS errors are

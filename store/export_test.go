@@ -1,6 +1,10 @@
 package store
 
-import "context"
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // Test-only accessors, so that tests need not build key names by hand.
 
@@ -15,3 +19,11 @@ func (s *Redis) PendingItems(ctx context.Context, subID string) ([]string, error
 func (s *Redis) DroppedCount(ctx context.Context, subID string) (int, error) {
 	return s.rdb.HGet(ctx, s.k.sub(subID), "dropped").Int()
 }
+
+// ClientForTest and PrefixForTest let fault tests break the store's keys on
+// purpose (a trimmed feed, an unreadable hash); nothing else may reach
+// under the store's API.
+func (s *Redis) ClientForTest() redis.UniversalClient { return s.rdb }
+
+// PrefixForTest returns the key prefix.
+func (s *Redis) PrefixForTest() string { return s.cfg.Prefix }

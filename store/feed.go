@@ -84,37 +84,78 @@ func (s *Redis) apply(ix FilterIndex, id, raw string, log *slog.Logger) bool {
 	return true
 }
 
-// FollowFilters loads every active filter into ix, calls loaded, then
-// follows the change feed until ctx is done, so that a subscription
-// confirmed, edited, paused or deleted on any replica takes effect here
-// within a second. If this replica falls so far behind that the feed was
-// trimmed past its position, it reloads everything.
-func (s *Redis) FollowFilters(ctx context.Context, ix FilterIndex, loaded func(n int), log *slog.Logger) error {
-	for {
+// Backoff of FollowFilters after a Redis error: the first retry waits
+// feedRetryMin, each further one twice as long, up to feedRetryMax.
+const (
+	feedRetryMin = 500 * time.Millisecond
+	feedRetryMax = 15 * time.Second
+)
+
+// FollowFilters keeps a filter index current until ctx is done. It loads
+// every active filter into a fresh index from newIndex and hands it to
+// swap with the count loaded, then follows the change feed into that
+// index, so that a subscription confirmed, edited, paused or deleted on
+// any replica takes effect here within a second.
+//
+// When the feed cannot be followed (this replica fell so far behind that
+// it was trimmed past its position), it loads a fresh index the same way
+// and swaps it in, so that filters deleted meanwhile are gone; the index
+// in use keeps matching until then. Redis errors never end it: a failed
+// read, re-read of changed filters or reload is retried, from where it
+// was, with backoff (0.5 s doubling to 15 s). It returns when ctx is done.
+func (s *Redis) FollowFilters(ctx context.Context, newIndex func() FilterIndex, swap func(ix FilterIndex, n int), log *slog.Logger) {
+	retry := backoff{min: feedRetryMin, max: feedRetryMax}
+	for ctx.Err() == nil {
 		// Take the feed position before loading, so no change made during
 		// the load is missed (applying one twice is harmless).
 		last, err := s.feedTail(ctx)
+		var ix FilterIndex
+		n := 0
+		if err == nil {
+			ix = newIndex()
+			n, err = s.LoadFilters(ctx, ix, log)
+		}
 		if err != nil {
-			return err
-		}
-		n, err := s.LoadFilters(ctx, ix, log)
-		if err != nil {
-			return err
-		}
-		if loaded != nil {
-			loaded(n)
-			loaded = nil
-		}
-		err = s.follow(ctx, ix, last, log)
-		if errors.Is(err, errFeedGap) {
-			log.Warn("change feed trimmed past this replica's position; reloading every filter")
+			if ctx.Err() == nil {
+				log.Warn("loading the filter index failed; retrying", "err", err, "in", retry.next())
+			}
+			retry.wait(ctx)
 			continue
 		}
-		return err
+		retry.reset()
+		swap(ix, n)
+		if err := s.follow(ctx, ix, last, log); errors.Is(err, errFeedGap) {
+			log.Warn("change feed trimmed past this replica's position; reloading every filter into a fresh index")
+		}
 	}
 }
 
 var errFeedGap = errors.New("change feed gap")
+
+// backoff is a doubling delay for retries.
+type backoff struct{ min, max, cur time.Duration }
+
+// next returns the delay the next wait will use.
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		return b.min
+	}
+	return b.cur
+}
+
+// wait sleeps the next delay (less if ctx ends) and doubles it.
+func (b *backoff) wait(ctx context.Context) {
+	d := b.next()
+	b.cur = min(2*d, b.max)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (b *backoff) reset() { b.cur = 0 }
 
 func (s *Redis) feedTail(ctx context.Context) (string, error) {
 	msgs, err := s.rdb.XRevRangeN(ctx, s.k.feed(), "+", "-", 1).Result()
@@ -127,7 +168,18 @@ func (s *Redis) feedTail(ctx context.Context) (string, error) {
 	return msgs[0].ID, nil
 }
 
+// follow applies the feed's entries after last to ix until ctx is done
+// (nil) or the entries after last were trimmed away (errFeedGap). A
+// failed step is retried with backoff; the position moves past entries
+// only once they are applied.
 func (s *Redis) follow(ctx context.Context, ix FilterIndex, last string, log *slog.Logger) error {
+	retry := backoff{min: feedRetryMin, max: feedRetryMax}
+	failed := func(what string, err error) {
+		if ctx.Err() == nil {
+			log.Warn(what+" failed; retrying", "err", err, "in", retry.next())
+		}
+		retry.wait(ctx)
+	}
 	for {
 		streams, err := s.rdb.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{s.k.feed(), last}, Count: 1000, Block: 500 * time.Millisecond,
@@ -139,17 +191,21 @@ func (s *Redis) follow(ctx context.Context, ix FilterIndex, last string, log *sl
 			continue
 		}
 		if err != nil {
-			log.Warn("change feed read failed; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(500 * time.Millisecond):
-			}
+			failed("change feed read", err)
 			continue
 		}
+	read:
 		for _, st := range streams {
-			if len(st.Messages) > 0 && last != "0-0" {
-				if gap, err := s.gapBefore(ctx, last); err == nil && gap {
+			if len(st.Messages) == 0 {
+				continue
+			}
+			if last != "0-0" {
+				gap, err := s.gapBefore(ctx, last)
+				if err != nil {
+					failed("change feed position check", err)
+					break read
+				}
+				if gap {
 					return errFeedGap
 				}
 			}
@@ -158,12 +214,13 @@ func (s *Redis) follow(ctx context.Context, ix FilterIndex, last string, log *sl
 				if id, ok := m.Values["id"].(string); ok {
 					ids = append(ids, id)
 				}
-				last = m.ID
 			}
 			if err := s.refresh(ctx, ix, ids, log); err != nil {
-				log.Warn("change feed refresh failed; reloading", "err", err)
-				return errFeedGap
+				failed("re-reading changed filters", err)
+				break read
 			}
+			last = st.Messages[len(st.Messages)-1].ID
+			retry.reset()
 		}
 	}
 }
@@ -201,7 +258,7 @@ func (s *Redis) refresh(ctx context.Context, ix FilterIndex, ids []string, log *
 	}
 	vals, err := s.rdb.HMGet(ctx, s.k.filters(), ids...).Result()
 	if err != nil {
-		return err
+		return wrap("read changed filters", err)
 	}
 	for i, v := range vals {
 		if raw, ok := v.(string); ok {

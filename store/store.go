@@ -40,7 +40,8 @@ type Config struct {
 	FeedLength int64
 	// RecordLease bounds how long a Record call may keep the jobs it
 	// records from being claimed; it must be longer than any Record call
-	// lasts (the consumer's RecordTimeout, 2 minutes). Default 3 minutes.
+	// lasts (the consumer's RecordTimeout, 2 minutes; CheckRecordTimeout
+	// checks it). Default 3 minutes.
 	RecordLease time.Duration
 	// PendingTTL is how long an unconfirmed subscription is kept: after it
 	// the subscription and everything about it are gone from Redis.
@@ -81,6 +82,18 @@ func New(rdb redis.UniversalClient, cfg Config) *Redis {
 		cfg.AddressKey = []byte("jobalert-unkeyed-address")
 	}
 	return &Redis{rdb: rdb, cfg: cfg, k: keys{p: cfg.Prefix}}
+}
+
+// CheckRecordTimeout returns an error unless the record lease is longer
+// than recordTimeout, the longest a Record call may last (the consumer's
+// RecordTimeout): a call still running when its lease runs out no longer
+// holds back the claims of the jobs it is recording, so a digest could
+// be sent without some of them and send them later in a second one.
+func (s *Redis) CheckRecordTimeout(recordTimeout time.Duration) error {
+	if s.cfg.RecordLease <= recordTimeout {
+		return fmt.Errorf("store: the record lease (%v) must be longer than the record timeout (%v), the longest a Record call may last", s.cfg.RecordLease, recordTimeout)
+	}
+	return nil
 }
 
 // Ping reports whether Redis answers.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,9 +223,15 @@ func TestClaimIsExactlyOnceUnderRace(t *testing.T) {
 type fakeIndex struct {
 	mu  sync.Mutex
 	ids map[string]matcher.Filter
+	// gate, when set, holds every Add until it is closed: a slow
+	// replica, falling behind the change feed.
+	gate atomic.Pointer[chan struct{}]
 }
 
 func (f *fakeIndex) Add(id string, fl matcher.Filter) error {
+	if g := f.gate.Load(); g != nil {
+		<-*g
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ids[id] = fl
@@ -251,13 +258,11 @@ func TestChangeFeedKeepsIndexCurrent(t *testing.T) {
 	defer cancel()
 	s := mustStore(t, time.Minute)
 	before := mustSub(t, s, "daily")
-	ix := &fakeIndex{ids: map[string]matcher.Filter{}}
-	loaded := make(chan int, 1)
-	done := make(chan error, 1)
-	go func() { done <- s.FollowFilters(ctx, ix, func(n int) { loaded <- n }, testenv.Logger(t)) }()
-	if n := <-loaded; n != 1 || !ix.has(before.ID) {
+	f := startFollowing(t, ctx, s, nil)
+	if n := <-f.loaded; n != 1 || !f.current().has(before.ID) {
 		t.Fatalf("initial load: got %d filters, want 1 including %s", n, before.ID)
 	}
+	ix := f.current()
 	after := mustSub(t, s, "daily")
 	testenv.Eventually(t, 2*time.Second, func() bool { return ix.has(after.ID) }, "new subscription not indexed")
 	if err := s.DeleteSubscription(ctx, before.ID); err != nil {
@@ -265,8 +270,9 @@ func TestChangeFeedKeepsIndexCurrent(t *testing.T) {
 	}
 	testenv.Eventually(t, 2*time.Second, func() bool { return !ix.has(before.ID) }, "deleted subscription still indexed")
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("follow: got %v, want nil after cancel", err)
+	f.wait(t)
+	if f.current() != ix || f.built.Load() != 1 {
+		t.Fatalf("got %d indexes built, want the first one followed throughout", f.built.Load())
 	}
 }
 
@@ -310,6 +316,20 @@ func TestTwoClaimsInOneMillisecondKeepBothDigests(t *testing.T) {
 	for _, id := range ids {
 		if d, err := s.Digest(ctx, id); err != nil || len(d.Seqs) != 1 {
 			t.Fatalf("digest %s: got %+v %v, want one job each", id, d, err)
+		}
+	}
+}
+
+func TestRecordLeaseMustOutlastTheRecordTimeout(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	s := store.New(rdb, store.Config{Prefix: prefix}) // default lease, 3 minutes
+	if err := s.CheckRecordTimeout(2 * time.Minute); err != nil {
+		t.Errorf("defaults (lease 3m, timeout 2m): got %v, want nil", err)
+	}
+	for _, timeout := range []time.Duration{3 * time.Minute, 5 * time.Minute} {
+		err := s.CheckRecordTimeout(timeout)
+		if err == nil || !strings.Contains(err.Error(), "record lease (3m0s) must be longer than the record timeout ("+timeout.String()+")") {
+			t.Errorf("timeout %v: got %v, want the lease and the timeout named", timeout, err)
 		}
 	}
 }

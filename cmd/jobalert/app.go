@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +38,12 @@ type appDeps struct {
 	// wrapRecorder lets a test stand between the consumer and Redis, e.g.
 	// to fail after the durable write as a crash before the ack would.
 	wrapRecorder func(consumer.Recorder) consumer.Recorder
+	// startupTimeout bounds each dependency check at start; 0 is
+	// defaultStartupTimeout.
+	startupTimeout time.Duration
+	// recordLease and recordTimeout override store.Config.RecordLease and
+	// consumer.Config.RecordTimeout; 0 keeps their defaults.
+	recordLease, recordTimeout time.Duration
 }
 
 // app is one jobalert process: the roles it runs and what they share.
@@ -45,11 +53,14 @@ type app struct {
 	log   *slog.Logger
 	reg   *prometheus.Registry
 
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	rdb   *redis.Client
-	store *store.Redis
-	index *matcher.Index
+	budget shutdownBudget
+
+	nc     *nats.Conn
+	natsEv *natsEvents
+	js     jetstream.JetStream
+	rdb    *redis.Client
+	store  *store.Redis
+	index  *liveIndex
 
 	signer   *token.Signer
 	render   *notifier.Renderer
@@ -63,59 +74,84 @@ type app struct {
 	indexLoaded atomic.Bool
 }
 
+// defaultStartupTimeout bounds each dependency check at start: Redis
+// answering, NATS connected (consumer role).
+const defaultStartupTimeout = 10 * time.Second
+
 // newApp connects to NATS and Redis and builds every part the roles need.
-// On error, whatever was opened is closed.
-func newApp(ctx context.Context, cfg *config.Config, r roles, log *slog.Logger, deps appDeps) (a *app, err error) {
-	a = &app{cfg: cfg, roles: r, log: log, reg: prometheus.NewRegistry()}
-	defer func() {
-		if err != nil {
-			a.close()
+// On error, whatever was opened is closed, and the error names the part
+// that failed and why.
+func newApp(ctx context.Context, cfg *config.Config, r roles, log *slog.Logger, deps appDeps) (*app, error) {
+	a := &app{cfg: cfg, roles: r, log: log, reg: prometheus.NewRegistry(), budget: splitShutdown(cfg.ShutdownTimeout)}
+	if err := a.build(ctx, deps); err != nil {
+		// Nothing ran: NATS has nothing to drain.
+		if cerr := closeSteps(a.budget.Close, a.closeSteps(false)); cerr != nil {
+			log.Warn("closing after the failed start", "err", cerr)
 		}
-	}()
+		return nil, fmt.Errorf("start-up: %w", err)
+	}
+	return a, nil
+}
+
+// build opens and builds what newApp returns, in a; on error, a holds what
+// was opened so far.
+func (a *app) build(ctx context.Context, deps appDeps) (err error) {
+	cfg, r, log := a.cfg, a.roles, a.log
+	startupTimeout := deps.startupTimeout
+	if startupTimeout <= 0 {
+		startupTimeout = defaultStartupTimeout
+	}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	secret := cfg.Secret
 	if a.signer, err = token.NewSigner(secret); err != nil {
-		return nil, fmt.Errorf("JOBALERT_SECRET: %w", err)
+		return fmt.Errorf("JOBALERT_SECRET: %w", err)
 	}
 
 	opt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("JOBALERT_REDIS_URL: %w", err)
+		return fmt.Errorf("JOBALERT_REDIS_URL: %w", err)
 	}
 	a.rdb = redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	err = a.rdb.Ping(pctx).Err()
+	cancel()
+	if err != nil {
+		return fmt.Errorf("Redis at %s: %w", redactURL(cfg.RedisURL), err)
+	}
 	a.store = store.New(a.rdb, store.Config{
 		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
-		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"),
+		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"), RecordLease: deps.recordLease,
 	})
 
-	a.nc, err = nats.Connect(cfg.NATSURL, nats.Name("jobalert"), nats.MaxReconnects(-1),
+	a.natsEv = newNATSEvents(log)
+	a.nc, err = nats.Connect(cfg.NATSURL, append(a.natsEv.options(), nats.Name("jobalert"), nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
-		nats.RetryOnFailedConnect(true))
+		nats.RetryOnFailedConnect(true), nats.DrainTimeout(a.budget.Close))...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
+		return fmt.Errorf("NATS at %s: %w", redactURL(cfg.NATSURL), err)
 	}
 	if a.js, err = jetstream.New(a.nc); err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
+		return fmt.Errorf("NATS JetStream: %w", err)
 	}
 
 	if r.notifier || r.api {
 		if a.render, err = notifier.NewRenderer(notifier.RenderConfig{
 			From: cfg.MailFrom, PublicURL: cfg.PublicURL, MaxJobs: cfg.DigestCap, ConfirmValidFor: cfg.ConfirmTTL,
 		}); err != nil {
-			return nil, fmt.Errorf("email templates: %w", err)
+			return fmt.Errorf("email templates: %w", err)
 		}
 		if a.mailer, err = notifier.NewMailer(notifier.MailerConfig{
 			Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
 			TLS: cfg.SMTPTLS, Pool: cfg.SMTPPool, Timeout: cfg.SMTPTimeout,
 			DKIM: notifier.DKIMConfig{Domain: cfg.DKIMDomain, Selector: cfg.DKIMSelector, PrivateKeyPEM: cfg.DKIMPrivateKey},
 		}); err != nil {
-			return nil, fmt.Errorf("mailer: %w", err)
+			return fmt.Errorf("mailer: %w", err)
 		}
 		wcfg := webhook.Config{
 			AllowPrivate: cfg.WebhookAllowPrivate, Workers: cfg.WebhookWorkers,
@@ -132,47 +168,57 @@ func newApp(ctx context.Context, cfg *config.Config, r roles, log *slog.Logger, 
 		a.digester = notifier.NewDigester(a.store, a.render, a.mailer, webhookQueue{a.hooks}, a.links(),
 			notifier.DigestConfig{Cap: cfg.DigestCap, Workers: cfg.SMTPPool, BounceLimit: cfg.BounceLimit,
 				Tick: deps.digestTick, RetryBase: deps.retryBase,
-				// Sends in progress at shutdown get most of the shutdown
-				// timeout, so that Run still returns within it.
-				ShutdownTimeout: cfg.ShutdownTimeout * 4 / 5},
+				ShutdownTimeout: a.budget.grace()},
 			log, notifier.NewMetrics(a.reg))
 	}
 
 	if r.consumer {
-		a.index = matcher.NewIndex()
-		if err := consumer.EnsureStreams(ctx, a.js, consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable, Replicas: cfg.StreamReplicas}); err != nil {
-			return nil, fmt.Errorf("ensure JetStream streams: %w", err)
-		}
+		a.index = newLiveIndex()
 		var rec consumer.Recorder = a.store
 		if deps.wrapRecorder != nil {
 			rec = deps.wrapRecorder(rec)
 		}
 		a.consumer = consumer.New(a.js, consumer.Config{Stream: cfg.Stream, Consumer: cfg.Durable, Batch: cfg.ConsumerBatch, InFlight: cfg.ConsumerInFlight,
-			ShutdownTimeout: cfg.ShutdownTimeout}, a.index, rec, log, consumer.NewMetrics(a.reg))
+			RecordTimeout: deps.recordTimeout, ShutdownTimeout: a.budget.grace()}, a.index, rec, log, consumer.NewMetrics(a.reg))
+		if err := a.store.CheckRecordTimeout(a.consumer.RecordTimeout()); err != nil {
+			return fmt.Errorf("consumer: %w", err)
+		}
+		// The consumer role needs NATS now, to create the streams: say so
+		// plainly when it cannot be reached.
+		if err := a.natsEv.waitConnected(ctx, a.nc, startupTimeout); err != nil {
+			return fmt.Errorf("NATS at %s: %w", redactURL(cfg.NATSURL), err)
+		}
+		sctx, cancel := context.WithTimeout(ctx, startupTimeout)
+		err := consumer.EnsureStreams(sctx, a.js, consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable, Replicas: cfg.StreamReplicas})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("NATS JetStream streams: %w", err)
+		}
 	}
 
 	if r.api {
 		a.listener = deps.listener
 		if a.listener == nil {
 			if a.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-				return nil, fmt.Errorf("JOBALERT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+				return fmt.Errorf("HTTP listener (JOBALERT_HTTP_ADDR %s): %w", cfg.HTTPAddr, err)
 			}
 		}
 		srv, err := a.newAPI()
 		if err != nil {
-			return nil, fmt.Errorf("http api: %w", err)
+			return fmt.Errorf("HTTP API: %w", err)
 		}
 		a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
 	}
-	return a, nil
+	return nil
 }
 
-// Run runs the roles until ctx is done, then shuts down in order: stop
-// taking HTTP requests and events, finish in-flight work within the
-// shutdown timeout, then close SMTP, Redis and NATS (draining it).
+// Run runs the roles until ctx is done (or one of them fails), then shuts
+// down within JOBALERT_SHUTDOWN_TIMEOUT, one step after the other, each
+// within its share (shutdownBudget): HTTP, intake, in-flight work, close.
+// The last line it logs comes after the last close: "stopped cleanly",
+// or "stopped with errors" with what went wrong, which it also returns.
 func (a *app) Run(ctx context.Context) error {
-	defer a.close()
 	work, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 
@@ -191,11 +237,17 @@ func (a *app) Run(ctx context.Context) error {
 	if a.roles.consumer {
 		loaded := make(chan struct{})
 		start("filter index", func(ctx context.Context) error {
-			return a.store.FollowFilters(ctx, a.index, func(n int) {
-				a.log.Info("filter index loaded", "filters", n)
-				a.indexLoaded.Store(true)
-				close(loaded)
+			// Redis errors are retried inside; it returns once ctx is done.
+			a.store.FollowFilters(ctx, a.index.newIndex, func(ix store.FilterIndex, n int) {
+				a.index.swap(ix)
+				if a.indexLoaded.CompareAndSwap(false, true) {
+					a.log.Info("filter index loaded", "filters", n)
+					close(loaded)
+				} else {
+					a.log.Info("filter index reloaded", "filters", n)
+				}
 			}, a.log.With("component", "index"))
+			return nil
 		})
 		// Matching before the index holds every filter would miss alerts.
 		start("consumer", func(ctx context.Context) error {
@@ -228,37 +280,82 @@ func (a *app) Run(ctx context.Context) error {
 	case runErr = <-failed:
 		a.log.Error("a component failed; shutting down", "err", runErr)
 	}
+	errs := []error{runErr}
+	b := a.budget
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout,
+		"http", b.HTTP, "intake", b.Intake, "in_flight", b.InFlight, "close", b.Close)
 
-	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout)
-	deadline, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-	defer cancel()
+	// 1. HTTP: no new requests; the ones in progress finish.
 	if a.http != nil {
-		if err := a.http.Shutdown(deadline); err != nil {
-			a.log.Warn("http shutdown", "err", err)
+		hctx, cancel := context.WithTimeout(context.Background(), b.HTTP)
+		if err := a.http.Shutdown(hctx); err != nil {
+			_ = a.http.Close()
+			errs = append(errs, fmt.Errorf("shutdown: HTTP requests still in progress after %v were cut off: %w", b.HTTP, err))
 		}
+		cancel()
 	}
+
+	// 2 and 3. Intake stops; in-flight work finishes within the grace the
+	// consumer and the digester were given (intake + in-flight).
 	stopWork()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(b.grace())
 	select {
 	case <-done:
-	case <-deadline.Done():
-		return errors.Join(runErr, fmt.Errorf("shutdown: in-flight work did not finish within %v; it will be redelivered", a.cfg.ShutdownTimeout))
+	case <-t.C:
+		errs = append(errs, fmt.Errorf("shutdown: in-flight work did not finish within %v; it will be redelivered", b.grace()))
 	}
-	a.log.Info("stopped cleanly")
-	return runErr
+	t.Stop()
+
+	// 4. Close, in order, within its budget.
+	if err := closeSteps(b.Close, a.closeSteps(true)); err != nil {
+		errs = append(errs, fmt.Errorf("shutdown: %w", err))
+	}
+
+	if shutdownErr := errors.Join(errs[1:]...); shutdownErr != nil {
+		a.log.Error("stopped with errors", "err", shutdownErr)
+	} else {
+		a.log.Info("stopped cleanly")
+	}
+	return errors.Join(errs...)
 }
 
-func (a *app) close() {
+// closeSteps are the steps that close what build opened, in order: SMTP
+// connections (QUIT), Redis, NATS (drained when drain is set, else closed
+// at once) and, when it was never served, the HTTP listener.
+func (a *app) closeSteps(drain bool) []closeStep {
+	var steps []closeStep
+	if a.http == nil && a.listener != nil {
+		steps = append(steps, closeStep{"HTTP listener", func(context.Context) error { return a.listener.Close() }})
+	}
 	if a.mailer != nil {
-		_ = a.mailer.Close()
+		steps = append(steps, closeStep{"SMTP connections", func(context.Context) error { return a.mailer.Close() }})
 	}
 	if a.rdb != nil {
-		_ = a.rdb.Close()
+		steps = append(steps, closeStep{"Redis", func(context.Context) error { return a.rdb.Close() }})
 	}
 	if a.nc != nil {
-		_ = a.nc.Drain()
+		steps = append(steps, closeStep{"NATS", func(ctx context.Context) error {
+			if !drain {
+				a.nc.Close()
+				return nil
+			}
+			return a.natsEv.drain(ctx, a.nc)
+		}})
 	}
+	return steps
+}
+
+// redactURL hides the passwords of a URL (or a comma-separated list).
+func redactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 func (r roles) String() string {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -28,16 +31,23 @@ import (
 type stack struct {
 	t    *testing.T
 	app  *app
+	ns   *server.Server
 	sink *smtpsink.Sink
 	js   jetstream.JetStream
 	nc   *nats.Conn
 	env  map[string]string
-	stop func()
+	// shutdown stops the service and returns Run's error; stop (also at
+	// cleanup) does too, failing the test on an error.
+	shutdown func() error
+	stop     func()
 }
 
 type stackOpts struct {
 	window       string
 	wrapRecorder func(consumer.Recorder) consumer.Recorder
+	// log, when set, gets the service's log from Info up (the test log
+	// gets Warn and up).
+	log io.Writer
 }
 
 func startStack(t *testing.T, o stackOpts) *stack {
@@ -69,7 +79,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		// The test's webhook receivers listen on loopback.
 		"JOBALERT_WEBHOOK_ALLOW_PRIVATE": "true",
 	}
-	s := &stack{t: t, sink: sink, env: env}
+	s := &stack{t: t, ns: ns, sink: sink, env: env}
 	s.nc = testenv.NATSConn(t, ns)
 	if s.js, err = jetstream.New(s.nc); err != nil {
 		t.Fatal(err)
@@ -87,6 +97,9 @@ func (s *stack) start(o stackOpts) {
 		t.Fatal(err)
 	}
 	log := testenv.Logger(t)
+	if o.log != nil {
+		log = slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newApp(ctx, cfg, roles{consumer: true, notifier: true, api: true}, log,
 		appDeps{digestTick: 20 * time.Millisecond, retryBase: 100 * time.Millisecond, wrapRecorder: o.wrapRecorder})
@@ -96,16 +109,23 @@ func (s *stack) start(o stackOpts) {
 	s.app = a
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	var once sync.Once
-	s.stop = func() {
+	var (
+		once   sync.Once
+		runErr error
+	)
+	s.shutdown = func() error {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("app.Run: got %v, want nil after shutdown", err)
-			}
+			runErr = <-done
 		})
+		return runErr
 	}
-	t.Cleanup(s.stop)
+	s.stop = func() {
+		if err := s.shutdown(); err != nil {
+			t.Errorf("app.Run: got %v, want nil after shutdown", err)
+		}
+	}
+	t.Cleanup(func() { s.stop() }) // a test may replace s.stop
 	testenv.Eventually(t, 10*time.Second, func() bool { return a.ready(context.Background()) == nil }, "service not ready")
 }
 
