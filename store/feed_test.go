@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,10 +17,29 @@ import (
 
 // following is a FollowFilters run with the index it swapped in last.
 type following struct {
-	live   atomic.Pointer[fakeIndex]
-	built  atomic.Int32 // indexes newIndex made
-	loaded chan int     // each swap's count
-	done   chan struct{}
+	live    atomic.Pointer[fakeIndex]
+	built   atomic.Int32 // indexes newIndex made
+	loaded  chan int     // each swap's count
+	done    chan struct{}
+	retries atomic.Int64 // "... failed; retrying" warnings logged
+}
+
+// retryCounter counts the feed's retry warnings, so a test can wait for
+// failed attempts instead of sleeping through them.
+type retryCounter struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (h retryCounter) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, "retrying") {
+		h.n.Add(1)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h retryCounter) WithAttrs(a []slog.Attr) slog.Handler {
+	return retryCounter{h.Handler.WithAttrs(a), h.n}
 }
 
 // startFollowing runs FollowFilters until ctx is done; first, when not
@@ -37,7 +58,7 @@ func startFollowing(t *testing.T, ctx context.Context, s *store.Redis, first *fa
 	}
 	go func() {
 		defer close(f.done)
-		s.FollowFilters(ctx, newIndex, swap, testenv.Logger(t))
+		s.FollowFilters(ctx, newIndex, swap, slog.New(retryCounter{testenv.Logger(t).Handler(), &f.retries}))
 	}()
 	return f
 }
@@ -132,7 +153,7 @@ func TestFeedRetriesAFailedRefreshInPlace(t *testing.T) {
 	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.PrefixForTest() + "changes", Values: []any{"id", "sub-new"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1200 * time.Millisecond) // a few failed tries
+	testenv.Eventually(t, 10*time.Second, func() bool { return f.retries.Load() >= 2 }, "no failed tries logged")
 	if ix.has("sub-new") {
 		t.Fatal("change applied while its filter could not be read")
 	}
@@ -162,12 +183,13 @@ func TestFeedRetriesAFailedLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := startFollowing(t, ctx, s, nil)
+	testenv.Eventually(t, 10*time.Second, func() bool { return f.retries.Load() >= 2 }, "no failed loads logged")
 	select {
 	case <-f.loaded:
 		t.Fatal("loaded while the filters could not be read")
 	case <-f.done:
 		t.Fatal("FollowFilters returned on a load error")
-	case <-time.After(800 * time.Millisecond):
+	default:
 	}
 	if err := rdb.Rename(ctx, filters+":aside", filters).Err(); err != nil {
 		t.Fatal(err)
