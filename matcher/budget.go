@@ -62,7 +62,7 @@ func FilterCost(f Filter) Cost {
 // Index and Reference match any filter as written (benchmark files).
 const (
 	MaxKeywordTokens      = 8
-	MaxExcludeTokens      = 32
+	MaxExcludeTokens      = 24
 	MaxLocations          = 8
 	MaxLocationComponents = 16
 	MaxCompanies          = 10
