@@ -301,8 +301,8 @@ func validateFilter(f *matcher.Filter, bad fieldErrors) {
 			"without one it would match almost every job")
 	}
 	// The filter budget (docs/matching.md "Filter budget"): each field over
-	// its cap, e.g. "exceeds the filter budget: 40 exclude-keyword tokens,
-	// at most 32".
+	// its cap, e.g. "exceeds the filter budget: 30 exclude-keyword tokens,
+	// at most 24".
 	for _, e := range matcher.CheckBudget(*f) {
 		bad.add("filter."+e.Field, "%s", e.Error())
 	}
