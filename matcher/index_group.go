@@ -44,9 +44,9 @@ const (
 // locations are, for each location, its length, its posting component and
 // its components; exclude keywords, the clause that costs the most to
 // walk, come last, so that a job checks the others without walking past
-// them), whether the
-// block holds a big min salary, and whether the group's postings guarantee
-// its hard clauses (flagExact: a job that reaches it holds them).
+// them), whether the block holds a big min salary, and whether the
+// group's postings guarantee its hard clauses (flagExact: a job that
+// reaches it holds them).
 const (
 	flagKw      = 1 << (kindBits + iota) // sorted set of keyword token ids
 	flagLoc                              // locations: count, then (n, posting component, components...) each
