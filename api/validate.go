@@ -258,7 +258,8 @@ func checkEmail(e string) string {
 }
 
 // validateFilter normalises f (visa aliases to codes, seniority to lower
-// case, blank entries dropped) and checks it against docs/matching.md.
+// case, blank entries dropped) and checks it against docs/matching.md and
+// the filter budget.
 func validateFilter(f *matcher.Filter, bad fieldErrors) {
 	f.Keywords = strings.TrimSpace(f.Keywords)
 	if len(f.Keywords) > maxTextLen {
@@ -345,6 +346,12 @@ func validateFilter(f *matcher.Filter, bad fieldErrors) {
 	if !c.HasPositiveClause() {
 		bad.add("filter", "needs at least one of keywords, visa types, locations, companies, seniority, tags or a minimum salary: "+
 			"without one it would match almost every job")
+	}
+	// The filter budget (docs/matching.md "Filter budget"): each field over
+	// its cap, e.g. "exceeds the filter budget: 30 exclude-keyword tokens,
+	// at most 24".
+	for _, e := range matcher.CheckBudget(*f) {
+		bad.add("filter."+e.Field, "%s", e.Error())
 	}
 }
 

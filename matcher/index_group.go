@@ -40,17 +40,20 @@ const (
 )
 
 // Flags of the meta word: which hard clauses the group has (each present
-// one is a count followed by its items; locations are, for each location,
-// its length, its posting component and its components), whether the
-// block holds a big min salary, and whether the group's postings guarantee
-// its hard clauses (flagExact: a job that reaches it holds them).
+// one, in the order of the flags, is a count followed by its items;
+// locations are, for each location, its length, its posting component and
+// its components; exclude keywords, the clause that costs the most to
+// walk, come last, so that a job checks the others without walking past
+// them), whether the block holds a big min salary, and whether the
+// group's postings guarantee its hard clauses (flagExact: a job that
+// reaches it holds them).
 const (
 	flagKw      = 1 << (kindBits + iota) // sorted set of keyword token ids
-	flagEx                               // exclude keywords: count, then (n, tokens...) each
 	flagLoc                              // locations: count, then (n, posting component, components...) each
 	flagCo                               // sorted set of company ids
 	flagExco                             // sorted set of excluded company ids
 	flagTag                              // sorted set of tag ids
+	flagEx                               // exclude keywords: count, then (n, tokens...) each
 	flagBig                              // two words after the header: a float64
 	flagExact                            // the postings guarantee the hard clauses
 	flagRLE                              // the members start with runs (see encodeMembers)
@@ -95,6 +98,20 @@ type compiler struct {
 	intern func([]byte) *entry
 	d      *dict
 	miss   bool
+	flat   []uint32   // the values of a clause's entries, one after another
+	ends   []int      // the end of each entry in flat
+	runs   [][]uint32 // the entries, as slices of flat
+}
+
+// runsOf returns the entries recorded in c.flat and c.ends.
+func (c *compiler) runsOf() [][]uint32 {
+	c.runs = c.runs[:0]
+	start := 0
+	for _, end := range c.ends {
+		c.runs = append(c.runs, c.flat[start:end:end])
+		start = end
+	}
+	return c.runs
 }
 
 // id returns the dictionary id of b, interning it when the compiler may,
@@ -174,47 +191,22 @@ func (c *compiler) compile(d *dict, intern func([]byte) *entry, f *Filter, out *
 		}
 		p = sortSet(p, start)
 	}
-	// Exclude keywords: the entries with tokens, in order.
-	start, n := len(p), uint32(0)
-	p = append(p, 0)
-	for _, e := range f.ExcludeKeywords {
-		c.buf, c.offs = appendTokenBytes(c.buf[:0], c.offs[:0], e)
-		if len(c.offs) == 0 {
-			continue
-		}
-		n++
-		p = append(p, uint32(len(c.offs)))
-		prev := int32(0)
-		for _, end := range c.offs {
-			p = append(p, c.id(c.buf[prev:end]))
-			prev = end
-		}
-	}
-	if n > 0 {
-		p[start] = n
-		flags |= flagEx
-	} else {
-		p = p[:start]
-	}
-	// Locations: (length, posting component (chosen later), components).
-	start, n = len(p), 0
-	p = append(p, 0)
+	// Locations: the locations with components, collapsed (collapse.go);
+	// as (length, posting component (chosen later), components) each.
+	c.flat, c.ends = c.flat[:0], c.ends[:0]
 	for _, l := range f.Locations {
-		at := len(p)
-		p = append(p, 0, 0)
-		p = c.appendComponents(p, l)
-		if len(p) == at+2 {
-			p = p[:at]
-			continue
+		n := len(c.flat)
+		if c.flat = c.appendComponents(c.flat, l); len(c.flat) > n {
+			c.ends = append(c.ends, len(c.flat))
 		}
-		p[at] = uint32(len(p) - at - 2)
-		n++
 	}
-	if n > 0 {
-		p[start] = n
+	if runs := collapseLocations(c.runsOf()); len(runs) > 0 {
 		flags |= flagLoc
-	} else {
-		p = p[:start]
+		p = append(p, uint32(len(runs)))
+		for _, r := range runs {
+			p = append(p, uint32(len(r)), 0)
+			p = append(p, r...)
+		}
 	}
 	var ok bool
 	if p, ok = c.appendKeySet(p, f.Companies); ok {
@@ -225,6 +217,31 @@ func (c *compiler) compile(d *dict, intern func([]byte) *entry, f *Filter, out *
 	}
 	if p, ok = c.appendKeySet(p, f.Tags); ok {
 		flags |= flagTag
+	}
+	// Exclude keywords: each entry with tokens as a set, the entries
+	// collapsed (collapse.go); as (n, tokens...) each.
+	c.flat, c.ends = c.flat[:0], c.ends[:0]
+	for _, e := range f.ExcludeKeywords {
+		c.buf, c.offs = appendTokenBytes(c.buf[:0], c.offs[:0], e)
+		if len(c.offs) == 0 {
+			continue
+		}
+		start := len(c.flat)
+		prev := int32(0)
+		for _, end := range c.offs {
+			c.flat = append(c.flat, c.id(c.buf[prev:end]))
+			prev = end
+		}
+		c.flat = c.flat[:start+len(sortedSet(c.flat[start:]))]
+		c.ends = append(c.ends, len(c.flat))
+	}
+	if runs := collapseExcludes(c.runsOf()); len(runs) > 0 {
+		flags |= flagEx
+		p = append(p, uint32(len(runs)))
+		for _, r := range runs {
+			p = append(p, uint32(len(r)))
+			p = append(p, r...)
+		}
 	}
 	c.p = p
 	out.flags, out.prog = flags, p
@@ -329,13 +346,6 @@ func parseProg(flags uint32, p []uint32, buf []int) (c clauses) {
 	}
 	if flags&flagKw != 0 {
 		c.kws = next()
-	}
-	if flags&flagEx != 0 {
-		nEx := int(p[i])
-		i++
-		for range nEx {
-			i += 1 + int(p[i])
-		}
 	}
 	if flags&flagLoc != 0 {
 		nLoc := int(p[i])

@@ -244,6 +244,13 @@ func nonZero(x uint32) uint32 { return uint32((uint64(x) | -uint64(x)) >> 63) }
 func (s *jobScratch) holds(w []uint32, meta uint32, via, remoteKey uint32) bool {
 	i := progStart(meta)
 	kind := metaKind(meta)
+	// A group posted under each value of its locations or tags is a
+	// candidate in each of the job's lists it is in, and accepted through
+	// one only: decide that first, so that the other lists cost a look at
+	// that clause, not at the whole group.
+	if (kind == kindLoc || kind == kindTag) && !s.accepts(w, meta, i, via, remoteKey) {
+		return false
+	}
 	if meta&flagKw != 0 {
 		n := int(w[i])
 		i++
@@ -254,40 +261,16 @@ func (s *jobScratch) holds(w []uint32, meta uint32, via, remoteKey uint32) bool 
 		}
 		i += n
 	}
-	if meta&flagEx != 0 {
-		n := int(w[i])
-		i++
-		for range n {
-			l := int(w[i])
-			i++
-			all := true
-			for _, t := range w[i : i+l] {
-				if !s.hasTok(t) {
-					all = false
-					break
-				}
-			}
-			if all {
-				return false
-			}
-			i += l
-		}
-	}
 	if meta&flagLoc != 0 {
 		n := int(w[i])
 		i++
-		matched := false
+		matched := kind == kindLoc // accepts has checked them
 		for range n {
 			l := int(w[i])
-			post := w[i+1]
-			run := w[i+2 : i+2+l]
-			i += 2 + l
-			if !matched && s.locMatch(run, remoteKey) {
-				if kind == kindLoc && post != via {
-					return false
-				}
+			if !matched && s.locMatch(w[i+2:i+2+l], remoteKey) {
 				matched = true
 			}
+			i += 2 + l
 		}
 		if !matched {
 			return false
@@ -312,14 +295,66 @@ func (s *jobScratch) holds(w []uint32, meta uint32, via, remoteKey uint32) bool 
 	if meta&flagTag != 0 {
 		n := int(w[i])
 		i++
-		for _, t := range w[i : i+n] {
-			if hasID(s.tags, t) {
-				return kind != kindTag || t == via
+		if kind != kindTag && !hasAnyID(s.tags, w[i:i+n]) { // accepts has checked a kindTag's
+			return false
+		}
+		i += n
+	}
+	if meta&flagEx != 0 {
+		n := int(w[i])
+		i++
+		for range n {
+			l := int(w[i])
+			i++
+			all := true
+			for _, t := range w[i : i+l] {
+				if !s.hasTok(t) {
+					all = false
+					break
+				}
 			}
+			if all {
+				return false
+			}
+			i += l
+		}
+	}
+	return true
+}
+
+// accepts reports, for a group posted under each value of its locations
+// or tags (its kind), whether the job holds that clause and via is the
+// value that accepts the group: the posting component of the first
+// location that matches, or the first tag the job has. i is the start of
+// the group's clauses.
+func (s *jobScratch) accepts(w []uint32, meta uint32, i int, via, remoteKey uint32) bool {
+	if meta&flagKw != 0 {
+		i += 1 + int(w[i])
+	}
+	if metaKind(meta) == kindLoc {
+		n := int(w[i])
+		i++
+		for range n {
+			l := int(w[i])
+			if s.locMatch(w[i+2:i+2+l], remoteKey) {
+				return w[i+1] == via
+			}
+			i += 2 + l
 		}
 		return false
 	}
-	return true
+	// kindTag: the group has tags, and neither locations nor companies.
+	if meta&flagExco != 0 {
+		i += 1 + int(w[i])
+	}
+	n := int(w[i])
+	i++
+	for _, t := range w[i : i+n] {
+		if hasID(s.tags, t) {
+			return t == via
+		}
+	}
+	return false
 }
 
 func (s *jobScratch) locMatch(run []uint32, remoteKey uint32) bool {
@@ -332,6 +367,16 @@ func (s *jobScratch) locMatch(run []uint32, remoteKey uint32) bool {
 			return true
 		}
 		start = end
+	}
+	return false
+}
+
+// hasAnyID reports whether list and ids share an id.
+func hasAnyID(list, ids []uint32) bool {
+	for _, id := range ids {
+		if hasID(list, id) {
+			return true
+		}
 	}
 	return false
 }
