@@ -53,8 +53,8 @@ func budgetCapFilter() map[string]any {
 		"companies":         words("Company ", matcher.MaxCompanies),
 		"exclude_companies": words("Agency ", matcher.MaxExcludeCompanies),
 		"tags":              words("tag", matcher.MaxTags),
-		"visa_types":        matcher.VisaCodes,
-		"seniority":         matcher.SeniorityLevels,
+		"visa_types":        matcher.VisaCodes(),
+		"seniority":         matcher.SeniorityLevels(),
 		"min_salary":        100000,
 	}
 }

@@ -129,7 +129,7 @@ func (s *Server) newView(title string) *view {
 	}
 	return &view{
 		Product: s.cfg.Product, Title: title, Errors: fieldErrors{},
-		VisaCodes: matcher.VisaCodes, Seniorities: matcher.SeniorityLevels, Hours: hours, Days: weekdays, Zones: commonZones,
+		VisaCodes: matcher.VisaCodes(), Seniorities: matcher.SeniorityLevels(), Hours: hours, Days: weekdays, Zones: commonZones,
 	}
 }
 

@@ -305,7 +305,7 @@ func validateFilter(f *matcher.Filter, bad fieldErrors) {
 	}
 	if len(unknownVisa) > 0 {
 		bad.add("filter.visa_types", "unknown visa type %s; valid codes are %s",
-			strings.Join(unknownVisa, ", "), strings.Join(matcher.VisaCodes, ", "))
+			strings.Join(unknownVisa, ", "), strings.Join(matcher.VisaCodes(), ", "))
 	} else {
 		f.VisaTypes = dedupe(f.VisaTypes)
 	}
@@ -313,7 +313,7 @@ func validateFilter(f *matcher.Filter, bad fieldErrors) {
 	var unknownLevel []string
 	for i, v := range f.Seniority {
 		l := strings.ToLower(v)
-		if !contains(matcher.SeniorityLevels, l) {
+		if !contains(matcher.SeniorityLevels(), l) {
 			unknownLevel = append(unknownLevel, fmt.Sprintf("%q", v))
 			continue
 		}
@@ -321,7 +321,7 @@ func validateFilter(f *matcher.Filter, bad fieldErrors) {
 	}
 	if len(unknownLevel) > 0 {
 		bad.add("filter.seniority", "unknown seniority %s; valid values are %s",
-			strings.Join(unknownLevel, ", "), strings.Join(matcher.SeniorityLevels, ", "))
+			strings.Join(unknownLevel, ", "), strings.Join(matcher.SeniorityLevels(), ", "))
 	} else {
 		f.Seniority = dedupe(f.Seniority)
 	}

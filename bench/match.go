@@ -296,13 +296,13 @@ func ReadFilters(path string) ([]FilterLine, error) {
 		for i, v := range f.VisaTypes {
 			c, ok := matcher.CanonicalVisa(v)
 			if !ok {
-				return fmt.Errorf("unknown visa type %q (valid: %s)", v, strings.Join(matcher.VisaCodes, ", "))
+				return fmt.Errorf("unknown visa type %q (valid: %s)", v, strings.Join(matcher.VisaCodes(), ", "))
 			}
 			f.VisaTypes[i] = c
 		}
 		for _, s := range f.Seniority {
-			if !slices.Contains(matcher.SeniorityLevels, strings.Map(unicode.ToLower, s)) {
-				return fmt.Errorf("unknown seniority %q (valid: %s)", s, strings.Join(matcher.SeniorityLevels, ", "))
+			if !slices.Contains(matcher.SeniorityLevels(), strings.Map(unicode.ToLower, s)) {
+				return fmt.Errorf("unknown seniority %q (valid: %s)", s, strings.Join(matcher.SeniorityLevels(), ", "))
 			}
 		}
 		out = append(out, f)

@@ -112,8 +112,8 @@ func worstFilter(r *rand.Rand, withCompanies bool) Filter {
 		f.Tags = append(f.Tags, fmt.Sprintf("tag%d", k))
 	}
 	f.Tags = append(f.Tags, budgetJobTags[r.IntN(len(budgetJobTags))])
-	f.VisaTypes = VisaCodes
-	f.Seniority = SeniorityLevels
+	f.VisaTypes = VisaCodes()
+	f.Seniority = SeniorityLevels()
 	f.MinSalary = 100_000
 	return f
 }

@@ -34,7 +34,7 @@ func TestFilterCost(t *testing.T) {
 			matcher.Cost{Locations: 2, LocationComponents: 5}},
 		{"key sets", matcher.Filter{Companies: []string{"Acme", "acme ", "Acme, Inc", " "}, ExcludeCompanies: []string{"Globex", "GLOBEX"},
 			Tags: []string{"Go", "go", "ML  Ops", "ml ops"}}, matcher.Cost{Companies: 2, ExcludeCompanies: 1, Tags: 2}},
-		{"visa, seniority and salary are free", matcher.Filter{VisaTypes: matcher.VisaCodes, Seniority: matcher.SeniorityLevels, MinSalary: 1},
+		{"visa, seniority and salary are free", matcher.Filter{VisaTypes: matcher.VisaCodes(), Seniority: matcher.SeniorityLevels(), MinSalary: 1},
 			matcher.Cost{}},
 	}
 	for _, tt := range tests {

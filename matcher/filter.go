@@ -32,7 +32,7 @@ func Compile(f Filter) (*Compiled, error) {
 	for _, v := range f.VisaTypes {
 		bit, ok := visaBit(v)
 		if !ok {
-			return nil, fmt.Errorf("unknown visa type %q (valid: %s)", v, strings.Join(VisaCodes, ", "))
+			return nil, fmt.Errorf("unknown visa type %q (valid: %s)", v, strings.Join(visaCodes[:], ", "))
 		}
 		c.Visa |= bit
 	}
@@ -49,7 +49,7 @@ func Compile(f Filter) (*Compiled, error) {
 	for _, s := range f.Seniority {
 		bit, ok := seniorityBit(s)
 		if !ok {
-			return nil, fmt.Errorf("unknown seniority %q (valid: %s)", s, strings.Join(SeniorityLevels, ", "))
+			return nil, fmt.Errorf("unknown seniority %q (valid: %s)", s, strings.Join(seniorityLevels[:], ", "))
 		}
 		c.Seniority |= bit
 	}

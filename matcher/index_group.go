@@ -145,7 +145,7 @@ func (c *compiler) compile(d *dict, intern func([]byte) *entry, f *Filter, out *
 	sen := uint32(0)
 	for _, s := range f.Seniority {
 		bit := uint32(0)
-		for i, lvl := range SeniorityLevels {
+		for i, lvl := range seniorityLevels {
 			if eqLower(s, lvl) {
 				bit = 1 << i
 				break

@@ -453,7 +453,7 @@ func (s *jobScratch) prepare(d *dict, remote *entry, j *Job) {
 		s.jm |= uint32(visaBitNoAlloc(v))
 	}
 	if j.Seniority != "" {
-		for i, lvl := range SeniorityLevels {
+		for i, lvl := range seniorityLevels {
 			if eqLower(j.Seniority, lvl) {
 				s.jm |= 1 << (16 + i)
 				break

@@ -78,10 +78,10 @@ type PreparedJob struct {
 	Company     string     // key(company)
 	Locations   [][]string // key components of each location
 	Remote      bool       // workplace is remote
-	Visa        uint16     // bit set of canonical visa codes (VisaCodes order)
+	Visa        uint16     // bit set of canonical visa codes (visaCodes order)
 	AnnualUSD   float64    // the figure min_salary compares
 	HasSalary   bool       // AnnualUSD is usable
-	Seniority   uint8      // one bit of SeniorityLevels, or 0
+	Seniority   uint8      // one bit of seniorityLevels, or 0
 	Tags        []string   // key of each tag, empty keys dropped
 }
 

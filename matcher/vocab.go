@@ -1,12 +1,17 @@
 package matcher
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 )
 
-// VisaCodes are the canonical visa codes of docs/matching.md §4, in bit order.
-var VisaCodes = []string{"H-1B", "H-1B1", "E-3", "TN", "O-1", "L-1", "J-1", "OPT", "STEM-OPT", "GREEN-CARD"}
+// visaCodes are the canonical visa codes of docs/matching.md §4, in bit order.
+var visaCodes = [...]string{"H-1B", "H-1B1", "E-3", "TN", "O-1", "L-1", "J-1", "OPT", "STEM-OPT", "GREEN-CARD"}
+
+// visaCodes returns the canonical visa codes of docs/matching.md §4, in bit
+// order; a fresh slice each call.
+func VisaCodes() []string { return slices.Clone(visaCodes[:]) }
 
 var visaAliases = map[string]int{
 	"h1b": 0, "h1bvisa": 0,
@@ -44,22 +49,26 @@ func CanonicalVisa(v string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	for i := range VisaCodes {
+	for i := range visaCodes {
 		if bit == 1<<i {
-			return VisaCodes[i], true
+			return visaCodes[i], true
 		}
 	}
 	return "", false
 }
 
-// SeniorityLevels are the seniority values of docs/matching.md §6, in bit order.
-var SeniorityLevels = []string{"intern", "junior", "mid", "senior", "staff", "principal", "manager", "director"}
+// seniorityLevels are the seniority values of docs/matching.md §6, in bit order.
+var seniorityLevels = [...]string{"intern", "junior", "mid", "senior", "staff", "principal", "manager", "director"}
+
+// seniorityLevels returns the seniority values of docs/matching.md §6, in
+// bit order; a fresh slice each call.
+func SeniorityLevels() []string { return slices.Clone(seniorityLevels[:]) }
 
 // seniorityBit returns the bit of a seniority value compared
-// case-insensitively, or false when it is not one of SeniorityLevels.
+// case-insensitively, or false when it is not one of seniorityLevels.
 func seniorityBit(s string) (uint8, bool) {
 	l := lowerRunes(s)
-	for i, v := range SeniorityLevels {
+	for i, v := range seniorityLevels {
 		if l == v {
 			return 1 << i, true
 		}
