@@ -38,7 +38,7 @@ func statFile(b *testing.B) ([]Entry, []Job) {
 		if err := json.Unmarshal(line, &l); err != nil {
 			return err
 		}
-		es = append(es, Entry{l.ID, l.Filter})
+		es = append(es, Entry(l))
 		return nil
 	})
 	var jobs []Job

@@ -117,7 +117,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	err = a.rdb.Ping(pctx).Err()
 	cancel()
 	if err != nil {
-		return fmt.Errorf("Redis at %s: %w", redactURL(cfg.RedisURL), err)
+		return fmt.Errorf("redis at %s: %w", redactURL(cfg.RedisURL), err)
 	}
 	a.store = store.New(a.rdb, store.Config{
 		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,

@@ -202,7 +202,7 @@ func TestStartupFailureIsOneLineAndExitStatus1(t *testing.T) {
 	out := strings.TrimRight(stderr.String(), "\n")
 	lines := strings.Split(out, "\n")
 	last := lines[len(lines)-1]
-	want := "jobalert: start-up: Redis at " + redisURL + ": "
+	want := "jobalert: start-up: redis at " + redisURL + ": "
 	if !strings.HasPrefix(last, want) || !strings.Contains(last, "connection refused") {
 		t.Errorf("last line: got %q, want %q... connection refused", last, want)
 	}
