@@ -121,7 +121,6 @@ type Store interface {
 	CreateSubscription(ctx context.Context, sub *store.Subscription, now time.Time) error
 	GetSubscription(ctx context.Context, id string) (*store.Subscription, error)
 	SubscriptionsByEmail(ctx context.Context, email string) ([]*store.Subscription, error)
-	CountConfirmed(ctx context.Context, email string) (int, error)
 	UpdateSubscription(ctx context.Context, id string, now time.Time, change func(*store.Subscription) error) (*store.Subscription, error)
 	Activate(ctx context.Context, id string, now time.Time) (*store.Subscription, error)
 	DeleteSubscription(ctx context.Context, id string) error

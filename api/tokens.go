@@ -167,7 +167,10 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if sub, err = s.deps.Store.UpdateSubscription(ctx, id, s.cfg.Clock(), func(sub *store.Subscription) error {
-			sub.Status, sub.PendingWebhookSecret = store.StatusActive, ""
+			if sub.Status == store.StatusPending { // not if it was unsubscribed meanwhile
+				sub.Status = store.StatusActive
+			}
+			sub.PendingWebhookSecret = ""
 			return nil
 		}); err != nil {
 			s.storeError(w, r, "activate", err)
