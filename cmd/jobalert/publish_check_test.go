@@ -53,6 +53,14 @@ func TestPublishCheck(t *testing.T) {
 		t.Errorf("closed events: got %v, stdout %q, want no error and a summary ending %q", err, out.String(), want)
 	}
 
+	// The README's example file passes.
+	out.Reset()
+	example := filepath.Join("..", "..", "docs", "examples", "jobs.jsonl")
+	if err := run(context.Background(), []string{"publish", "--check", example}, getenv, nil, &out, &errOut); err != nil ||
+		out.String() != example+": 3 events checked as jobs.created: 3 valid, 0 invalid, 0 warnings\n" {
+		t.Errorf("%s: got %v, stdout %q, want no error and 3 valid events", example, err, out.String())
+	}
+
 	// Usage errors: an unknown subject, a missing file.
 	for _, args := range [][]string{{"publish", "--check", "--subject", "jobs.deleted", path}, {"publish", "--check"}} {
 		errOut.Reset()
