@@ -54,7 +54,7 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("jobalert publish"))
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
+		return fmt.Errorf("connect to NATS at %s: %w", redactURL(cfg.NATSURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
