@@ -19,8 +19,9 @@ import (
 const publishWindow = 256
 
 // Publish reads JSONL job events from r, one job per line (blank lines are
-// skipped), validates each with DecodeJobLine and publishes it to subject
-// (jobs.created when empty) with Nats-Msg-Id set to the job id, so a
+// skipped), validates each with DecodeEvent(subject, line), the consumer's
+// own check (so a jobs.closed line needs only its id), and publishes it to
+// subject (jobs.created when empty) with Nats-Msg-Id set to the job id, so a
 // re-run within the stream's duplicate window publishes nothing twice.
 // Publishes are asynchronous with a bounded window of unacked messages.
 // A progress bar is written to progress when it is non-nil.
@@ -31,6 +32,9 @@ const publishWindow = 256
 func Publish(ctx context.Context, js jetstream.JetStream, r io.Reader, subject string, progress io.Writer) (n int, err error) {
 	if subject == "" {
 		subject = SubjectCreated
+	}
+	if _, err := KindOf(subject); err != nil {
+		return 0, err
 	}
 	bar := newBar(r, progress)
 	defer func() {
@@ -74,7 +78,7 @@ func Publish(ctx context.Context, js jetstream.JetStream, r io.Reader, subject s
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		job, err := DecodeJobLine(raw)
+		ev, err := DecodeEvent(subject, raw)
 		if err != nil {
 			if serr := settle(0); serr != nil {
 				return n, serr
@@ -86,7 +90,7 @@ func Publish(ctx context.Context, js jetstream.JetStream, r io.Reader, subject s
 		}
 		m := nats.NewMsg(subject)
 		m.Data = bytes.Clone(raw) // the scanner reuses its buffer; retries resend m
-		f, err := js.PublishMsgAsync(m, jetstream.WithMsgID(job.ID))
+		f, err := js.PublishMsgAsync(m, jetstream.WithMsgID(ev.Job.ID))
 		if err != nil {
 			return n, fmt.Errorf("line %d: publish: %w", line, err)
 		}

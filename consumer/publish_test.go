@@ -95,3 +95,26 @@ func TestPublishRejectsAnOverlongLine(t *testing.T) {
 		t.Errorf("published %d, want 1", n)
 	}
 }
+
+// Publish checks each line as the consumer will, for the subject it
+// publishes on: a jobs.closed line needs only its id. An unknown subject
+// is refused before anything is published.
+func TestPublishChecksForTheSubject(t *testing.T) {
+	js := mustJetStream(t)
+	n, err := consumer.Publish(context.Background(), js, strings.NewReader(`{"id":"j1"}`+"\n"+`{"id":"j2"}`), consumer.SubjectClosed, nil)
+	if err != nil || n != 2 {
+		t.Fatalf("closed events: got %d, %v, want 2, nil", n, err)
+	}
+	n, err = consumer.Publish(context.Background(), js, strings.NewReader(`{"id":"j3"}`), consumer.SubjectCreated, nil)
+	if err == nil || err.Error() != `line 1: field "title": required` || n != 0 {
+		t.Errorf("created event with an id only: got %d, %v, want 0 and the line 1 title error", n, err)
+	}
+	n, err = consumer.Publish(context.Background(), js, strings.NewReader(jobBody("j4", "SRE")), "jobs.reopened", nil)
+	if !errors.Is(err, consumer.ErrPoison) || n != 0 {
+		t.Errorf("unknown subject: got %d, %v, want 0 and a poison error", n, err)
+	}
+	s, _ := js.Stream(context.Background(), consumer.DefaultStream)
+	if got := s.CachedInfo().State.Msgs; got != 2 {
+		t.Errorf("stream holds %d messages, want 2", got)
+	}
+}

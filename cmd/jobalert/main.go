@@ -29,7 +29,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, errUsage) {
+		if !errors.Is(err, errUsage) && !errors.Is(err, errReported) {
 			fmt.Fprintln(os.Stderr, "jobalert:", err)
 		}
 		os.Exit(1)
@@ -38,12 +38,17 @@ func main() {
 
 var errUsage = errors.New("usage")
 
+// errReported is a failure the command has already reported on stdout
+// (publish --check): exit 1 without another message.
+var errReported = errors.New("failures reported")
+
 const usage = `jobalert: job alerts from NATS JetStream to email and webhooks
 
 Usage:
   jobalert serve [--roles consumer,notifier,api]   run the service (all roles by default)
   jobalert demo                                    everything embedded on this machine
   jobalert publish [--subject jobs.created] FILE|- publish JSONL job events
+  jobalert publish --check FILE|-                  check them, publish nothing
   jobalert bench gen|match|smtp|pipeline ...       benchmarks (docs/benchmarks.md)
   jobalert config                                  print the effective configuration
   jobalert healthcheck [URL]                       exit 0 when /readyz answers 200 (container healthchecks)

@@ -48,6 +48,10 @@ var allowed = map[string][]string{
 		"internal/grace", "internal/workload", "smtpsink"},
 	"cmd/jobalert": {"api", "bench", "config", "consumer", "jobevent", "matcher", "notifier", "schedule",
 		"smtpsink", "store", "templates", "token", "webhook", "internal/grace"},
+
+	// Tests of the deployment files (docker-compose.yml), no code: kept
+	// apart so that no binary imports the compose loader.
+	"internal/deploytest": {"config"},
 }
 
 // neverDeps spells out, for the stages, the packages that must not appear
