@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/jobalert/jobalert/jobevent"
 )
 
 // publishWindow bounds the async publishes awaiting their ack.
@@ -21,8 +25,11 @@ const publishWindow = 256
 // Publish reads JSONL job events from r, one job per line (blank lines are
 // skipped), validates each with DecodeEvent(subject, line), the consumer's
 // own check (so a jobs.closed line needs only its id), and publishes it to
-// subject (jobs.created when empty) with Nats-Msg-Id set to the job id, so a
-// re-run within the stream's duplicate window publishes nothing twice.
+// subject (jobs.created when empty) with a Nats-Msg-Id (msgID) that is the
+// same for the same event and different for different events of one job,
+// so a re-run within the stream's duplicate window publishes nothing twice
+// and an update or a close is never taken for a duplicate of the job's
+// earlier event (docs/events.md).
 // Publishes are asynchronous with a bounded window of unacked messages.
 // A progress bar is written to progress when it is non-nil.
 //
@@ -90,7 +97,7 @@ func Publish(ctx context.Context, js jetstream.JetStream, r io.Reader, subject s
 		}
 		m := nats.NewMsg(subject)
 		m.Data = bytes.Clone(raw) // the scanner reuses its buffer; retries resend m
-		f, err := js.PublishMsgAsync(m, jetstream.WithMsgID(ev.Job.ID))
+		f, err := js.PublishMsgAsync(m, jetstream.WithMsgID(msgID(ev, raw)))
 		if err != nil {
 			return n, fmt.Errorf("line %d: publish: %w", line, err)
 		}
@@ -132,4 +139,18 @@ func newBar(r io.Reader, w io.Writer) *progressbar.ProgressBar {
 		progressbar.OptionShowElapsedTimeOnFinish(),
 		progressbar.OptionSetRenderBlankState(true),
 	)
+}
+
+// msgID is the Nats-Msg-Id of an event, as docs/events.md suggests: the
+// job id for jobs.created, the id and ":closed" for jobs.closed, and the
+// id and a hash of the body for jobs.updated (one id per version).
+func msgID(ev jobevent.Event, body []byte) string {
+	switch ev.Kind {
+	case jobevent.Closed:
+		return ev.Job.ID + ":closed"
+	case jobevent.Updated:
+		h := sha256.Sum256(body)
+		return ev.Job.ID + "@" + hex.EncodeToString(h[:8])
+	}
+	return ev.Job.ID
 }

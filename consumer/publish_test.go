@@ -118,3 +118,30 @@ func TestPublishChecksForTheSubject(t *testing.T) {
 		t.Errorf("stream holds %d messages, want 2", got)
 	}
 }
+
+// An update and a close of a job published right after its creation are
+// stored, not taken for duplicates of it; the same update again is one.
+func TestPublishKeepsUpdatesAndCloses(t *testing.T) {
+	js := mustJetStream(t)
+	ctx := context.Background()
+	for _, step := range []struct {
+		subject, body string
+	}{
+		{consumer.SubjectCreated, jobBody("k1", "Backend Engineer")},
+		{"jobs.updated", jobBody("k1", "Senior Backend Engineer")},
+		{"jobs.updated", jobBody("k1", "Senior Backend Engineer")}, // a retried publish
+		{"jobs.updated", jobBody("k1", "Staff Backend Engineer")},
+		{consumer.SubjectClosed, `{"id":"k1"}`},
+	} {
+		if _, err := consumer.Publish(ctx, js, strings.NewReader(step.body), step.subject, nil); err != nil {
+			t.Fatalf("%s: %v", step.subject, err)
+		}
+	}
+	s, err := js.Stream(ctx, consumer.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().State.Msgs; got != 4 {
+		t.Errorf("got %d messages in the stream, want 4 (created, two distinct updates, closed)", got)
+	}
+}
