@@ -30,6 +30,11 @@ type Config struct {
 	RedisURL       string `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"Redis URL" secret:"url"`
 	KeyPrefix      string `envconfig:"REDIS_PREFIX" default:"jobalert:" desc:"prefix of every Redis key"`
 
+	StreamMaxAge   time.Duration `envconfig:"STREAM_MAX_AGE" default:"168h" desc:"job events older than this leave the stream, consumed or not (0: no age limit; docs/operations.md, Retention)"`
+	StreamMaxBytes int64         `envconfig:"STREAM_MAX_BYTES" default:"-1" desc:"size bound of the job events stream; past it the oldest events leave, consumed or not (-1: none)"`
+	DLQMaxAge      time.Duration `envconfig:"DLQ_MAX_AGE" default:"720h" desc:"dead letters older than this leave the DLQ stream (0: no age limit)"`
+	DLQMaxBytes    int64         `envconfig:"DLQ_MAX_BYTES" default:"-1" desc:"size bound of the DLQ stream; past it the oldest dead letters leave (-1: none)"`
+
 	SMTPHost     string        `envconfig:"SMTP_HOST" default:"localhost" desc:"SMTP relay host"`
 	SMTPPort     int           `envconfig:"SMTP_PORT" default:"587" desc:"SMTP relay port"`
 	SMTPUsername string        `envconfig:"SMTP_USERNAME" desc:"SMTP user (empty: no auth)"`
@@ -126,7 +131,7 @@ func kindName(t reflect.Type) string {
 		return "duration (e.g. 30s, 1m, 2h)"
 	case t.Kind() == reflect.Bool:
 		return "boolean (true or false)"
-	case t.Kind() == reflect.Int:
+	case t.Kind() == reflect.Int, t.Kind() == reflect.Int64:
 		return "integer"
 	}
 	return t.String()
@@ -145,6 +150,16 @@ func (c *Config) check(requireSecret bool) []string {
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		bad("STREAM_REPLICAS", "%d must be between 1 and 5", c.StreamReplicas)
+	}
+	for name, d := range map[string]time.Duration{"STREAM_MAX_AGE": c.StreamMaxAge, "DLQ_MAX_AGE": c.DLQMaxAge} {
+		if d != 0 && d < time.Hour {
+			bad(name, "%s must be 0 (no age limit) or at least 1h", d)
+		}
+	}
+	for name, n := range map[string]int64{"STREAM_MAX_BYTES": c.StreamMaxBytes, "DLQ_MAX_BYTES": c.DLQMaxBytes} {
+		if n != -1 && n < 1<<20 {
+			bad(name, "%d must be -1 (no bound) or at least 1048576 (1 MiB)", n)
+		}
 	}
 	if c.Durable == "" || strings.ContainsAny(c.Durable, ".*> \t") {
 		bad("CONSUMER", "%q is not a valid consumer name (no spaces, dots or wildcards)", c.Durable)

@@ -189,7 +189,8 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 			return fmt.Errorf("NATS at %s: %w", redactURL(cfg.NATSURL), err)
 		}
 		sctx, cancel := context.WithTimeout(ctx, startupTimeout)
-		err := consumer.EnsureStreams(sctx, a.js, consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable, Replicas: cfg.StreamReplicas})
+		err := consumer.EnsureStreams(sctx, a.js, consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable, Replicas: cfg.StreamReplicas,
+			MaxAge: cfg.StreamMaxAge, MaxBytes: cfg.StreamMaxBytes, DLQMaxAge: cfg.DLQMaxAge, DLQMaxBytes: cfg.DLQMaxBytes})
 		cancel()
 		if err != nil {
 			return fmt.Errorf("NATS JetStream streams: %w", err)
