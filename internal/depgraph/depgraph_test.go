@@ -36,6 +36,9 @@ var allowed = map[string][]string{
 	"smtpsink":          {}, // tests and the demo
 	"faults":            {}, // tests only (build tag faults)
 
+	// The HTTP servers' connection bounds.
+	"internal/connlimit": {},
+
 	// The stages, in the order data flows through them.
 	"consumer": {"jobevent", "matcher", "internal/grace"},
 	"store":    {"jobevent", "matcher", "schedule"},
