@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -52,6 +53,10 @@ type Config struct {
 	PublicURL  string `envconfig:"PUBLIC_URL" default:"http://localhost:8080" desc:"base URL used in email links"`
 	Secret     string `envconfig:"SECRET" desc:"HMAC key for email tokens, 16+ bytes; required outside demo" secret:"true"`
 	AdminToken string `envconfig:"ADMIN_TOKEN" desc:"bearer token of /v1/admin/ (empty: admin API off)" secret:"true"`
+
+	MetricsAddr       string `envconfig:"METRICS_ADDR" desc:"address of a second listener serving /metrics, /healthz and /readyz, for every role; when set, /metrics leaves the public listener (empty: /metrics on HTTP_ADDR, api role only)"`
+	HTTPMaxConns      int    `envconfig:"HTTP_MAX_CONNS" default:"1024" desc:"connections the public listener holds open at once; past it idle ones are closed first, then new ones wait"`
+	HTTPMaxConnsPerIP int    `envconfig:"HTTP_MAX_CONNS_PER_IP" default:"64" desc:"connections one client address (IPv6: one /64) may hold open; past it its idle ones are closed first, then new ones get 429 (0: no bound; not applied with TRUST_PROXY)"`
 
 	InstantWindow             time.Duration `envconfig:"INSTANT_WINDOW" default:"1m" desc:"instant alerts coalesce over this window; 0 sends each match at once"`
 	DigestCap                 int           `envconfig:"DIGEST_CAP" default:"25" desc:"jobs listed per email; the rest are counted"`
@@ -186,6 +191,19 @@ func (c *Config) check(requireSecret bool) []string {
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("PUBLIC_URL", "%q must be an absolute http(s) URL", c.PublicURL)
+	}
+	if c.HTTPMaxConns < 16 || c.HTTPMaxConns > 1000000 {
+		bad("HTTP_MAX_CONNS", "%d must be between 16 and 1000000", c.HTTPMaxConns)
+	}
+	if c.HTTPMaxConnsPerIP < 0 || c.HTTPMaxConnsPerIP > c.HTTPMaxConns {
+		bad("HTTP_MAX_CONNS_PER_IP", "%d must be between 0 (no bound) and HTTP_MAX_CONNS (%d)", c.HTTPMaxConnsPerIP, c.HTTPMaxConns)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("METRICS_ADDR", "%q is not a listen address (host:port or :port)", c.MetricsAddr)
+		} else if c.MetricsAddr == c.HTTPAddr {
+			bad("METRICS_ADDR", "%q is HTTP_ADDR too; give it a port of its own", c.MetricsAddr)
+		}
 	}
 	if c.WebhookPerHost < 0 || c.WebhookPerSubscription < 1 || c.WebhookSlowAfter < 0 {
 		bad("WEBHOOK_PER_HOST", "the webhook shares must be positive (PER_HOST %d, PER_SUBSCRIPTION %d, SLOW_AFTER %s)",

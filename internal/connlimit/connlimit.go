@@ -137,6 +137,9 @@ func (l *Listener) ConnState(c net.Conn, s http.ConnState) {
 	}
 }
 
+// Bounds returns the listener's configuration.
+func (l *Listener) Bounds() Config { return l.cfg }
+
 // Stats returns the counts so far.
 func (l *Listener) Stats() Stats {
 	l.mu.Lock()

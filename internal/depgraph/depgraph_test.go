@@ -50,7 +50,7 @@ var allowed = map[string][]string{
 	"bench": {"consumer", "store", "notifier", "webhook", "jobevent", "matcher", "schedule", "templates",
 		"internal/grace", "internal/workload", "smtpsink"},
 	"cmd/jobalert": {"api", "bench", "config", "consumer", "jobevent", "matcher", "notifier", "schedule",
-		"smtpsink", "store", "templates", "token", "webhook", "internal/grace"},
+		"smtpsink", "store", "templates", "token", "webhook", "internal/grace", "internal/connlimit"},
 }
 
 // neverDeps spells out, for the stages, the packages that must not appear
