@@ -158,3 +158,31 @@ func TestStreamRetentionChecked(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPBoundsAndMetricsAddrChecked(t *testing.T) {
+	cfg, err := config.Load(env(nil), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MetricsAddr != "" || cfg.HTTPMaxConns != 1024 || cfg.HTTPMaxConnsPerIP != 64 {
+		t.Errorf("defaults: got %q %d %d, want \"\" 1024 64", cfg.MetricsAddr, cfg.HTTPMaxConns, cfg.HTTPMaxConnsPerIP)
+	}
+	_, err = config.Load(env(map[string]string{
+		"JOBALERT_METRICS_ADDR": ":8080", "JOBALERT_HTTP_MAX_CONNS": "8", "JOBALERT_HTTP_MAX_CONNS_PER_IP": "-1",
+	}), false)
+	if err == nil {
+		t.Fatal("got nil error, want the three variables named")
+	}
+	for _, want := range []string{`JOBALERT_METRICS_ADDR: ":8080" is HTTP_ADDR too`, "JOBALERT_HTTP_MAX_CONNS: 8 must be", "JOBALERT_HTTP_MAX_CONNS_PER_IP: -1 must be"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("got %q, want a line with %q", err, want)
+		}
+	}
+	if _, err := config.Load(env(map[string]string{"JOBALERT_METRICS_ADDR": "metrics"}), false); err == nil || !strings.Contains(err.Error(), "JOBALERT_METRICS_ADDR") {
+		t.Errorf("metrics address without a port: got %v, want JOBALERT_METRICS_ADDR named", err)
+	}
+	cfg, err = config.Load(env(map[string]string{"JOBALERT_METRICS_ADDR": "127.0.0.1:9464", "JOBALERT_HTTP_MAX_CONNS_PER_IP": "0"}), false)
+	if err != nil || cfg.MetricsAddr != "127.0.0.1:9464" || cfg.HTTPMaxConnsPerIP != 0 {
+		t.Errorf("got %+v %v, want the metrics address and no per-address bound", cfg, err)
+	}
+}
