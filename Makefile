@@ -3,7 +3,7 @@
 # apt-get (for redis-server when it is missing).
 GO ?= go
 
-.PHONY: test test-short test-faults vet lint fuzz bench build
+.PHONY: test test-short test-faults vet lint check-deploy fuzz bench build
 
 build:
 	$(GO) build -o bin/jobalert ./cmd/jobalert
@@ -25,6 +25,12 @@ DEADCODE ?= golang.org/x/tools/cmd/deadcode@v0.52.0
 lint: vet
 	$(GO) run $(STATICCHECK) ./...
 	@out="$$($(GO) run $(DEADCODE) -test ./...)"; if [ -n "$$out" ]; then echo "deadcode:"; echo "$$out"; exit 1; fi
+
+# check-deploy: promtool checks the alert rules (and runs their unit tests)
+# and the scrape config under deploy/prometheus; installs promtool (Debian
+# package prometheus) with apt-get when it is missing, as root.
+check-deploy:
+	./scripts/check-deploy.sh
 
 fuzz:
 	$(GO) test ./consumer -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s

@@ -4,16 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jobalert/jobalert/api"
 	"github.com/jobalert/jobalert/notifier"
+	"github.com/jobalert/jobalert/smtpsink"
 	"github.com/jobalert/jobalert/store"
 	"github.com/jobalert/jobalert/token"
 	"github.com/jobalert/jobalert/webhook"
@@ -624,5 +629,69 @@ func TestMethodNotAllowed(t *testing.T) {
 	}
 	if r := e.do("GET", "/nowhere", ""); r.status != http.StatusNotFound {
 		t.Errorf("GET /nowhere: got %d, want 404", r.status)
+	}
+}
+
+// emailCount is an api.EmailCounter keeping "kind outcome" per email.
+type emailCount struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (c *emailCount) CountEmail(kind string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got = append(c.got, kind+" "+notifier.EmailOutcome(err))
+}
+
+func (c *emailCount) list() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.got)
+}
+
+func TestConfirmationEmailsAreCounted(t *testing.T) {
+	var c emailCount
+	e := newEnv(t, func(_ *api.Config, d *api.Deps) { d.Emails = &c })
+	e.subscribe("ada@example.com")
+	e.sink.FailUntil(smtpsink.StageMail, 421, time.Now().Add(time.Hour))
+	if r := e.postJSON("/v1/subscriptions", goodBody("bob@example.com")); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("sign-up while the relay answers 421: got %d %s, want 503", r.status, r.body)
+	}
+	if got, want := c.list(), []string{"confirmation sent", "confirmation deferred"}; !slices.Equal(got, want) {
+		t.Fatalf("emails counted: got %q, want %q", got, want)
+	}
+}
+
+// Probes serves the three endpoints alone, for the metrics listener.
+func TestProbesAlone(t *testing.T) {
+	var ready error
+	srv := httptest.NewServer(api.Probes(func(context.Context) error { return ready },
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "jobalert_up 1") })))
+	t.Cleanup(srv.Close)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, c := range []struct {
+		path string
+		code int
+		body string
+	}{
+		{"/healthz", 200, `"ok"`}, {"/readyz", 200, `"ready"`}, {"/metrics", 200, "jobalert_up 1"}, {"/v1/subscriptions", 404, ""},
+	} {
+		if code, body := get(c.path); code != c.code || !strings.Contains(body, c.body) {
+			t.Errorf("GET %s: got %d %q, want %d with %q", c.path, code, body, c.code, c.body)
+		}
+	}
+	ready = errors.New("redis: down")
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "redis: down") {
+		t.Errorf("GET /readyz when not ready: got %d %q, want 503 naming the cause", code, body)
 	}
 }

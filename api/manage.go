@@ -345,7 +345,7 @@ func (s *Server) sendActionLink(r *http.Request, sub *store.Subscription, subjec
 	msg, err := s.deps.Renderer.Notice(notifier.Notice{To: sub.Email, Subject: subject, Title: title, Lines: lines,
 		ActionURL: link, ActionText: button, ValidFor: ttl})
 	if err == nil {
-		err = s.send(ctx, msg)
+		err = s.send(ctx, notifier.KindNotice, msg)
 	}
 	if err != nil {
 		_ = s.deps.Store.Release(ctx, limits)

@@ -174,10 +174,16 @@ type DigestRunner interface {
 	RunDue(ctx context.Context, now time.Time) (notifier.RunResult, error)
 }
 
+// EmailCounter counts the emails the API sends by kind and outcome;
+// *notifier.Metrics is the real one.
+type EmailCounter interface {
+	CountEmail(kind string, err error)
+}
+
 // Deps are the server's collaborators. Store, Tokens, Renderer and Mailer
 // are required; the others may be nil (webhook_url is then refused, the
-// admin digest and webhook routes answer 503, /readyz is always ready and
-// /metrics answers 404).
+// admin digest and webhook routes answer 503, /readyz is always ready,
+// /metrics answers 404 and emails are not counted).
 type Deps struct {
 	Store    Store
 	Tokens   Tokens
@@ -189,6 +195,7 @@ type Deps struct {
 	// reachable, index loaded.
 	Ready   func(ctx context.Context) error
 	Metrics http.Handler
+	Emails  EmailCounter
 	Logger  *slog.Logger
 }
 
@@ -424,21 +431,9 @@ func bearer(r *http.Request) (string, bool) {
 	return tok, tok != ""
 }
 
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) { healthz(w, r) }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Ready != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		if err := s.deps.Ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-}
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) { readyz(s.deps.Ready)(w, r) }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Metrics == nil {

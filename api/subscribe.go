@@ -252,7 +252,7 @@ func (s *Server) create(r *http.Request, in subscriptionInput, bad fieldErrors) 
 		Keywords: sub.Filter.Keywords, WebhookHost: urlHost(sub.WebhookURL),
 	})
 	if err == nil {
-		err = s.send(ctx, msg)
+		err = s.send(ctx, notifier.KindConfirmation, msg)
 	}
 	if err != nil {
 		if err := s.deps.Store.DeleteSubscription(ctx, sub.ID); err != nil {
@@ -297,7 +297,7 @@ func (s *Server) sendCapNotice(ctx context.Context, log *slog.Logger, to string,
 		ActionURL: s.links.Manage(newest.ID, newest.TokenVersion), ActionText: "Manage your alerts",
 	})
 	if err == nil {
-		err = s.send(ctx, msg)
+		err = s.send(ctx, notifier.KindNotice, msg)
 	}
 	if err != nil {
 		log.Error("cap notice not sent", "err", err)
@@ -306,11 +306,16 @@ func (s *Server) sendCapNotice(ctx context.Context, log *slog.Logger, to string,
 	return nil
 }
 
-// send sends one email the API itself writes, within SendTimeout.
-func (s *Server) send(ctx context.Context, msg *mail.Msg) error {
+// send sends one email the API itself writes, of kind (notifier.KindConfirmation
+// or KindNotice), within SendTimeout, and counts it.
+func (s *Server) send(ctx context.Context, kind string, msg *mail.Msg) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	defer cancel()
-	return s.deps.Mailer.Send(ctx, msg)
+	err := s.deps.Mailer.Send(ctx, msg)
+	if s.deps.Emails != nil {
+		s.deps.Emails.CountEmail(kind, err)
+	}
+	return err
 }
 
 func emailUnavailable() *createError {

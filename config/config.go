@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -30,6 +31,11 @@ type Config struct {
 	RedisURL       string `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"Redis URL" secret:"url"`
 	KeyPrefix      string `envconfig:"REDIS_PREFIX" default:"jobalert:" desc:"prefix of every Redis key"`
 
+	StreamMaxAge   time.Duration `envconfig:"STREAM_MAX_AGE" default:"168h" desc:"job events older than this leave the stream, consumed or not (0: no age limit; docs/operations.md, Retention)"`
+	StreamMaxBytes int64         `envconfig:"STREAM_MAX_BYTES" default:"-1" desc:"size bound of the job events stream; past it the oldest events leave, consumed or not (-1: none)"`
+	DLQMaxAge      time.Duration `envconfig:"DLQ_MAX_AGE" default:"720h" desc:"dead letters older than this leave the DLQ stream (0: no age limit)"`
+	DLQMaxBytes    int64         `envconfig:"DLQ_MAX_BYTES" default:"-1" desc:"size bound of the DLQ stream; past it the oldest dead letters leave (-1: none)"`
+
 	SMTPHost     string        `envconfig:"SMTP_HOST" default:"localhost" desc:"SMTP relay host"`
 	SMTPPort     int           `envconfig:"SMTP_PORT" default:"587" desc:"SMTP relay port"`
 	SMTPUsername string        `envconfig:"SMTP_USERNAME" desc:"SMTP user (empty: no auth)"`
@@ -47,6 +53,10 @@ type Config struct {
 	PublicURL  string `envconfig:"PUBLIC_URL" default:"http://localhost:8080" desc:"base URL used in email links"`
 	Secret     string `envconfig:"SECRET" desc:"HMAC key for email tokens, 16+ bytes; required outside demo" secret:"true"`
 	AdminToken string `envconfig:"ADMIN_TOKEN" desc:"bearer token of /v1/admin/ (empty: admin API off)" secret:"true"`
+
+	MetricsAddr       string `envconfig:"METRICS_ADDR" desc:"address of a second listener serving /metrics, /healthz and /readyz, for every role; when set, /metrics leaves the public listener (empty: /metrics on HTTP_ADDR, api role only)"`
+	HTTPMaxConns      int    `envconfig:"HTTP_MAX_CONNS" default:"1024" desc:"connections the public listener holds open at once; past it idle ones are closed first, then new ones wait"`
+	HTTPMaxConnsPerIP int    `envconfig:"HTTP_MAX_CONNS_PER_IP" default:"64" desc:"connections one client address (IPv6: one /64) may hold open; past it its idle ones are closed first, then new ones get 429 (0: no bound; not applied with TRUST_PROXY)"`
 
 	InstantWindow             time.Duration `envconfig:"INSTANT_WINDOW" default:"1m" desc:"instant alerts coalesce over this window; 0 sends each match at once"`
 	DigestCap                 int           `envconfig:"DIGEST_CAP" default:"25" desc:"jobs listed per email; the rest are counted"`
@@ -126,7 +136,7 @@ func kindName(t reflect.Type) string {
 		return "duration (e.g. 30s, 1m, 2h)"
 	case t.Kind() == reflect.Bool:
 		return "boolean (true or false)"
-	case t.Kind() == reflect.Int:
+	case t.Kind() == reflect.Int, t.Kind() == reflect.Int64:
 		return "integer"
 	}
 	return t.String()
@@ -145,6 +155,16 @@ func (c *Config) check(requireSecret bool) []string {
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		bad("STREAM_REPLICAS", "%d must be between 1 and 5", c.StreamReplicas)
+	}
+	for name, d := range map[string]time.Duration{"STREAM_MAX_AGE": c.StreamMaxAge, "DLQ_MAX_AGE": c.DLQMaxAge} {
+		if d != 0 && d < time.Hour {
+			bad(name, "%s must be 0 (no age limit) or at least 1h", d)
+		}
+	}
+	for name, n := range map[string]int64{"STREAM_MAX_BYTES": c.StreamMaxBytes, "DLQ_MAX_BYTES": c.DLQMaxBytes} {
+		if n != -1 && n < 1<<20 {
+			bad(name, "%d must be -1 (no bound) or at least 1048576 (1 MiB)", n)
+		}
 	}
 	if c.Durable == "" || strings.ContainsAny(c.Durable, ".*> \t") {
 		bad("CONSUMER", "%q is not a valid consumer name (no spaces, dots or wildcards)", c.Durable)
@@ -171,6 +191,19 @@ func (c *Config) check(requireSecret bool) []string {
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("PUBLIC_URL", "%q must be an absolute http(s) URL", c.PublicURL)
+	}
+	if c.HTTPMaxConns < 16 || c.HTTPMaxConns > 1000000 {
+		bad("HTTP_MAX_CONNS", "%d must be between 16 and 1000000", c.HTTPMaxConns)
+	}
+	if c.HTTPMaxConnsPerIP < 0 || c.HTTPMaxConnsPerIP > c.HTTPMaxConns {
+		bad("HTTP_MAX_CONNS_PER_IP", "%d must be between 0 (no bound) and HTTP_MAX_CONNS (%d)", c.HTTPMaxConnsPerIP, c.HTTPMaxConns)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("METRICS_ADDR", "%q is not a listen address (host:port or :port)", c.MetricsAddr)
+		} else if c.MetricsAddr == c.HTTPAddr {
+			bad("METRICS_ADDR", "%q is HTTP_ADDR too; give it a port of its own", c.MetricsAddr)
+		}
 	}
 	if c.WebhookPerHost < 0 || c.WebhookPerSubscription < 1 || c.WebhookSlowAfter < 0 {
 		bad("WEBHOOK_PER_HOST", "the webhook shares must be positive (PER_HOST %d, PER_SUBSCRIPTION %d, SLOW_AFTER %s)",

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jobalert/jobalert/config"
 )
@@ -128,5 +129,60 @@ func TestParallelLoadsKeepTheirOwnValues(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestStreamRetentionChecked(t *testing.T) {
+	cfg, err := config.Load(env(nil), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.StreamMaxAge != 7*24*time.Hour || cfg.DLQMaxAge != 30*24*time.Hour || cfg.StreamMaxBytes != -1 || cfg.DLQMaxBytes != -1 {
+		t.Errorf("defaults: got %v %v %d %d, want 168h 720h -1 -1", cfg.StreamMaxAge, cfg.DLQMaxAge, cfg.StreamMaxBytes, cfg.DLQMaxBytes)
+	}
+	cfg, err = config.Load(env(map[string]string{"JOBALERT_STREAM_MAX_AGE": "0", "JOBALERT_STREAM_MAX_BYTES": "10737418240"}), false)
+	if err != nil || cfg.StreamMaxAge != 0 || cfg.StreamMaxBytes != 10<<30 {
+		t.Fatalf("no age limit, 10 GiB: got %v, %v, %v; want 0, 10737418240, nil", cfg.StreamMaxAge, cfg.StreamMaxBytes, err)
+	}
+	_, err = config.Load(env(map[string]string{
+		"JOBALERT_STREAM_MAX_AGE": "90s", "JOBALERT_DLQ_MAX_AGE": "-1h",
+		"JOBALERT_STREAM_MAX_BYTES": "1000", "JOBALERT_DLQ_MAX_BYTES": "lots",
+	}), false)
+	if err == nil {
+		t.Fatal("got nil error, want the four retention variables named")
+	}
+	for _, want := range []string{"JOBALERT_STREAM_MAX_AGE: 1m30s must be", "JOBALERT_DLQ_MAX_AGE: -1h0m0s must be",
+		"JOBALERT_STREAM_MAX_BYTES: 1000 must be", `JOBALERT_DLQ_MAX_BYTES: "lots" is not a valid integer`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("got %q, want a line with %q", err, want)
+		}
+	}
+}
+
+func TestHTTPBoundsAndMetricsAddrChecked(t *testing.T) {
+	cfg, err := config.Load(env(nil), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MetricsAddr != "" || cfg.HTTPMaxConns != 1024 || cfg.HTTPMaxConnsPerIP != 64 {
+		t.Errorf("defaults: got %q %d %d, want \"\" 1024 64", cfg.MetricsAddr, cfg.HTTPMaxConns, cfg.HTTPMaxConnsPerIP)
+	}
+	_, err = config.Load(env(map[string]string{
+		"JOBALERT_METRICS_ADDR": ":8080", "JOBALERT_HTTP_MAX_CONNS": "8", "JOBALERT_HTTP_MAX_CONNS_PER_IP": "-1",
+	}), false)
+	if err == nil {
+		t.Fatal("got nil error, want the three variables named")
+	}
+	for _, want := range []string{`JOBALERT_METRICS_ADDR: ":8080" is HTTP_ADDR too`, "JOBALERT_HTTP_MAX_CONNS: 8 must be", "JOBALERT_HTTP_MAX_CONNS_PER_IP: -1 must be"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("got %q, want a line with %q", err, want)
+		}
+	}
+	if _, err := config.Load(env(map[string]string{"JOBALERT_METRICS_ADDR": "metrics"}), false); err == nil || !strings.Contains(err.Error(), "JOBALERT_METRICS_ADDR") {
+		t.Errorf("metrics address without a port: got %v, want JOBALERT_METRICS_ADDR named", err)
+	}
+	cfg, err = config.Load(env(map[string]string{"JOBALERT_METRICS_ADDR": "127.0.0.1:9464", "JOBALERT_HTTP_MAX_CONNS_PER_IP": "0"}), false)
+	if err != nil || cfg.MetricsAddr != "127.0.0.1:9464" || cfg.HTTPMaxConnsPerIP != 0 {
+		t.Errorf("got %+v %v, want the metrics address and no per-address bound", cfg, err)
 	}
 }

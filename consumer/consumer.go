@@ -332,6 +332,8 @@ func (c *Consumer) match(items []*item) {
 	}
 	keyed, _ := c.matcher.(KeyedMatcher)
 	one := func(it *item) {
+		start := time.Now()
+		defer func() { c.metrics.matchTime(time.Since(start)) }()
 		it.poison = safely(func() error {
 			if keyed != nil {
 				it.ids, it.keys = keyed.MatchKeyed(&it.ev.Job)
@@ -410,6 +412,9 @@ func (c *Consumer) recordAndAck(ctx context.Context, items []*item) {
 		}
 		c.metrics.event(it.kind, "recorded")
 		c.metrics.matched(len(it.ids))
+		if it.ev.Kind != jobevent.Closed {
+			c.metrics.matchedJob(len(it.ids))
+		}
 	}
 }
 
@@ -482,6 +487,7 @@ func (c *Consumer) deadLetter(ctx context.Context, it *item) {
 		}
 		return
 	}
+	c.metrics.dlqPublish()
 	c.log.Warn("poison event moved to the DLQ", "seq", it.seq, "subject", it.msg.Subject(), "reason", reason)
 	if err := it.msg.TermWithReason(reason); err != nil {
 		c.log.Warn("term failed; the event will be redelivered and deduplicated in the DLQ", "err", err, "seq", it.seq)
@@ -552,29 +558,44 @@ func headerSafe(s string) string {
 type Metrics struct {
 	events        *prometheus.CounterVec
 	poisons       *prometheus.CounterVec
+	dlqPublished  prometheus.Counter
 	dlqErrors     prometheus.Counter
 	visasDropped  prometheus.Counter
 	matches       prometheus.Counter
+	matchDuration prometheus.Histogram
+	matchesPerJob prometheus.Histogram
 	recordErrors  prometheus.Counter
 	fetchErrors   prometheus.Counter
 	batchDuration prometheus.Histogram
 	batchSize     prometheus.Histogram
 }
 
+// Label values known in advance: every series of them exists, at zero,
+// from the start.
+var (
+	eventKinds    = []string{"created", "updated", "closed", "unknown"}
+	eventOutcomes = []string{"recorded", "poison", "retried"}
+	poisonCauses  = []string{"decode", "panic"}
+)
+
 // NewMetrics creates the consumer's metrics and registers them with reg
 // (nil: not registered). Like prometheus.MustRegister, it panics when they
 // are already registered.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
-	return &Metrics{
+	m := &Metrics{
 		events: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "jobalert_consumer_events_total",
-			Help: "Job events handled, by kind (created, updated, closed, unknown) and outcome (recorded, poison, retried).",
+			Help: "Job events handled, by kind (the subject: created, updated, closed, unknown) and outcome (recorded, poison, retried).",
 		}, []string{"kind", "outcome"}),
 		poisons: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "jobalert_consumer_poison_total",
 			Help: "Poison events sent to the DLQ, by cause (decode, panic).",
 		}, []string{"cause"}),
+		dlqPublished: f.NewCounter(prometheus.CounterOpts{
+			Name: "jobalert_consumer_dlq_published_total",
+			Help: "Poison events copied to the DLQ stream.",
+		}),
 		dlqErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "jobalert_consumer_dlq_publish_errors_total",
 			Help: "Failed copies of poison events to the DLQ stream (the event is redelivered).",
@@ -586,6 +607,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		matches: f.NewCounter(prometheus.CounterOpts{
 			Name: "jobalert_consumer_matches_total",
 			Help: "Matched (subscription, job) pairs recorded.",
+		}),
+		matchDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "jobalert_consumer_match_duration_seconds",
+			Help:    "Time to match one job against the filter index.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
+		}),
+		matchesPerJob: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "jobalert_consumer_matches_per_job",
+			Help:    "Subscriptions matched by one recorded created or updated job.",
+			Buckets: []float64{0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000},
 		}),
 		recordErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "jobalert_consumer_record_errors_total",
@@ -606,6 +637,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
 		}),
 	}
+	for _, k := range eventKinds {
+		for _, o := range eventOutcomes {
+			m.events.WithLabelValues(k, o)
+		}
+	}
+	for _, c := range poisonCauses {
+		m.poisons.WithLabelValues(c)
+	}
+	return m
 }
 
 func (m *Metrics) event(kind, outcome string) {
@@ -617,6 +657,24 @@ func (m *Metrics) event(kind, outcome string) {
 func (m *Metrics) poison(cause string) {
 	if m != nil {
 		m.poisons.WithLabelValues(cause).Inc()
+	}
+}
+
+func (m *Metrics) dlqPublish() {
+	if m != nil {
+		m.dlqPublished.Inc()
+	}
+}
+
+func (m *Metrics) matchTime(d time.Duration) {
+	if m != nil {
+		m.matchDuration.Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) matchedJob(n int) {
+	if m != nil {
+		m.matchesPerJob.Observe(float64(n))
 	}
 }
 

@@ -284,6 +284,9 @@ func TestPoisonGoesToDLQAndStreamKeepsFlowing(t *testing.T) {
 	if v := counterValue(t, reg, "jobalert_consumer_visa_values_dropped_total"); v != 1 {
 		t.Errorf("visa_values_dropped_total: got %v want 1", v)
 	}
+	if v := counterValue(t, reg, "jobalert_consumer_dlq_published_total"); v != 2 {
+		t.Errorf("dlq_published_total: got %v want 2", v)
+	}
 }
 
 func TestPanicsArePoisonAndDoNotStopTheConsumer(t *testing.T) {

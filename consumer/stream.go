@@ -30,9 +30,16 @@ type StreamConfig struct {
 	DLQStream string // the dead-letter stream, subjects jobs_dlq.>; default JOBS_DLQ
 	Consumer  string // the durable pull consumer shared by every replica; default jobalert
 	Replicas  int    // stream replicas (1 on a single server, 3 on a cluster); default 1
-	// MaxAge bounds how long events are kept (limits retention); 0 keeps
-	// them until the stream's other limits (none by default) apply.
-	MaxAge time.Duration
+	// MaxAge bounds how long events are kept in the events stream (limits
+	// retention: an event older than this is removed, consumed or not); 0
+	// keeps them until MaxBytes applies. MaxBytes bounds the stream's size:
+	// past it the oldest events are removed; 0 or less is no bound.
+	MaxAge   time.Duration
+	MaxBytes int64
+	// DLQMaxAge and DLQMaxBytes are the same bounds for the dead-letter
+	// stream.
+	DLQMaxAge   time.Duration
+	DLQMaxBytes int64
 	// AckWait is how long a delivered message may stay unacked before
 	// NATS redelivers it; the Consumer extends it with InProgress while a
 	// batch is being worked on. Default 30s.
@@ -61,16 +68,29 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	if c.MaxAckPending <= 0 {
 		c.MaxAckPending = DefaultMaxAckPending
 	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = -1
+	}
+	if c.DLQMaxBytes <= 0 {
+		c.DLQMaxBytes = -1
+	}
+	if c.MaxAge < 0 {
+		c.MaxAge = 0
+	}
+	if c.DLQMaxAge < 0 {
+		c.DLQMaxAge = 0
+	}
 	return c
 }
 
 // EnsureStreams creates, or updates to the configuration below, the events
 // stream (subjects jobs.>), the dead-letter stream (subjects jobs_dlq.>),
-// both with file storage, limits retention and a 2-minute duplicate
-// window, and the durable pull consumer on the events stream: explicit
+// both with file storage, limits retention (MaxAge, MaxBytes; the oldest
+// messages go first) and a 2-minute duplicate window, and the durable pull consumer on the events stream: explicit
 // ack, unlimited deliveries (NATS never drops a message; poison is
 // terminated by the Consumer) and a filter of jobs.>. It is idempotent and
-// safe for every replica to call at start.
+// safe for every replica to call at start; an existing stream takes the
+// limits given (a lower one removes what is past it at once).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) error {
 	cfg = cfg.withDefaults()
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -81,6 +101,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 		Retention:   jetstream.LimitsPolicy,
 		Duplicates:  DuplicateWindow,
 		MaxAge:      cfg.MaxAge,
+		MaxBytes:    cfg.MaxBytes,
 		Replicas:    cfg.Replicas,
 	}); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", cfg.Stream, err)
@@ -92,6 +113,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Duplicates:  DuplicateWindow,
+		MaxAge:      cfg.DLQMaxAge,
+		MaxBytes:    cfg.DLQMaxBytes,
 		Replicas:    cfg.Replicas,
 	}); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", cfg.DLQStream, err)

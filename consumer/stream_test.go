@@ -61,3 +61,55 @@ func TestEnsureStreamsIsIdempotent(t *testing.T) {
 		t.Errorf("consumer pending %d, want 1", n)
 	}
 }
+
+// The retention limits land on both streams, at creation and on an
+// existing stream; zero limits mean none.
+func TestEnsureStreamsAppliesRetention(t *testing.T) {
+	nc := testenv.NATSConn(t, testenv.NATS(t))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	type limits struct {
+		age   time.Duration
+		bytes int64
+	}
+	check := func(step, name string, want limits) {
+		t.Helper()
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("%s: stream %s: %v", step, name, err)
+		}
+		c := s.CachedInfo().Config
+		if got := (limits{c.MaxAge, c.MaxBytes}); got != want || c.Discard != jetstream.DiscardOld {
+			t.Errorf("%s: stream %s: got max age %v, max bytes %d, discard %v; want %v, %d, discard old",
+				step, name, got.age, got.bytes, c.Discard, want.age, want.bytes)
+		}
+	}
+
+	// Zero: no limits.
+	cfg := consumer.StreamConfig{Stream: "EVENTS", DLQStream: "EVENTS_DLQ", Consumer: "c"}
+	if err := consumer.EnsureStreams(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	check("zero", "EVENTS", limits{0, -1})
+	check("zero", "EVENTS_DLQ", limits{0, -1})
+	publish(t, js, "jobs.created", jobBody("j1", "Backend Engineer"))
+
+	// The existing streams take the new limits and keep their data.
+	cfg.MaxAge, cfg.MaxBytes = 7*24*time.Hour, 1<<30
+	cfg.DLQMaxAge, cfg.DLQMaxBytes = 30*24*time.Hour, 64<<20
+	if err := consumer.EnsureStreams(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	check("updated", "EVENTS", limits{7 * 24 * time.Hour, 1 << 30})
+	check("updated", "EVENTS_DLQ", limits{30 * 24 * time.Hour, 64 << 20})
+	s, err := js.Stream(ctx, "EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().State.Msgs; got != 1 {
+		t.Errorf("EVENTS after the update: got %d messages, want 1", got)
+	}
+}

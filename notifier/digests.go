@@ -339,27 +339,24 @@ func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.D
 		return d.retry(ctx, rec.ID, rec.Attempts), false
 	}
 	err = d.mail.Send(ctx, msg)
+	d.metrics.CountEmail(emailKind(sub.Frequency), err)
 	o := outcomeSent
 	var perm *PermanentError
 	switch {
 	case err == nil:
-		d.metrics.email("sent")
 	case errors.As(err, &perm) && perm.Stage != "rcpt":
 		// A 5xx to DATA is about this message (content, policy), not the
 		// address: give the message up, do not count a bounce.
 		o = outcomeDropped
-		d.metrics.email("rejected")
 		log.Warn("message rejected permanently; not retried", "subscription", sub.ID, "err", err)
 	case errors.As(err, &perm):
 		o = outcomeDropped
-		d.metrics.email("bounced")
 		stopped, berr := d.store.RecordBounce(ctx, sub.Email, d.cfg.BounceLimit, now)
 		if berr != nil {
 			return d.retry(ctx, rec.ID, rec.Attempts), false
 		}
 		log.Warn("hard bounce", "subscription", sub.ID, "err", err, "suppressed", stopped)
 	default:
-		d.metrics.email("deferred")
 		log.Warn("email failed; retrying later", "err", err, "attempt", rec.Attempts+1)
 		return d.retry(ctx, rec.ID, rec.Attempts), false
 	}
@@ -424,6 +421,7 @@ func (d *Digester) jobs(ctx context.Context, rec *store.DigestRecord) ([]matcher
 }
 
 func (d *Digester) retry(ctx context.Context, id string, attempts int) outcome {
+	d.metrics.digest("deferred")
 	delay := d.cfg.RetryBase << min(attempts, 20)
 	if delay > d.cfg.RetryMax || delay <= 0 {
 		delay = d.cfg.RetryMax

@@ -49,6 +49,8 @@ type MailerConfig struct {
 	HELO string
 	// DKIM signs every message when Domain is set.
 	DKIM DKIMConfig
+	// Metrics, if set, times each send (jobalert_smtp_send_duration_seconds).
+	Metrics *Metrics
 }
 
 // DKIMConfig is the DKIM key messages are signed with (go-mail's signer,
@@ -281,6 +283,8 @@ func (m *Mailer) Send(ctx context.Context, msg *mail.Msg) error {
 		return &TemporaryError{Stage: "connect", Err: ctx.Err()}
 	}
 	defer func() { <-m.slots }()
+	start := time.Now()
+	defer func() { m.cfg.Metrics.smtpSend(time.Since(start)) }()
 
 	sc, reused, err := m.take()
 	if err != nil {

@@ -1,24 +1,64 @@
 package notifier
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+	"time"
 
-// Metrics counts what the notifier does. A nil *Metrics counts nothing.
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jobalert/jobalert/schedule"
+)
+
+// Metrics counts what the notifier and the emails of the API do. A nil
+// *Metrics counts nothing.
 type Metrics struct {
 	digests *prometheus.CounterVec
 	emails  *prometheus.CounterVec
+	smtp    prometheus.Histogram
 }
+
+// Email kinds, the kind label of jobalert_emails_total.
+const (
+	KindAlert        = "alert"        // an instant subscription's email
+	KindDigest       = "digest"       // a daily or weekly digest
+	KindConfirmation = "confirmation" // the double opt-in (API)
+	KindNotice       = "notice"       // any other email the service writes (API: links, cap notice; a disabled webhook)
+)
+
+// Label values known in advance: every series of them exists, at zero,
+// from the start.
+var (
+	digestOutcomes = []string{"sent", "empty", "dropped", "deferred"}
+	emailKinds     = []string{KindAlert, KindDigest, KindConfirmation, KindNotice}
+	emailOutcomes  = []string{"sent", "deferred", "bounced", "rejected", "failed"}
+)
 
 // NewMetrics registers the notifier's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		digests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "jobalert_digests_total", Help: "Digests handled, by outcome (sent, empty, dropped).",
+			Name: "jobalert_digests_total",
+			Help: "Digests handled, by outcome (sent, empty, dropped; deferred: each attempt put back for a retry).",
 		}, []string{"outcome"}),
 		emails: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "jobalert_emails_total", Help: "Email send attempts, by outcome (sent, deferred, bounced, rejected).",
-		}, []string{"outcome"}),
+			Name: "jobalert_emails_total",
+			Help: "Email send attempts, by kind (alert, digest, confirmation, notice) and outcome (sent; deferred: a temporary failure; bounced: 5xx to RCPT; rejected: 5xx to the message; failed: any other error, e.g. TLS or login).",
+		}, []string{"kind", "outcome"}),
+		smtp: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "jobalert_smtp_send_duration_seconds",
+			Help:    "Time of one SMTP send, from taking a pooled connection (or dialing one) to the server's answer, failures included.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
 	}
-	reg.MustRegister(m.digests, m.emails)
+	reg.MustRegister(m.digests, m.emails, m.smtp)
+	for _, o := range digestOutcomes {
+		m.digests.WithLabelValues(o)
+	}
+	for _, k := range emailKinds {
+		for _, o := range emailOutcomes {
+			m.emails.WithLabelValues(k, o)
+		}
+	}
 	return m
 }
 
@@ -28,8 +68,40 @@ func (m *Metrics) digest(outcome string) {
 	}
 }
 
-func (m *Metrics) email(outcome string) {
+// CountEmail counts one email of kind (KindAlert, ...) by the outcome of
+// its send, err (nil: sent).
+func (m *Metrics) CountEmail(kind string, err error) {
 	if m != nil {
-		m.emails.WithLabelValues(outcome).Inc()
+		m.emails.WithLabelValues(kind, EmailOutcome(err)).Inc()
+	}
+}
+
+// EmailOutcome is the outcome label of a send that returned err.
+func EmailOutcome(err error) string {
+	var perm *PermanentError
+	switch {
+	case err == nil:
+		return "sent"
+	case errors.As(err, &perm) && perm.Stage != "rcpt":
+		return "rejected"
+	case errors.As(err, &perm):
+		return "bounced"
+	case IsTemporary(err):
+		return "deferred"
+	}
+	return "failed"
+}
+
+// emailKind is the kind of a subscription's email of frequency f.
+func emailKind(f string) string {
+	if f == schedule.Instant {
+		return KindAlert
+	}
+	return KindDigest
+}
+
+func (m *Metrics) smtpSend(d time.Duration) {
+	if m != nil {
+		m.smtp.Observe(d.Seconds())
 	}
 }

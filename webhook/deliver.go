@@ -113,6 +113,7 @@ func (s *Service) claim(ctx context.Context, n int) (out []attempt, more bool, e
 			a.attempts, _ = strconv.Atoi(str(11))
 			out = append(out, a)
 		case "disabled":
+			s.cfg.Metrics.deadLetter("disabled")
 			s.log.Info("webhook endpoint disabled: delivery dead-lettered", "delivery", str(1))
 		case "host":
 			hosts[[2]string{str(1), str(2)}] = true
@@ -243,6 +244,7 @@ func (s *Service) finish(runCtx context.Context, a attempt, r result) {
 	// Record the outcome even when Run is stopping.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), 10*time.Second)
 	defer cancel()
+	s.cfg.Metrics.attempt(r)
 	now := s.cfg.Clock.Now()
 	var outcome string
 	var next, hold int64
@@ -288,8 +290,12 @@ func (s *Service) finish(runCtx context.Context, a attempt, r result) {
 	case "retry":
 		log.Info("webhook attempt failed; will retry", "err", errText, "next", time.UnixMilli(next))
 	case "dead":
+		s.cfg.Metrics.deadLetter("exhausted")
 		log.Warn("webhook attempts exhausted: dead letter", "err", errText)
+	case "gone":
+		s.cfg.Metrics.deadLetter("gone")
 	case "disabled":
+		s.cfg.Metrics.deadLetter("gone")
 		log.Warn("webhook endpoint answered 410 Gone: disabled")
 		if s.cfg.OnGone != nil {
 			s.cfg.OnGone(runCtx, a.sub, a.url)

@@ -189,7 +189,13 @@ local function trip()
   local newopen = open
   if fails >= tonumber(ARGV[13]) then newopen = math.max(newopen, now + tonumber(ARGV[14])) end
   newopen = math.max(newopen, tonumber(ARGV[15]))
-  if newopen > open then redis.call('HSET', cb, 'open_until', newopen) end
+  if newopen > open then
+    redis.call('HSET', cb, 'open_until', newopen)
+    -- wh:cbopen: endpoint hash -> open until, for counting open breakers.
+    local ok = p .. 'wh:cbopen'
+    redis.call('ZADD', ok, newopen, eh)
+    redis.call('ZREMRANGEBYSCORE', ok, '-inf', '(' .. now)
+  end
   redis.call('PEXPIRE', cb, ARGV[18])
 end
 if outcome == 'ok' then
@@ -203,6 +209,7 @@ if outcome == 'ok' then
     return 'slow'
   end
   redis.call('DEL', cb)
+  redis.call('ZREM', p .. 'wh:cbopen', eh)
   return 'ok'
 end
 if outcome == 'gone' then

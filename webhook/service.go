@@ -132,6 +132,8 @@ type Config struct {
 	// TLSClientConfig, if set, is used for https endpoints (e.g. a private
 	// CA); by default the system roots are trusted.
 	TLSClientConfig *tls.Config
+	// Metrics, if set, counts attempts and dead letters.
+	Metrics *Metrics
 }
 
 func (c Config) withDefaults() Config {

@@ -22,6 +22,7 @@ import (
 	"github.com/jobalert/jobalert/internal/testenv"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/webhook"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -598,7 +599,8 @@ func TestDeadLetterReplay(t *testing.T) {
 	e := newEnv(t)
 	secret := mustSecret(t)
 	rc := newReceiver(t, e.clock, secret, status(http.StatusInternalServerError))
-	svc := e.service(t, webhook.Config{Schedule: []time.Duration{0, time.Second}})
+	reg := prometheus.NewRegistry()
+	svc := e.service(t, webhook.Config{Schedule: []time.Duration{0, time.Second}, Metrics: webhook.NewMetrics(reg)})
 	mustSetEndpoint(t, svc, "sub1", rc.srv.URL, secret)
 	run(t, svc)
 	ctx := context.Background()
@@ -607,6 +609,12 @@ func TestDeadLetterReplay(t *testing.T) {
 	st := waitAttempts(t, svc, "dlv_dead", 1)
 	e.clock.Set(st.NextAttempt)
 	waitStatus(t, svc, "dlv_dead", "dead", func(st webhook.Status) bool { return st.State == webhook.StateDead })
+	if got := metricValue(t, reg, "jobalert_webhook_dead_letters_total", "exhausted"); got != 1 {
+		t.Errorf("dead_letters_total{reason=exhausted}: got %v, want 1", got)
+	}
+	if b := mustBacklog(t, svc); b.DeadLetters != 1 || b.Queued != 0 {
+		t.Errorf("backlog: got %+v, want 1 dead letter, nothing queued", b)
+	}
 
 	dead, err := svc.DeadLetters(ctx, 10)
 	if err != nil {
@@ -715,15 +723,22 @@ func TestCircuitBreakerPostponesWithoutAttempts(t *testing.T) {
 	e := newEnv(t)
 	secret := mustSecret(t)
 	rc := newReceiver(t, e.clock, secret, status(http.StatusInternalServerError))
-	svc := e.service(t, webhook.Config{BreakerThreshold: 2, BreakerCooldown: time.Minute})
+	reg := prometheus.NewRegistry()
+	svc := e.service(t, webhook.Config{BreakerThreshold: 2, BreakerCooldown: time.Minute, Metrics: webhook.NewMetrics(reg)})
 	mustSetEndpoint(t, svc, "sub1", rc.srv.URL, secret)
 	run(t, svc)
 
 	mustEnqueue(t, svc, webhook.Delivery{ID: "d1", SubscriptionID: "sub1"})
 	waitAttempts(t, svc, "d1", 1)
+	if b := mustBacklog(t, svc); b.CircuitsOpen != 0 {
+		t.Fatalf("after one failure: got %d circuits open, want 0", b.CircuitsOpen)
+	}
 	mustEnqueue(t, svc, webhook.Delivery{ID: "d2", SubscriptionID: "sub1"})
 	waitAttempts(t, svc, "d2", 1) // second consecutive failure: breaker opens
 	opened := e.clock.Now()
+	if b := mustBacklog(t, svc); b.CircuitsOpen != 1 || b.Queued != 2 {
+		t.Fatalf("breaker open: got %+v, want 1 circuit open, 2 queued", b)
+	}
 
 	mustEnqueue(t, svc, webhook.Delivery{ID: "d3", SubscriptionID: "sub1"})
 	st := waitStatus(t, svc, "d3", "postponed", func(st webhook.Status) bool {
@@ -749,6 +764,41 @@ func TestCircuitBreakerPostponesWithoutAttempts(t *testing.T) {
 	if st := mustStatus(t, svc, "d3"); st.Attempts != 1 {
 		t.Errorf("d3 attempts %d, want 1", st.Attempts)
 	}
+	if b := mustBacklog(t, svc); b.CircuitsOpen != 0 || b.Queued != 0 {
+		t.Errorf("after the successes: got %+v, want no circuit open, nothing queued", b)
+	}
+	for class, want := range map[string]float64{"5xx": 2, "2xx": 3, "4xx": 0, "error": 0} {
+		if got := metricValue(t, reg, "jobalert_webhook_attempts_total", class); got != want {
+			t.Errorf("attempts{class=%q}: got %v, want %v", class, got, want)
+		}
+	}
+}
+
+func mustBacklog(t *testing.T, svc *webhook.Service) webhook.Backlog {
+	t.Helper()
+	b, err := svc.Backlog(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// metricValue is the value of the counter name whose one label is label.
+func metricValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == name && len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("%s{%s}: missing", name, label)
+	return 0
 }
 
 func TestLeaseTakeover(t *testing.T) {

@@ -16,11 +16,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jobalert/jobalert/api"
 	"github.com/jobalert/jobalert/config"
 	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/internal/connlimit"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/store"
@@ -44,6 +45,9 @@ type appDeps struct {
 	// recordLease and recordTimeout override store.Config.RecordLease and
 	// consumer.Config.RecordTimeout; 0 keeps their defaults.
 	recordLease, recordTimeout time.Duration
+	// metricsListener is the metrics listener when cfg.MetricsAddr is
+	// set; nil listens on cfg.MetricsAddr.
+	metricsListener net.Listener
 }
 
 // app is one jobalert process: the roles it runs and what they share.
@@ -52,6 +56,7 @@ type app struct {
 	roles roles
 	log   *slog.Logger
 	reg   *prometheus.Registry
+	m     *appMetrics
 
 	budget shutdownBudget
 
@@ -70,6 +75,12 @@ type app struct {
 	consumer *consumer.Consumer
 	http     *http.Server
 	listener net.Listener
+	// limiter is listener: the public listener's connection bounds.
+	limiter *connlimit.Listener
+	// metricsHTTP serves /metrics, /healthz and /readyz on
+	// metricsListener when cfg.MetricsAddr is set.
+	metricsHTTP     *http.Server
+	metricsListener net.Listener
 
 	indexLoaded atomic.Bool
 }
@@ -101,7 +112,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	if startupTimeout <= 0 {
 		startupTimeout = defaultStartupTimeout
 	}
-	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.m = newAppMetrics(a.reg, a.ready)
 
 	secret := cfg.Secret
 	if a.signer, err = token.NewSigner(secret); err != nil {
@@ -113,6 +124,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		return fmt.Errorf("JOBALERT_REDIS_URL: %w", err)
 	}
 	a.rdb = redis.NewClient(opt)
+	a.rdb.AddHook(redisHook{errs: a.m.redisErrors})
 	pctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	err = a.rdb.Ping(pctx).Err()
 	cancel()
@@ -125,9 +137,11 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	})
 
 	a.natsEv = newNATSEvents(log)
+	a.natsEv.countError = a.m.natsError
 	a.nc, err = nats.Connect(cfg.NATSURL, append(a.natsEv.options(), nats.Name("jobalert"), nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
+				a.m.natsError("disconnect")
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
@@ -148,7 +162,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		}
 		if a.mailer, err = notifier.NewMailer(notifier.MailerConfig{
 			Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
-			TLS: cfg.SMTPTLS, Pool: cfg.SMTPPool, Timeout: cfg.SMTPTimeout,
+			TLS: cfg.SMTPTLS, Pool: cfg.SMTPPool, Timeout: cfg.SMTPTimeout, Metrics: a.m.notifier,
 			DKIM: notifier.DKIMConfig{Domain: cfg.DKIMDomain, Selector: cfg.DKIMSelector, PrivateKeyPEM: cfg.DKIMPrivateKey},
 		}); err != nil {
 			return fmt.Errorf("mailer: %w", err)
@@ -156,7 +170,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		wcfg := webhook.Config{
 			AllowPrivate: cfg.WebhookAllowPrivate, Workers: cfg.WebhookWorkers,
 			PerHost: cfg.WebhookPerHost, PerSubscription: cfg.WebhookPerSubscription, SlowAfter: cfg.WebhookSlowAfter,
-			UserAgent: "jobalert/" + version, OnGone: a.webhookGone,
+			UserAgent: "jobalert/" + version, OnGone: a.webhookGone, Metrics: a.m.webhook,
 		}
 		if deps.webhookCfg != nil {
 			deps.webhookCfg(&wcfg)
@@ -169,7 +183,8 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 			notifier.DigestConfig{Cap: cfg.DigestCap, Workers: cfg.SMTPPool, BounceLimit: cfg.BounceLimit,
 				Tick: deps.digestTick, RetryBase: deps.retryBase,
 				ShutdownTimeout: a.budget.grace()},
-			log, notifier.NewMetrics(a.reg))
+			log, a.m.notifier)
+		a.m.registerNotifier(a.store, a.hooks)
 	}
 
 	if r.consumer {
@@ -179,7 +194,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 			rec = deps.wrapRecorder(rec)
 		}
 		a.consumer = consumer.New(a.js, consumer.Config{Stream: cfg.Stream, Consumer: cfg.Durable, Batch: cfg.ConsumerBatch, InFlight: cfg.ConsumerInFlight,
-			RecordTimeout: deps.recordTimeout, ShutdownTimeout: a.budget.grace()}, a.index, rec, log, consumer.NewMetrics(a.reg))
+			RecordTimeout: deps.recordTimeout, ShutdownTimeout: a.budget.grace()}, a.index, rec, log, a.m.consumer)
 		if err := a.store.CheckRecordTimeout(a.consumer.RecordTimeout()); err != nil {
 			return fmt.Errorf("consumer: %w", err)
 		}
@@ -189,29 +204,64 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 			return fmt.Errorf("NATS at %s: %w", redactURL(cfg.NATSURL), err)
 		}
 		sctx, cancel := context.WithTimeout(ctx, startupTimeout)
-		err := consumer.EnsureStreams(sctx, a.js, consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable, Replicas: cfg.StreamReplicas})
+		streams := consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable, Replicas: cfg.StreamReplicas,
+			MaxAge: cfg.StreamMaxAge, MaxBytes: cfg.StreamMaxBytes, DLQMaxAge: cfg.DLQMaxAge, DLQMaxBytes: cfg.DLQMaxBytes}
+		err := consumer.EnsureStreams(sctx, a.js, streams)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("NATS JetStream streams: %w", err)
 		}
+		a.m.registerConsumer(a.index, consumer.NewBacklogCollector(a.js, streams, sampleTimeout, func(err error) {
+			a.m.natsError("info")
+			log.Debug("metrics: reading the consumer's backlog failed", "err", err)
+		}))
 	}
 
 	if r.api {
-		a.listener = deps.listener
-		if a.listener == nil {
-			if a.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		ln := deps.listener
+		if ln == nil {
+			if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 				return fmt.Errorf("HTTP listener (JOBALERT_HTTP_ADDR %s): %w", cfg.HTTPAddr, err)
 			}
 		}
+		perIP := cfg.HTTPMaxConnsPerIP
+		if cfg.TrustProxy {
+			perIP = 0 // every connection comes from the proxy
+		}
+		a.limiter = connlimit.New(ln, connlimit.Config{Max: cfg.HTTPMaxConns, PerIP: perIP, Reject: tooManyConnections})
+		a.listener = a.limiter
 		srv, err := a.newAPI()
 		if err != nil {
 			return fmt.Errorf("HTTP API: %w", err)
 		}
-		a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
+		a.http = &http.Server{Handler: a.m.registerHTTP(a.limiter, cfg.HTTPMaxConns, srv.Routes(), srv.Handler()),
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
+			IdleTimeout: 2 * time.Minute, ConnState: a.limiter.ConnState}
+	}
+
+	if cfg.MetricsAddr != "" {
+		ln := deps.metricsListener
+		if ln == nil {
+			if ln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+				return fmt.Errorf("metrics listener (JOBALERT_METRICS_ADDR %s): %w", cfg.MetricsAddr, err)
+			}
+		}
+		// Its own small bound: Prometheus and the probes need few.
+		ml := connlimit.New(ln, connlimit.Config{Max: metricsMaxConns})
+		a.metricsListener = ml
+		a.metricsHTTP = &http.Server{Handler: api.Probes(a.ready, a.metricsHandler()),
+			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+			IdleTimeout: time.Minute, ConnState: ml.ConnState}
 	}
 	return nil
 }
+
+// metricsMaxConns bounds the connections of the metrics listener.
+const metricsMaxConns = 64
+
+// tooManyConnections answers a connection refused for its address's bound.
+var tooManyConnections = []byte("HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Retry-After: 5\r\nConnection: close\r\nContent-Length: 39\r\n\r\ntoo many connections from your address\n")
 
 // Run runs the roles until ctx is done (or one of them fails), then shuts
 // down within JOBALERT_SHUTDOWN_TIMEOUT, one step after the other, each
@@ -239,7 +289,7 @@ func (a *app) Run(ctx context.Context) error {
 		start("filter index", func(ctx context.Context) error {
 			// Redis errors are retried inside; it returns once ctx is done.
 			a.store.FollowFilters(ctx, a.index.newIndex, func(ix store.FilterIndex, n int) {
-				a.index.swap(ix)
+				a.m.indexBuild.Observe(a.index.swap(ix).Seconds())
 				if a.indexLoaded.CompareAndSwap(false, true) {
 					a.log.Info("filter index loaded", "filters", n)
 					close(loaded)
@@ -270,7 +320,17 @@ func (a *app) Run(ctx context.Context) error {
 			}
 			return nil
 		})
-		a.log.Info("http listening", "addr", a.listener.Addr().String(), "public_url", a.cfg.PublicURL)
+		a.log.Info("http listening", "addr", a.listener.Addr().String(), "public_url", a.cfg.PublicURL,
+			"max_conns", a.cfg.HTTPMaxConns, "max_conns_per_ip", a.limiter.Bounds().PerIP)
+	}
+	if a.metricsHTTP != nil {
+		start("metrics http", func(context.Context) error {
+			if err := a.metricsHTTP.Serve(a.metricsListener); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		a.log.Info("metrics listening", "addr", a.metricsListener.Addr().String())
 	}
 	a.log.Info("jobalert running", "roles", a.roles.String(), "version", version)
 
@@ -285,11 +345,15 @@ func (a *app) Run(ctx context.Context) error {
 	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout,
 		"http", b.HTTP, "intake", b.Intake, "in_flight", b.InFlight, "close", b.Close)
 
-	// 1. HTTP: no new requests; the ones in progress finish.
-	if a.http != nil {
+	// 1. HTTP: no new requests; the ones in progress finish. The metrics
+	// listener stops with the public one.
+	for _, srv := range []*http.Server{a.http, a.metricsHTTP} {
+		if srv == nil {
+			continue
+		}
 		hctx, cancel := context.WithTimeout(context.Background(), b.HTTP)
-		if err := a.http.Shutdown(hctx); err != nil {
-			_ = a.http.Close()
+		if err := srv.Shutdown(hctx); err != nil {
+			_ = srv.Close()
 			errs = append(errs, fmt.Errorf("shutdown: HTTP requests still in progress after %v were cut off: %w", b.HTTP, err))
 		}
 		cancel()
@@ -328,6 +392,9 @@ func (a *app) closeSteps(drain bool) []closeStep {
 	var steps []closeStep
 	if a.http == nil && a.listener != nil {
 		steps = append(steps, closeStep{"HTTP listener", func(context.Context) error { return a.listener.Close() }})
+	}
+	if a.metricsHTTP == nil && a.metricsListener != nil {
+		steps = append(steps, closeStep{"metrics listener", func(context.Context) error { return a.metricsListener.Close() }})
 	}
 	if a.mailer != nil {
 		steps = append(steps, closeStep{"SMTP connections", func(context.Context) error { return a.mailer.Close() }})
@@ -398,6 +465,7 @@ func (a *app) webhookGone(ctx context.Context, subID, url string) {
 	msg, err := a.render.WebhookDisabled(sub.Email, url)
 	if err == nil {
 		err = a.mailer.Send(ctx, msg)
+		a.m.notifier.CountEmail(notifier.KindNotice, err)
 	}
 	if err != nil {
 		a.log.Warn("webhook disabled; telling the owner failed", "subscription", subID, "err", err)

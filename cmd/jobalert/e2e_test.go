@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,8 @@ type stack struct {
 	js   jetstream.JetStream
 	nc   *nats.Conn
 	env  map[string]string
+	// metricsURL is the metrics listener's base URL, with stackOpts.metrics.
+	metricsURL string
 	// shutdown stops the service and returns Run's error; stop (also at
 	// cleanup) does too, failing the test on an error.
 	shutdown func() error
@@ -48,6 +51,11 @@ type stackOpts struct {
 	// log, when set, gets the service's log from Info up (the test log
 	// gets Warn and up).
 	log io.Writer
+	// metrics runs the metrics listener (JOBALERT_METRICS_ADDR) on a free
+	// loopback port.
+	metrics bool
+	// env sets more JOBALERT_* variables, or overrides the stack's.
+	env map[string]string
 }
 
 func startStack(t *testing.T, o stackOpts) *stack {
@@ -80,6 +88,12 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		"JOBALERT_WEBHOOK_ALLOW_PRIVATE": "true",
 	}
 	s := &stack{t: t, ns: ns, sink: sink, env: env}
+	if o.metrics {
+		maddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+		env["JOBALERT_METRICS_ADDR"] = maddr
+		s.metricsURL = "http://" + maddr
+	}
+	maps.Copy(env, o.env)
 	s.nc = testenv.NATSConn(t, ns)
 	if s.js, err = jetstream.New(s.nc); err != nil {
 		t.Fatal(err)

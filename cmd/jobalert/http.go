@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/jobalert/jobalert/api"
@@ -10,7 +12,11 @@ import (
 func (a *app) newAPI() (*api.Server, error) {
 	deps := api.Deps{
 		Store: a.store, Tokens: a.signer, Renderer: a.render, Mailer: a.mailer, Webhooks: a.hooks,
-		Ready: a.ready, Metrics: promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}), Logger: a.log,
+		Ready: a.ready, Emails: a.m.notifier, Logger: a.log,
+	}
+	if a.cfg.MetricsAddr == "" {
+		// Without a metrics listener of its own, /metrics is public.
+		deps.Metrics = a.metricsHandler()
 	}
 	if a.digester != nil {
 		deps.Digests = a.digester
@@ -27,4 +33,9 @@ func (a *app) newAPI() (*api.Server, error) {
 // links makes the unsubscribe and manage links of every email.
 func (a *app) links() *api.Links {
 	return api.NewLinks(a.cfg.PublicURL, a.signer, api.LinkTTLs{Confirm: a.cfg.ConfirmTTL, Manage: a.cfg.ManageTTL}, nil)
+}
+
+// metricsHandler serves the registry in the Prometheus text format.
+func (a *app) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})
 }

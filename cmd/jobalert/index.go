@@ -2,6 +2,7 @@ package main
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/store"
@@ -12,7 +13,12 @@ import (
 // start and on every reload, and keeps it current in place). Safe for
 // concurrent use; a batch matched across a swap gets ids from both, which
 // the Recorder allows (consumer.Matched.Keys).
-type liveIndex struct{ p atomic.Pointer[matcher.Index] }
+type liveIndex struct {
+	p atomic.Pointer[matcher.Index]
+	// building is when the index being loaded was made (newIndex); only
+	// FollowFilters's goroutine uses it.
+	building time.Time
+}
 
 // newLiveIndex starts with an empty index, until the first load.
 func newLiveIndex() *liveIndex {
@@ -32,7 +38,14 @@ func (l *liveIndex) MatchKeyed(j *matcher.Job) ([]string, []uint32) {
 // Len is the number of filters in the index in use.
 func (l *liveIndex) Len() int { return l.current().Len() }
 
-// newIndex and swap are FollowFilters's.
-func (l *liveIndex) newIndex() store.FilterIndex { return matcher.NewIndex() }
+// newIndex and swap are FollowFilters's; swap returns how long the index
+// took to load, from its newIndex.
+func (l *liveIndex) newIndex() store.FilterIndex {
+	l.building = time.Now()
+	return matcher.NewIndex()
+}
 
-func (l *liveIndex) swap(ix store.FilterIndex) { l.p.Store(ix.(*matcher.Index)) }
+func (l *liveIndex) swap(ix store.FilterIndex) time.Duration {
+	l.p.Store(ix.(*matcher.Index))
+	return time.Since(l.building)
+}

@@ -47,7 +47,10 @@ func (b shutdownBudget) grace() time.Duration { return b.Intake + b.InFlight }
 // close: why the last connection attempt failed, that it is closed
 // (ClosedHandler), and the errors reported while draining.
 type natsEvents struct {
-	log      *slog.Logger
+	log *slog.Logger
+	// countError, if set, counts an error by kind (async, reconnect).
+	countError func(kind string)
+
 	closed   chan struct{}
 	once     sync.Once
 	mu       sync.Mutex
@@ -65,11 +68,13 @@ func (e *natsEvents) options() []nats.Option {
 	return []nats.Option{
 		nats.ClosedHandler(func(*nats.Conn) { e.once.Do(func() { close(e.closed) }) }),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			e.count("reconnect")
 			e.mu.Lock()
 			e.connErr = err
 			e.mu.Unlock()
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			e.count("async")
 			e.mu.Lock()
 			if e.draining {
 				e.errs = append(e.errs, err)
@@ -81,6 +86,12 @@ func (e *natsEvents) options() []nats.Option {
 				e.log.Warn("nats", "err", err)
 			}
 		}),
+	}
+}
+
+func (e *natsEvents) count(kind string) {
+	if e.countError != nil {
+		e.countError(kind)
 	}
 }
 

@@ -36,6 +36,9 @@ var allowed = map[string][]string{
 	"smtpsink":          {}, // tests and the demo
 	"faults":            {}, // tests only (build tag faults)
 
+	// The HTTP servers' connection bounds.
+	"internal/connlimit": {},
+
 	// The stages, in the order data flows through them.
 	"consumer": {"jobevent", "matcher", "internal/grace"},
 	"store":    {"jobevent", "matcher", "schedule"},
@@ -47,7 +50,7 @@ var allowed = map[string][]string{
 	"bench": {"consumer", "store", "notifier", "webhook", "jobevent", "matcher", "schedule", "templates",
 		"internal/grace", "internal/workload", "smtpsink"},
 	"cmd/jobalert": {"api", "bench", "config", "consumer", "jobevent", "matcher", "notifier", "schedule",
-		"smtpsink", "store", "templates", "token", "webhook", "internal/grace"},
+		"smtpsink", "store", "templates", "token", "webhook", "internal/grace", "internal/connlimit"},
 
 	// Tests of the deployment files (docker-compose.yml), no code: kept
 	// apart so that no binary imports the compose loader.
