@@ -322,7 +322,7 @@ func TestMonitoringProvisionedFromDeploy(t *testing.T) {
 		"prometheus": {{"deploy/prometheus", "/etc/prometheus"}},
 		"grafana": {
 			{"deploy/grafana/provisioning", "/etc/grafana/provisioning"},
-			{"deploy/grafana/jobalert.json", "/etc/grafana/dashboards/jobalert.json"},
+			{"deploy/grafana/jobalert.json", "/var/lib/grafana/dashboards/jobalert/jobalert.json"},
 		},
 	}
 	_, deployErr := os.Stat(filepath.Join(root, "deploy"))
@@ -346,6 +346,23 @@ func TestMonitoringProvisionedFromDeploy(t *testing.T) {
 	}
 	if deployErr != nil {
 		t.Logf("deploy/ is not there: the bind mount sources are not checked (%v)", deployErr)
+		return
+	}
+	// Prometheus scrapes the port jobalert serves its metrics on, and
+	// Grafana's dashboard provider reads the directory the dashboard is
+	// mounted in.
+	var addr string
+	if v := service(t, p, "jobalert").Environment["JOBALERT_METRICS_ADDR"]; v != nil {
+		addr = *v
+	}
+	_, port, _ := strings.Cut(addr, ":")
+	scrape, err := os.ReadFile(filepath.Join(root, "deploy/prometheus/prometheus.yml"))
+	if err != nil || !strings.Contains(string(scrape), `"jobalert:`+port+`"`) {
+		t.Errorf("deploy/prometheus/prometheus.yml: want a scrape target jobalert:%s (JOBALERT_METRICS_ADDR) (%v)", port, err)
+	}
+	provider, err := os.ReadFile(filepath.Join(root, "deploy/grafana/provisioning/dashboards/jobalert.yml"))
+	if err != nil || !strings.Contains(string(provider), "path: /var/lib/grafana/dashboards/jobalert") {
+		t.Errorf("grafana dashboard provider: want path /var/lib/grafana/dashboards/jobalert, where compose mounts the dashboard (%v)", err)
 	}
 }
 
