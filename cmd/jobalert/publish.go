@@ -11,6 +11,7 @@ import (
 
 	"github.com/jobalert/jobalert/config"
 	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/internal/connect"
 )
 
 // runPublish publishes a JSONL file of job events to the JOBS stream.
@@ -38,9 +39,13 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 		defer f.Close()
 		in = f
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("jobalert publish"))
+	opts, err := connect.NATSOptions(cfg)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
+		return err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append(opts, nats.Name("jobalert publish"))...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", connect.RedactURL(cfg.NATSURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

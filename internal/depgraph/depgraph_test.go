@@ -31,10 +31,11 @@ var allowed = map[string][]string{
 	"internal/grace":    {},
 	"internal/clock":    {},
 	"internal/workload": {"matcher"},
-	"internal/testenv":  {}, // tests only
-	"internal/depgraph": {}, // this test
-	"smtpsink":          {}, // tests and the demo
-	"faults":            {}, // tests only (build tag faults)
+	"internal/connect":  {"config"}, // the NATS options and the Redis client of the configuration
+	"internal/testenv":  {},         // tests only
+	"internal/depgraph": {},         // this test
+	"smtpsink":          {},         // tests and the demo
+	"faults":            {},         // tests only (build tag faults)
 
 	// The stages, in the order data flows through them.
 	"consumer": {"jobevent", "matcher", "internal/grace"},
@@ -47,7 +48,7 @@ var allowed = map[string][]string{
 	"bench": {"consumer", "store", "notifier", "webhook", "jobevent", "matcher", "schedule", "templates",
 		"internal/grace", "internal/workload", "smtpsink"},
 	"cmd/jobalert": {"api", "bench", "config", "consumer", "jobevent", "matcher", "notifier", "schedule",
-		"smtpsink", "store", "templates", "token", "webhook", "internal/grace"},
+		"smtpsink", "store", "templates", "token", "webhook", "internal/grace", "internal/connect"},
 }
 
 // neverDeps spells out, for the stages, the packages that must not appear
