@@ -14,7 +14,7 @@ import (
 // Sentinels promote the replica, the service follows it, and a job
 // published right after the kill still arrives as an email.
 func TestAlertsKeepArrivingAfterASentinelFailover(t *testing.T) {
-	set := testenv.Sentinel(t)
+	set := testenv.Sentinel(t, nil)
 	s := startStack(t, stackOpts{env: map[string]string{
 		// The host is not used with Sentinel; the password is the servers'.
 		"JOBALERT_REDIS_URL":               "redis://:" + set.Password + "@" + set.Master + "/0",

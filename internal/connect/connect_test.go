@@ -239,6 +239,37 @@ func TestRedisWithTLSClientCertificateAndACLUser(t *testing.T) {
 	}
 }
 
+// With Sentinel and rediss://, the client reaches the Sentinels and the
+// primary they name over TLS, each verified under its own address (the
+// URL's host is not used), with the client certificate and the servers'
+// password.
+func TestRedisSentinelOverTLS(t *testing.T) {
+	certs := testenv.NewCerts(t)
+	set := testenv.Sentinel(t, certs)
+	cfg := load(t, map[string]string{
+		"JOBALERT_REDIS_URL":             "rediss://:" + set.Password + "@" + set.Master + "/0",
+		"JOBALERT_REDIS_TLS_CA":          certs.CA,
+		"JOBALERT_REDIS_TLS_CERT":        certs.ClientCert,
+		"JOBALERT_REDIS_TLS_KEY":         certs.ClientKey,
+		"JOBALERT_REDIS_SENTINEL_MASTER": set.Master, "JOBALERT_REDIS_SENTINELS": strings.Join(set.Sentinels, ","),
+		"JOBALERT_REDIS_SENTINEL_PASSWORD": set.Password,
+	})
+	rdb, err := connect.Redis(cfg)
+	if err != nil {
+		t.Fatalf("connect.Redis: got %v, want a client", err)
+	}
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	port, err := rdb.ConfigGet(ctx, "tls-port").Result()
+	if err != nil || !strings.HasSuffix(set.Primary, ":"+port["tls-port"]) {
+		t.Fatalf("CONFIG GET tls-port: got %v, %v; want the primary %s", port, err, set.Primary)
+	}
+	if got, want := connect.RedisTarget(cfg), `redis Sentinel master "jobalert" at `+strings.Join(set.Sentinels, ","); got != want {
+		t.Errorf("RedisTarget: got %q, want %q", got, want)
+	}
+}
+
 // A file a variable names that is missing or holds the wrong thing is
 // reported before anything connects, in one line that starts with the
 // variable.

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -28,18 +29,31 @@ type SentinelSet struct {
 
 	primary *exec.Cmd
 	clients map[string]*redis.SentinelClient
+	tls     *tls.Config // of the test's own clients; nil without TLS
 }
 
 // Sentinel starts a SentinelSet and waits until the replica is in sync
 // and every Sentinel knows the replica and the two other Sentinels, so
-// that a failover can be voted. It skips the test when redis-server is
-// not installed.
-func Sentinel(tb testing.TB) *SentinelSet {
+// that a failover can be voted. With certs, every server and Sentinel
+// listens only with TLS (the server certificate of certs; clients, and
+// the servers and Sentinels among themselves, show certificates from
+// certs' CA). It skips the test when redis-server is not installed.
+func Sentinel(tb testing.TB, certs *Certs) *SentinelSet {
 	tb.Helper()
 	dir := tb.TempDir()
 	s := &SentinelSet{Master: "jobalert", Password: "pw-" + RandomHex(6), clients: map[string]*redis.SentinelClient{}}
 	pport, rport := FreePort(tb), FreePort(tb)
 	s.Primary, s.Replica = "127.0.0.1:"+strconv.Itoa(pport), "127.0.0.1:"+strconv.Itoa(rport)
+	// listen is how a server or Sentinel listens on port.
+	listen := func(port int) []string { return []string{"--port", strconv.Itoa(port)} }
+	if certs != nil {
+		s.tls = certs.ClientTLS(tb)
+		listen = func(port int) []string {
+			return []string{"--port", "0", "--tls-port", strconv.Itoa(port),
+				"--tls-cert-file", certs.ServerCert, "--tls-key-file", certs.ServerKey,
+				"--tls-ca-cert-file", certs.CA, "--tls-auth-clients", "yes", "--tls-replication", "yes"}
+		}
+	}
 	// No delay before the full sync a replica starts with (5 s by default).
 	common := []string{"--requirepass", s.Password, "--masterauth", s.Password, "--repl-diskless-sync-delay", "0"}
 	for _, d := range []string{"primary", "replica"} {
@@ -47,9 +61,9 @@ func Sentinel(tb testing.TB) *SentinelSet {
 			tb.Fatal(err)
 		}
 	}
-	s.primary = startRedis(tb, filepath.Join(dir, "primary"), append([]string{"--port", strconv.Itoa(pport)}, common...)...)
-	startRedis(tb, filepath.Join(dir, "replica"), append([]string{"--port", strconv.Itoa(rport),
-		"--replicaof", "127.0.0.1", strconv.Itoa(pport)}, common...)...)
+	s.primary = startRedis(tb, filepath.Join(dir, "primary"), append(listen(pport), common...)...)
+	startRedis(tb, filepath.Join(dir, "replica"), append(append(listen(rport),
+		"--replicaof", "127.0.0.1", strconv.Itoa(pport)), common...)...)
 
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -65,19 +79,18 @@ func Sentinel(tb testing.TB) *SentinelSet {
 	for i, port := range ports {
 		conf := filepath.Join(dir, fmt.Sprintf("sentinel-%d.conf", i))
 		// Sentinel rewrites its configuration file, so it must be its own.
-		body := fmt.Sprintf(`port %d
-bind 127.0.0.1
+		body := fmt.Sprintf(`bind 127.0.0.1
 dir %s
 logfile %s
 sentinel myid %s
 sentinel monitor %s 127.0.0.1 %d 2
-sentinel down-after-milliseconds %[5]s 1000
-sentinel failover-timeout %[5]s 5000
-sentinel auth-pass %[5]s %[7]s
-requirepass %[7]s
-sentinel sentinel-pass %[7]s
-sentinel known-replica %[5]s 127.0.0.1 %[8]d
-`, port, dir, filepath.Join(dir, fmt.Sprintf("sentinel-%d.log", i)), ids[i], s.Master, pport, s.Password, rport)
+sentinel down-after-milliseconds %[4]s 1000
+sentinel failover-timeout %[4]s 5000
+sentinel auth-pass %[4]s %[6]s
+requirepass %[6]s
+sentinel sentinel-pass %[6]s
+sentinel known-replica %[4]s 127.0.0.1 %[7]d
+`, dir, filepath.Join(dir, fmt.Sprintf("sentinel-%d.log", i)), ids[i], s.Master, pport, s.Password, rport)
 		for j, other := range ports {
 			if j != i {
 				body += fmt.Sprintf("sentinel known-sentinel %s 127.0.0.1 %d %s\n", s.Master, other, ids[j])
@@ -86,7 +99,7 @@ sentinel known-replica %[5]s 127.0.0.1 %[8]d
 		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 			tb.Fatal(err)
 		}
-		cmd := exec.Command(bin, conf, "--sentinel")
+		cmd := exec.Command(bin, append([]string{conf, "--sentinel"}, listen(port)...)...)
 		if err := cmd.Start(); err != nil {
 			tb.Fatalf("start redis-server --sentinel: %v", err)
 		}
@@ -96,12 +109,12 @@ sentinel known-replica %[5]s 127.0.0.1 %[8]d
 		})
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		s.Sentinels = append(s.Sentinels, addr)
-		c := redis.NewSentinelClient(&redis.Options{Addr: addr, Password: s.Password, MaxRetries: -1})
+		c := redis.NewSentinelClient(&redis.Options{Addr: addr, Password: s.Password, MaxRetries: -1, TLSConfig: s.tls})
 		tb.Cleanup(func() { _ = c.Close() })
 		s.clients[addr] = c
 	}
 
-	replica := redis.NewClient(&redis.Options{Addr: s.Replica, Password: s.Password})
+	replica := redis.NewClient(&redis.Options{Addr: s.Replica, Password: s.Password, TLSConfig: s.tls})
 	defer replica.Close()
 	s.wait(tb, 20*time.Second, "the replica in sync and every Sentinel knowing it and the two others", func(ctx context.Context) error {
 		info, err := replica.Info(ctx, "replication").Result()
@@ -129,7 +142,7 @@ sentinel known-replica %[5]s 127.0.0.1 %[8]d
 // took so far (a write of its own, then WAIT), failing after 10 s.
 func (s *SentinelSet) WaitReplicated(tb testing.TB) {
 	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.Primary, Password: s.Password})
+	c := redis.NewClient(&redis.Options{Addr: s.Primary, Password: s.Password, TLSConfig: s.tls})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

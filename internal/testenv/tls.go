@@ -25,8 +25,8 @@ import (
 )
 
 // Certs are PEM files of a certificate authority made for one test, and of
-// a server certificate (for 127.0.0.1 and localhost) and a client
-// certificate it signed.
+// a server certificate (for 127.0.0.1 and localhost, good for client
+// authentication too) and a client certificate it signed.
 type Certs struct {
 	CA                    string
 	ServerCert, ServerKey string
@@ -57,12 +57,12 @@ func NewCerts(tb testing.TB) *Certs {
 		tb.Fatalf("CA certificate: %v", err)
 	}
 	writePEM(tb, c.CA, "CERTIFICATE", caDER)
-	leaf := func(certFile, keyFile, cn string, usage x509.ExtKeyUsage) {
+	leaf := func(certFile, keyFile, cn string, usage ...x509.ExtKeyUsage) {
 		key := newKey(tb)
 		tmpl := &x509.Certificate{
 			SerialNumber: serial(tb), Subject: pkix.Name{CommonName: cn},
 			NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
 			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
@@ -76,7 +76,8 @@ func NewCerts(tb testing.TB) *Certs {
 		}
 		writePEM(tb, keyFile, "PRIVATE KEY", kb)
 	}
-	leaf(c.ServerCert, c.ServerKey, "server", x509.ExtKeyUsageServerAuth)
+	// Redis servers and Sentinels also show theirs as clients, to each other.
+	leaf(c.ServerCert, c.ServerKey, "server", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	leaf(c.ClientCert, c.ClientKey, "jobalert", x509.ExtKeyUsageClientAuth)
 	return c
 }
