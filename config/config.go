@@ -295,7 +295,7 @@ func (c *Config) Print(w io.Writer) {
 			parts := strings.Split(val, ",")
 			for i, p := range parts {
 				if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-					u.User = url.UserPassword("****", "****")
+					u.User = url.UserPassword("xxxxx", "xxxxx") // "*" would be escaped
 					parts[i] = u.String()
 				} else if err != nil && strings.Contains(p, "@") {
 					parts[i] = "******** (does not parse)"

@@ -70,6 +70,9 @@ func TestPrintMasksSecrets(t *testing.T) {
 			t.Errorf("config output leaks %q:\n%s", leak, out)
 		}
 	}
+	if want := "JOBALERT_NATS_URL=nats://xxxxx:xxxxx@n1:4222,nats://xxxxx:xxxxx@n2:4222\n"; !strings.Contains(out, want) {
+		t.Errorf("got:\n%s\nwant %q", out, want)
+	}
 	if !strings.Contains(out, "JOBALERT_SECRET=******** (set)") {
 		t.Errorf("got:\n%s\nwant JOBALERT_SECRET masked", out)
 	}
