@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,17 +25,28 @@ const Prefix = "JOBALERT"
 // Config is the service's configuration. The envconfig tag is the variable
 // name after the prefix; desc is shown by `jobalert config` and the README.
 type Config struct {
-	NATSURL        string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL(s), comma-separated"`
+	NATSURL        string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL(s), comma-separated; user:password@ or token@ for those logins, tls:// for TLS with the system roots" secret:"url"`
+	NATSCreds      string `envconfig:"NATS_CREDS" desc:"NATS credentials file (.creds: user JWT and nkey seed)"`
+	NATSNkey       string `envconfig:"NATS_NKEY" desc:"NATS nkey seed file (nkey login; not with NATS_CREDS)"`
+	NATSTLSCA      string `envconfig:"NATS_TLS_CA" desc:"CA certificates (PEM file) that NATS servers are verified with, instead of the system roots; turns TLS on"`
+	NATSTLSCert    string `envconfig:"NATS_TLS_CERT" desc:"client certificate (PEM file) shown to NATS, with NATS_TLS_KEY; turns TLS on"`
+	NATSTLSKey     string `envconfig:"NATS_TLS_KEY" desc:"private key (PEM file) of NATS_TLS_CERT"`
 	Stream         string `envconfig:"STREAM" default:"JOBS" desc:"JetStream stream of job events (subjects jobs.>)"`
 	StreamReplicas int    `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of the JetStream streams (3 on a three-node cluster)"`
 	Durable        string `envconfig:"CONSUMER" default:"jobalert" desc:"durable consumer name shared by every replica"`
-	RedisURL       string `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"Redis URL" secret:"url"`
+	RedisURL       string `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"Redis URL: redis://[user:password@]host:port/db, rediss:// for TLS; with Sentinel its host is not used" secret:"url"`
 	KeyPrefix      string `envconfig:"REDIS_PREFIX" default:"jobalert:" desc:"prefix of every Redis key"`
 
-	StreamMaxAge   time.Duration `envconfig:"STREAM_MAX_AGE" default:"168h" desc:"job events older than this leave the stream, consumed or not (0: no age limit; docs/operations.md, Retention)"`
-	StreamMaxBytes int64         `envconfig:"STREAM_MAX_BYTES" default:"-1" desc:"size bound of the job events stream; past it the oldest events leave, consumed or not (-1: none)"`
-	DLQMaxAge      time.Duration `envconfig:"DLQ_MAX_AGE" default:"720h" desc:"dead letters older than this leave the DLQ stream (0: no age limit)"`
-	DLQMaxBytes    int64         `envconfig:"DLQ_MAX_BYTES" default:"-1" desc:"size bound of the DLQ stream; past it the oldest dead letters leave (-1: none)"`
+	StreamMaxAge          time.Duration `envconfig:"STREAM_MAX_AGE" default:"168h" desc:"job events older than this leave the stream, consumed or not (0: no age limit; docs/operations.md, Retention)"`
+	StreamMaxBytes        int64         `envconfig:"STREAM_MAX_BYTES" default:"-1" desc:"size bound of the job events stream; past it the oldest events leave, consumed or not (-1: none)"`
+	DLQMaxAge             time.Duration `envconfig:"DLQ_MAX_AGE" default:"720h" desc:"dead letters older than this leave the DLQ stream (0: no age limit)"`
+	DLQMaxBytes           int64         `envconfig:"DLQ_MAX_BYTES" default:"-1" desc:"size bound of the DLQ stream; past it the oldest dead letters leave (-1: none)"`
+	RedisTLSCA            string        `envconfig:"REDIS_TLS_CA" desc:"CA certificates (PEM file) that Redis is verified with, instead of the system roots (rediss:// only)"`
+	RedisTLSCert          string        `envconfig:"REDIS_TLS_CERT" desc:"client certificate (PEM file) shown to Redis, with REDIS_TLS_KEY (rediss:// only)"`
+	RedisTLSKey           string        `envconfig:"REDIS_TLS_KEY" desc:"private key (PEM file) of REDIS_TLS_CERT"`
+	RedisSentinelMaster   string        `envconfig:"REDIS_SENTINEL_MASTER" desc:"Sentinel master name: Redis is the primary the Sentinels name, followed through failovers"`
+	RedisSentinels        []string      `envconfig:"REDIS_SENTINELS" desc:"Sentinel addresses, host:port, comma-separated (with REDIS_SENTINEL_MASTER)"`
+	RedisSentinelPassword string        `envconfig:"REDIS_SENTINEL_PASSWORD" desc:"password of the Sentinels themselves (their requirepass)" secret:"true"`
 
 	SMTPHost     string        `envconfig:"SMTP_HOST" default:"localhost" desc:"SMTP relay host"`
 	SMTPPort     int           `envconfig:"SMTP_PORT" default:"587" desc:"SMTP relay port"`
@@ -169,8 +181,39 @@ func (c *Config) check(requireSecret bool) []string {
 	if c.Durable == "" || strings.ContainsAny(c.Durable, ".*> \t") {
 		bad("CONSUMER", "%q is not a valid consumer name (no spaces, dots or wildcards)", c.Durable)
 	}
-	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+	if c.NATSCreds != "" && c.NATSNkey != "" {
+		bad("NATS_NKEY", "set together with JOBALERT_NATS_CREDS: use one of them")
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		bad("NATS_TLS_CERT", "JOBALERT_NATS_TLS_CERT and JOBALERT_NATS_TLS_KEY go together: set both or neither")
+	}
+	redisURL, err := url.Parse(c.RedisURL)
+	if err != nil || (redisURL.Scheme != "redis" && redisURL.Scheme != "rediss" && redisURL.Scheme != "unix") {
 		bad("REDIS_URL", "not a Redis URL (redis://host:6379/0)")
+	} else if redisURL.Scheme != "rediss" {
+		for name, v := range map[string]string{"REDIS_TLS_CA": c.RedisTLSCA, "REDIS_TLS_CERT": c.RedisTLSCert, "REDIS_TLS_KEY": c.RedisTLSKey} {
+			if v != "" {
+				bad(name, "set, but JOBALERT_REDIS_URL is %s://: TLS needs a rediss:// URL", redisURL.Scheme)
+			}
+		}
+	}
+	if (c.RedisTLSCert == "") != (c.RedisTLSKey == "") {
+		bad("REDIS_TLS_CERT", "JOBALERT_REDIS_TLS_CERT and JOBALERT_REDIS_TLS_KEY go together: set both or neither")
+	}
+	switch {
+	case c.RedisSentinelMaster != "" && len(c.RedisSentinels) == 0:
+		bad("REDIS_SENTINELS", "required with JOBALERT_REDIS_SENTINEL_MASTER: the Sentinels' addresses, host:port, comma-separated")
+	case c.RedisSentinelMaster == "" && len(c.RedisSentinels) > 0:
+		bad("REDIS_SENTINEL_MASTER", "required with JOBALERT_REDIS_SENTINELS: the master name the Sentinels monitor")
+	case c.RedisSentinelMaster == "" && c.RedisSentinelPassword != "":
+		bad("REDIS_SENTINEL_PASSWORD", "set without JOBALERT_REDIS_SENTINEL_MASTER and JOBALERT_REDIS_SENTINELS")
+	case c.RedisSentinelMaster != "" && redisURL != nil && redisURL.Scheme == "unix":
+		bad("REDIS_URL", "a unix socket cannot be used with Sentinel (redis:// or rediss://)")
+	}
+	for _, a := range c.RedisSentinels {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || !isPort(port) {
+			bad("REDIS_SENTINELS", "%q is not host:port", a)
+		}
 	}
 	switch c.SMTPTLS {
 	case "none", "starttls", "tls":
@@ -252,6 +295,11 @@ func (c *Config) check(requireSecret bool) []string {
 	return p
 }
 
+func isPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n <= 65535
+}
+
 // Level returns the slog level named by LogLevel.
 func (c *Config) Level() (slog.Level, error) {
 	var l slog.Level
@@ -273,10 +321,18 @@ func (c *Config) Print(w io.Writer) {
 				val = "******** (set)"
 			}
 		case "url":
-			if u, err := url.Parse(val); err == nil && u.User != nil {
-				u.User = url.UserPassword("****", "****")
-				val = u.String()
+			// A comma-separated list (NATS) is masked URL by URL; a URL
+			// that does not parse is shown only when it holds no "@".
+			parts := strings.Split(val, ",")
+			for i, p := range parts {
+				if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+					u.User = url.UserPassword("xxxxx", "xxxxx") // "*" would be escaped
+					parts[i] = u.String()
+				} else if err != nil && strings.Contains(p, "@") {
+					parts[i] = "******** (does not parse)"
+				}
 			}
+			val = strings.Join(parts, ",")
 		}
 		fmt.Fprintf(w, "%s_%s=%s\n", Prefix, f.Tag.Get("envconfig"), val)
 	}

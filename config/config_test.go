@@ -53,9 +53,12 @@ func TestEveryProblemOnItsOwnLine(t *testing.T) {
 
 func TestPrintMasksSecrets(t *testing.T) {
 	cfg, err := config.Load(env(map[string]string{
-		"JOBALERT_SECRET":        "supersecretvalue-123456",
-		"JOBALERT_SMTP_PASSWORD": "hunter2",
-		"JOBALERT_REDIS_URL":     "redis://user:pw@redis:6379/0",
+		"JOBALERT_SECRET":                "supersecretvalue-123456",
+		"JOBALERT_SMTP_PASSWORD":         "hunter2",
+		"JOBALERT_REDIS_URL":             "redis://user:pw@redis:6379/0",
+		"JOBALERT_NATS_URL":              "nats://natsuser:natspw@n1:4222,nats://s3cr3t-token@n2:4222",
+		"JOBALERT_REDIS_SENTINEL_MASTER": "mymaster", "JOBALERT_REDIS_SENTINELS": "s1:26379",
+		"JOBALERT_REDIS_SENTINEL_PASSWORD": "sentinel-pw",
 	}), true)
 	if err != nil {
 		t.Fatal(err)
@@ -63,13 +66,39 @@ func TestPrintMasksSecrets(t *testing.T) {
 	var b strings.Builder
 	cfg.Print(&b)
 	out := b.String()
-	for _, leak := range []string{"supersecretvalue", "hunter2", ":pw@"} {
+	for _, leak := range []string{"supersecretvalue", "hunter2", ":pw@", "natspw", "s3cr3t-token", "sentinel-pw"} {
 		if strings.Contains(out, leak) {
 			t.Errorf("config output leaks %q:\n%s", leak, out)
 		}
 	}
+	if want := "JOBALERT_NATS_URL=nats://xxxxx:xxxxx@n1:4222,nats://xxxxx:xxxxx@n2:4222\n"; !strings.Contains(out, want) {
+		t.Errorf("got:\n%s\nwant %q", out, want)
+	}
 	if !strings.Contains(out, "JOBALERT_SECRET=******** (set)") {
 		t.Errorf("got:\n%s\nwant JOBALERT_SECRET masked", out)
+	}
+}
+
+// Settings that do not go together fail config.Load, one line naming the
+// variable each.
+func TestConnectionSettingsThatDoNotGoTogether(t *testing.T) {
+	for _, c := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"JOBALERT_NATS_CREDS": "a.creds", "JOBALERT_NATS_NKEY": "a.nk"}, "JOBALERT_NATS_NKEY: set together with JOBALERT_NATS_CREDS"},
+		{map[string]string{"JOBALERT_NATS_TLS_CERT": "c.pem"}, "JOBALERT_NATS_TLS_CERT: "},
+		{map[string]string{"JOBALERT_REDIS_TLS_CA": "ca.pem"}, "JOBALERT_REDIS_TLS_CA: set, but JOBALERT_REDIS_URL is redis://"},
+		{map[string]string{"JOBALERT_REDIS_URL": "rediss://h:6380/0", "JOBALERT_REDIS_TLS_KEY": "k.pem"}, "JOBALERT_REDIS_TLS_CERT: "},
+		{map[string]string{"JOBALERT_REDIS_SENTINEL_MASTER": "mymaster"}, "JOBALERT_REDIS_SENTINELS: required"},
+		{map[string]string{"JOBALERT_REDIS_SENTINELS": "a:26379"}, "JOBALERT_REDIS_SENTINEL_MASTER: required"},
+		{map[string]string{"JOBALERT_REDIS_SENTINEL_PASSWORD": "pw"}, "JOBALERT_REDIS_SENTINEL_PASSWORD: set without"},
+		{map[string]string{"JOBALERT_REDIS_SENTINEL_MASTER": "m", "JOBALERT_REDIS_SENTINELS": "a:26379,b"}, `JOBALERT_REDIS_SENTINELS: "b" is not host:port`},
+	} {
+		_, err := config.Load(env(c.vars), false)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: got %v, want one line %s...", c.vars, err, c.want)
+		}
 	}
 }
 

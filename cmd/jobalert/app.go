@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/jobalert/jobalert/api"
 	"github.com/jobalert/jobalert/config"
 	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/internal/connect"
 	"github.com/jobalert/jobalert/internal/connlimit"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
@@ -119,17 +118,21 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		return fmt.Errorf("JOBALERT_SECRET: %w", err)
 	}
 
-	opt, err := redis.ParseURL(cfg.RedisURL)
+	// The files the connection settings name are read and checked before
+	// anything connects.
+	natsOpts, err := connect.NATSOptions(cfg)
 	if err != nil {
-		return fmt.Errorf("JOBALERT_REDIS_URL: %w", err)
+		return err
 	}
-	a.rdb = redis.NewClient(opt)
+	if a.rdb, err = connect.Redis(cfg); err != nil {
+		return err
+	}
 	a.rdb.AddHook(redisHook{errs: a.m.redisErrors})
 	pctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	err = a.rdb.Ping(pctx).Err()
 	cancel()
 	if err != nil {
-		return fmt.Errorf("redis at %s: %w", redactURL(cfg.RedisURL), err)
+		return fmt.Errorf("%s: %w", connect.RedisTarget(cfg), err)
 	}
 	a.store = store.New(a.rdb, store.Config{
 		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
@@ -138,7 +141,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 
 	a.natsEv = newNATSEvents(log)
 	a.natsEv.countError = a.m.natsError
-	a.nc, err = nats.Connect(cfg.NATSURL, append(a.natsEv.options(), nats.Name("jobalert"), nats.MaxReconnects(-1),
+	a.nc, err = nats.Connect(cfg.NATSURL, append(append(natsOpts, a.natsEv.options()...), nats.Name("jobalert"), nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				a.m.natsError("disconnect")
@@ -148,7 +151,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
 		nats.RetryOnFailedConnect(true), nats.DrainTimeout(a.budget.Close))...)
 	if err != nil {
-		return fmt.Errorf("NATS at %s: %w", redactURL(cfg.NATSURL), err)
+		return fmt.Errorf("NATS at %s: %w", connect.RedactURL(cfg.NATSURL), err)
 	}
 	if a.js, err = jetstream.New(a.nc); err != nil {
 		return fmt.Errorf("NATS JetStream: %w", err)
@@ -201,7 +204,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		// The consumer role needs NATS now, to create the streams: say so
 		// plainly when it cannot be reached.
 		if err := a.natsEv.waitConnected(ctx, a.nc, startupTimeout); err != nil {
-			return fmt.Errorf("NATS at %s: %w", redactURL(cfg.NATSURL), err)
+			return fmt.Errorf("NATS at %s: %w", connect.RedactURL(cfg.NATSURL), err)
 		}
 		sctx, cancel := context.WithTimeout(ctx, startupTimeout)
 		streams := consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable, Replicas: cfg.StreamReplicas,
@@ -412,17 +415,6 @@ func (a *app) closeSteps(drain bool) []closeStep {
 		}})
 	}
 	return steps
-}
-
-// redactURL hides the passwords of a URL (or a comma-separated list).
-func redactURL(raw string) string {
-	parts := strings.Split(raw, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
-			parts[i] = u.Redacted()
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 func (r roles) String() string {

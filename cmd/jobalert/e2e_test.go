@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,13 +53,21 @@ type stackOpts struct {
 	// metrics runs the metrics listener (JOBALERT_METRICS_ADDR) on a free
 	// loopback port.
 	metrics bool
-	// env sets more JOBALERT_* variables, or overrides the stack's.
+	// nats, when set, is the NATS server instead of a plain embedded one,
+	// and natsClient the options of the test's own connection to it.
+	nats       *server.Server
+	natsClient []nats.Option
+	// env sets or overrides the service's variables: the connection
+	// settings of nats, a Redis of the test's own (JOBALERT_REDIS_URL).
 	env map[string]string
 }
 
 func startStack(t *testing.T, o stackOpts) *stack {
 	t.Helper()
-	ns := testenv.NATS(t)
+	ns := o.nats
+	if ns == nil {
+		ns = testenv.NATS(t)
+	}
 	sink, err := smtpsink.New(smtpsink.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +79,6 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	env := map[string]string{
 		"JOBALERT_NATS_URL":       ns.ClientURL(),
-		"JOBALERT_REDIS_URL":      testenv.RedisURL(t),
 		"JOBALERT_REDIS_PREFIX":   "e2e" + testenv.RandomHex(4) + ":",
 		"JOBALERT_SMTP_HOST":      sink.Host(),
 		"JOBALERT_SMTP_PORT":      strconv.Itoa(sink.Port()),
@@ -87,14 +93,19 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		// The test's webhook receivers listen on loopback.
 		"JOBALERT_WEBHOOK_ALLOW_PRIVATE": "true",
 	}
+	for k, v := range o.env {
+		env[k] = v
+	}
+	if env["JOBALERT_REDIS_URL"] == "" {
+		env["JOBALERT_REDIS_URL"] = testenv.RedisURL(t)
+	}
 	s := &stack{t: t, ns: ns, sink: sink, env: env}
 	if o.metrics {
 		maddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 		env["JOBALERT_METRICS_ADDR"] = maddr
 		s.metricsURL = "http://" + maddr
 	}
-	maps.Copy(env, o.env)
-	s.nc = testenv.NATSConn(t, ns)
+	s.nc = testenv.NATSConn(t, ns, o.natsClient...)
 	if s.js, err = jetstream.New(s.nc); err != nil {
 		t.Fatal(err)
 	}

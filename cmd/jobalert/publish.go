@@ -11,6 +11,7 @@ import (
 
 	"github.com/jobalert/jobalert/config"
 	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/internal/connect"
 )
 
 // runPublish publishes a JSONL file of job events to the JOBS stream, or
@@ -52,9 +53,13 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("jobalert publish"))
+	opts, err := connect.NATSOptions(cfg)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", redactURL(cfg.NATSURL), err)
+		return err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append(opts, nats.Name("jobalert publish"))...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", connect.RedactURL(cfg.NATSURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

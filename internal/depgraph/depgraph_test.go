@@ -31,10 +31,11 @@ var allowed = map[string][]string{
 	"internal/grace":    {},
 	"internal/clock":    {},
 	"internal/workload": {"matcher"},
-	"internal/testenv":  {}, // tests only
-	"internal/depgraph": {}, // this test
-	"smtpsink":          {}, // tests and the demo
-	"faults":            {}, // tests only (build tag faults)
+	"internal/connect":  {"config"}, // the NATS options and the Redis client of the configuration
+	"internal/testenv":  {},         // tests only
+	"internal/depgraph": {},         // this test
+	"smtpsink":          {},         // tests and the demo
+	"faults":            {},         // tests only (build tag faults)
 
 	// The HTTP servers' connection bounds.
 	"internal/connlimit": {},
@@ -50,7 +51,7 @@ var allowed = map[string][]string{
 	"bench": {"consumer", "store", "notifier", "webhook", "jobevent", "matcher", "schedule", "templates",
 		"internal/grace", "internal/workload", "smtpsink"},
 	"cmd/jobalert": {"api", "bench", "config", "consumer", "jobevent", "matcher", "notifier", "schedule",
-		"smtpsink", "store", "templates", "token", "webhook", "internal/grace", "internal/connlimit"},
+		"smtpsink", "store", "templates", "token", "webhook", "internal/grace", "internal/connlimit", "internal/connect"},
 
 	// Tests of the deployment files (docker-compose.yml), no code: kept
 	// apart so that no binary imports the compose loader.

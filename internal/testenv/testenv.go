@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,21 +34,8 @@ func RedisURL(tb testing.TB) string {
 	if u := os.Getenv(RedisURLEnv); u != "" {
 		return u
 	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		tb.Skip("redis-server not found: run `make test` (it installs it) or `apt-get install redis-server`")
-	}
 	port := FreePort(tb)
-	dir := tb.TempDir()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start redis-server: %v", err)
-	}
-	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
+	startRedis(tb, tb.TempDir(), "--port", strconv.Itoa(port))
 	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 	WaitRedis(tb, url)
 	return url
@@ -104,9 +90,16 @@ func NATS(tb testing.TB) *server.Server {
 // same directory.
 func NATSAt(tb testing.TB, dir string, port int) *server.Server {
 	tb.Helper()
-	s, err := server.NewServer(&server.Options{
+	return NATSWith(tb, &server.Options{
 		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
 	})
+}
+
+// NATSWith starts an embedded NATS server with opts (authentication, TLS,
+// operator mode) and shuts it down at cleanup.
+func NATSWith(tb testing.TB, opts *server.Options) *server.Server {
+	tb.Helper()
+	s, err := server.NewServer(opts)
 	if err != nil {
 		tb.Fatalf("new nats server: %v", err)
 	}
@@ -118,10 +111,10 @@ func NATSAt(tb testing.TB, dir string, port int) *server.Server {
 	return s
 }
 
-// NATSConn connects to s and closes the connection at cleanup.
-func NATSConn(tb testing.TB, s *server.Server) *nats.Conn {
+// NATSConn connects to s, with opts, and closes the connection at cleanup.
+func NATSConn(tb testing.TB, s *server.Server, opts ...nats.Option) *nats.Conn {
 	tb.Helper()
-	nc, err := nats.Connect(s.ClientURL())
+	nc, err := nats.Connect(s.ClientURL(), opts...)
 	if err != nil {
 		tb.Fatalf("connect nats: %v", err)
 	}
