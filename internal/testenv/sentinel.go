@@ -18,7 +18,9 @@ import (
 
 // SentinelSet is a Redis primary, its replica and three Sentinels watching
 // them, each a child process on a free loopback port, all killed at
-// cleanup. The Sentinels mark the primary down after 1 s and fail over.
+// cleanup. The Sentinels mark the primary down after 2 s (down-after-
+// milliseconds; 1 s made them fail over on their own when the machine was
+// busy) and fail over.
 type SentinelSet struct {
 	Master    string   // the master name the Sentinels monitor
 	Sentinels []string // their addresses
@@ -28,6 +30,7 @@ type SentinelSet struct {
 	Primary, Replica string
 
 	primary *exec.Cmd
+	servers map[string]*exec.Cmd // by address
 	clients map[string]*redis.SentinelClient
 	tls     *tls.Config // of the test's own clients; nil without TLS
 }
@@ -41,6 +44,12 @@ type SentinelSet struct {
 func Sentinel(tb testing.TB, certs *Certs) *SentinelSet {
 	tb.Helper()
 	dir := tb.TempDir()
+	// Registered first, so it runs last, after the processes are killed.
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			logTails(tb, dir)
+		}
+	})
 	s := &SentinelSet{Master: "jobalert", Password: "pw-" + RandomHex(6), clients: map[string]*redis.SentinelClient{}}
 	pport, rport := FreePort(tb), FreePort(tb)
 	s.Primary, s.Replica = "127.0.0.1:"+strconv.Itoa(pport), "127.0.0.1:"+strconv.Itoa(rport)
@@ -61,9 +70,17 @@ func Sentinel(tb testing.TB, certs *Certs) *SentinelSet {
 			tb.Fatal(err)
 		}
 	}
-	s.primary = startRedis(tb, filepath.Join(dir, "primary"), append(listen(pport), common...)...)
-	startRedis(tb, filepath.Join(dir, "replica"), append(append(listen(rport),
-		"--replicaof", "127.0.0.1", strconv.Itoa(pport)), common...)...)
+	s.servers = map[string]*exec.Cmd{
+		s.Primary: startRedis(tb, filepath.Join(dir, "primary"), append(listen(pport), common...)...),
+		s.Replica: startRedis(tb, filepath.Join(dir, "replica"), append(append(listen(rport),
+			"--replicaof", "127.0.0.1", strconv.Itoa(pport)), common...)...),
+	}
+	// The Sentinels start once the replica is in sync: a Sentinel that
+	// gets no answer within down-after-milliseconds of its start fails
+	// over.
+	s.wait(tb, 20*time.Second, "the replica in sync", func(ctx context.Context) error {
+		return s.replicaOf(ctx, s.Replica, s.Primary)
+	})
 
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -84,7 +101,7 @@ dir %s
 logfile %s
 sentinel myid %s
 sentinel monitor %s 127.0.0.1 %d 2
-sentinel down-after-milliseconds %[4]s 1000
+sentinel down-after-milliseconds %[4]s 2000
 sentinel failover-timeout %[4]s 5000
 sentinel auth-pass %[4]s %[6]s
 requirepass %[6]s
@@ -114,28 +131,53 @@ sentinel known-replica %[4]s 127.0.0.1 %[7]d
 		s.clients[addr] = c
 	}
 
-	replica := redis.NewClient(&redis.Options{Addr: s.Replica, Password: s.Password, TLSConfig: s.tls})
-	defer replica.Close()
-	s.wait(tb, 20*time.Second, "the replica in sync and every Sentinel knowing it and the two others", func(ctx context.Context) error {
-		info, err := replica.Info(ctx, "replication").Result()
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(info, "master_link_status:up") {
-			return fmt.Errorf("replica: master link not up")
-		}
+	// Should the Sentinels fail over anyway before the test starts, the
+	// set is taken as they leave it: the primary is the one they agree on.
+	s.wait(tb, 20*time.Second, "the Sentinels agreeing on a primary that has the other server in sync as its replica", func(ctx context.Context) error {
+		var primary string
 		for _, addr := range s.Sentinels {
 			m, err := s.clients[addr].Master(ctx, s.Master).Result()
 			if err != nil {
 				return fmt.Errorf("sentinel %s: %w", addr, err)
 			}
-			if m["num-slaves"] != "1" || m["num-other-sentinels"] != "2" {
+			at := net.JoinHostPort(m["ip"], m["port"])
+			switch {
+			case m["flags"] != "master":
+				return fmt.Errorf("sentinel %s: master %s has flags %s", addr, at, m["flags"])
+			case m["num-slaves"] != "1" || m["num-other-sentinels"] != "2":
 				return fmt.Errorf("sentinel %s knows %s replicas and %s other sentinels", addr, m["num-slaves"], m["num-other-sentinels"])
+			case primary != "" && at != primary:
+				return fmt.Errorf("sentinels name %s and %s", primary, at)
 			}
+			primary = at
 		}
-		return nil
+		if primary != s.Primary {
+			s.Primary, s.Replica = s.Replica, s.Primary
+		}
+		if s.servers[s.Primary] == nil {
+			return fmt.Errorf("sentinels name %s, neither server", primary)
+		}
+		return s.replicaOf(ctx, s.Replica, s.Primary)
 	})
+	s.primary = s.servers[s.Primary]
 	return s
+}
+
+// replicaOf says why replica is not a replica of primary in sync, or nil.
+func (s *SentinelSet) replicaOf(ctx context.Context, replica, primary string) error {
+	c := redis.NewClient(&redis.Options{Addr: replica, Password: s.Password, TLSConfig: s.tls, MaxRetries: -1})
+	defer c.Close()
+	info, err := c.Info(ctx, "replication").Result()
+	if err != nil {
+		return fmt.Errorf("%s: %w", replica, err)
+	}
+	_, port, _ := net.SplitHostPort(primary)
+	for _, want := range []string{"role:slave", "master_port:" + port, "master_link_status:up"} {
+		if !strings.Contains(info, want+"\r\n") {
+			return fmt.Errorf("%s: no %s in INFO replication", replica, want)
+		}
+	}
+	return nil
 }
 
 // WaitReplicated returns once the replica holds every write the primary
@@ -196,5 +238,21 @@ func (s *SentinelSet) wait(tb testing.TB, timeout time.Duration, what string, ch
 			tb.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// logTails logs the last lines of every log file under dir, for a test
+// that failed.
+func logTails(tb testing.TB, dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	more, _ := filepath.Glob(filepath.Join(dir, "*", "*.log"))
+	for _, f := range append(files, more...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		tb.Logf("%s (last %d lines):\n%s", filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f),
+			min(len(lines), 40), strings.Join(lines[max(0, len(lines)-40):], "\n"))
 	}
 }
