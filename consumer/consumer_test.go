@@ -595,6 +595,11 @@ func TestTwoBatchesAreRecordedAtOnce(t *testing.T) {
 	cfg := fastConfig()
 	cfg.Batch = 2
 	run(t, consumer.New(js, cfg, matchFunc(matchAll), rec, testenv.Logger(t), nil))
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return rec.recorded == 4
+	}, "the 4 events not recorded")
 	testenv.Eventually(t, 10*time.Second, drained(t, js), "stream not drained")
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
