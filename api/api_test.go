@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -213,7 +214,7 @@ func TestWebhookSecretAndRotate(t *testing.T) {
 		t.Fatalf("rotate: got %d %s, want 202 without a secret", rot.status, rot.body)
 	}
 	done := e.confirmAction(addr, "/v1/manage/rotate-webhook", "Rotate the secret")
-	s2 := regexp.MustCompile(`whsec_[A-Za-z0-9+/=_-]+`).FindString(done.body)
+	s2 := regexp.MustCompile(`whsec_[A-Za-z0-9+/=_-]+`).FindString(html.UnescapeString(done.body))
 	if done.status != 200 || s2 == "" || s2 == secret {
 		t.Fatalf("rotation page: got %d with secret %q, want 200 and a new whsec_ secret\n%s", done.status, s2, done.body)
 	}
