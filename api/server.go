@@ -25,6 +25,7 @@ import (
 
 	"github.com/wneessen/go-mail"
 
+	"github.com/jobalert/jobalert/internal/redact"
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/store"
 	"github.com/jobalert/jobalert/token"
@@ -187,7 +188,9 @@ type Deps struct {
 	Webhooks Webhooks
 	Digests  DigestRunner
 	// Ready reports whether the service can serve: NATS and Redis
-	// reachable, index loaded.
+	// reachable, index loaded. Each part that is not ready is an *Unready
+	// in the error (errors.Join them); /readyz answers with their names
+	// only and logs the rest.
 	Ready   func(ctx context.Context) error
 	Metrics http.Handler
 	Logger  *slog.Logger
@@ -429,16 +432,62 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// Unready is one part of the service that is not ready (Deps.Ready).
+// Part is a short name ("nats", "redis", "filter_index") that /readyz
+// shows; Err is the detail, which goes to the log only: it may name
+// hosts, users or internal addresses.
+type Unready struct {
+	Part string
+	Err  error
+}
+
+func (u *Unready) Error() string { return u.Part + ": " + u.Err.Error() }
+func (u *Unready) Unwrap() error { return u.Err }
+
+// readyz answers {"status":"ready"} or 503 with
+// {"status":"unavailable","failing":["redis", ...]}: the names of the
+// parts that are not ready, never the error text.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
 		if err := s.deps.Ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			failing := unreadyParts(err)
+			s.log.Warn("not ready", "failing", failing, "err", redact.Error(err))
+			writeJSON(w, http.StatusServiceUnavailable, struct {
+				Status  string   `json:"status"`
+				Failing []string `json:"failing"`
+			}{"unavailable", failing})
 			return
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// unreadyParts returns the sorted, distinct Part names of the *Unready
+// errors in err's tree, or ["service"] when it holds none.
+func unreadyParts(err error) []string {
+	var parts []string
+	var walk func(error)
+	walk = func(e error) {
+		switch x := e.(type) {
+		case nil:
+		case *Unready:
+			parts = append(parts, x.Part)
+		case interface{ Unwrap() []error }:
+			for _, c := range x.Unwrap() {
+				walk(c)
+			}
+		case interface{ Unwrap() error }:
+			walk(x.Unwrap())
+		}
+	}
+	walk(err)
+	if len(parts) == 0 {
+		return []string{"service"}
+	}
+	slices.Sort(parts)
+	return slices.Compact(parts)
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/jobalert/jobalert/internal/redact"
 )
 
 // Prefix is the environment prefix of every setting.
@@ -22,8 +24,11 @@ const Prefix = "JOBALERT"
 
 // Config is the service's configuration. The envconfig tag is the variable
 // name after the prefix; desc is shown by `jobalert config` and the README.
+// A secret tag says how Print masks the value: "true" shows only whether
+// it is set, "url" masks the passwords, tokens and query values of each
+// URL of a comma-separated list (internal/redact).
 type Config struct {
-	NATSURL        string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL(s), comma-separated"`
+	NATSURL        string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL(s), comma-separated" secret:"url"`
 	Stream         string `envconfig:"STREAM" default:"JOBS" desc:"JetStream stream of job events (subjects jobs.>)"`
 	StreamReplicas int    `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of the JetStream streams (3 on a three-node cluster)"`
 	Durable        string `envconfig:"CONSUMER" default:"jobalert" desc:"durable consumer name shared by every replica"`
@@ -44,7 +49,7 @@ type Config struct {
 	DKIMPrivateKey string `envconfig:"DKIM_PRIVATE_KEY" desc:"DKIM private key, PEM" secret:"true"`
 
 	HTTPAddr   string `envconfig:"HTTP_ADDR" default:":8080" desc:"address of the HTTP API and pages"`
-	PublicURL  string `envconfig:"PUBLIC_URL" default:"http://localhost:8080" desc:"base URL used in email links"`
+	PublicURL  string `envconfig:"PUBLIC_URL" default:"http://localhost:8080" desc:"base URL used in email links" secret:"url"`
 	Secret     string `envconfig:"SECRET" desc:"HMAC key for email tokens, 16+ bytes; required outside demo" secret:"true"`
 	AdminToken string `envconfig:"ADMIN_TOKEN" desc:"bearer token of /v1/admin/ (empty: admin API off)" secret:"true"`
 
@@ -138,7 +143,7 @@ func (c *Config) check(requireSecret bool) []string {
 		p = append(p, fmt.Sprintf("%s_%s: %s", Prefix, name, fmt.Sprintf(format, args...)))
 	}
 	if !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") && !strings.HasPrefix(c.NATSURL, "ws") {
-		bad("NATS_URL", "%q is not a NATS URL (nats://host:4222)", c.NATSURL)
+		bad("NATS_URL", "%q is not a NATS URL (nats://host:4222)", redact.URLs(c.NATSURL))
 	}
 	if c.Stream == "" || strings.ContainsAny(c.Stream, ".*> \t") {
 		bad("STREAM", "%q is not a valid stream name (no spaces, dots or wildcards)", c.Stream)
@@ -170,7 +175,7 @@ func (c *Config) check(requireSecret bool) []string {
 		bad("DKIM_DOMAIN", "DKIM needs JOBALERT_DKIM_SELECTOR and JOBALERT_DKIM_PRIVATE_KEY too")
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("PUBLIC_URL", "%q must be an absolute http(s) URL", c.PublicURL)
+		bad("PUBLIC_URL", "%q must be an absolute http(s) URL", redact.URL(c.PublicURL))
 	}
 	if c.WebhookPerHost < 0 || c.WebhookPerSubscription < 1 || c.WebhookSlowAfter < 0 {
 		bad("WEBHOOK_PER_HOST", "the webhook shares must be positive (PER_HOST %d, PER_SUBSCRIPTION %d, SLOW_AFTER %s)",
@@ -179,7 +184,7 @@ func (c *Config) check(requireSecret bool) []string {
 	for _, o := range c.AllowedOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 			u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			bad("ALLOWED_ORIGINS", "%q is not a web origin (scheme://host[:port], nothing after)", o)
+			bad("ALLOWED_ORIGINS", "%q is not a web origin (scheme://host[:port], nothing after)", redact.URL(o))
 		}
 	}
 	for name, d := range map[string]time.Duration{"CONFIRM_TTL": c.ConfirmTTL, "MANAGE_TTL": c.ManageTTL} {
@@ -227,7 +232,7 @@ func (c *Config) Level() (slog.Level, error) {
 }
 
 // Print writes the effective configuration, one VAR=value line each, with
-// secrets masked and credentials removed from URLs.
+// secrets masked and credentials removed from URLs (the secret tag).
 func (c *Config) Print(w io.Writer) {
 	v := reflect.ValueOf(c).Elem()
 	t := v.Type()
@@ -236,14 +241,9 @@ func (c *Config) Print(w io.Writer) {
 		val := fmt.Sprint(v.Field(i).Interface())
 		switch f.Tag.Get("secret") {
 		case "true":
-			if val != "" {
-				val = "******** (set)"
-			}
+			val = redact.Secret(val)
 		case "url":
-			if u, err := url.Parse(val); err == nil && u.User != nil {
-				u.User = url.UserPassword("****", "****")
-				val = u.String()
-			}
+			val = redact.URLs(val)
 		}
 		fmt.Fprintf(w, "%s_%s=%s\n", Prefix, f.Tag.Get("envconfig"), val)
 	}

@@ -52,9 +52,15 @@ func TestEveryProblemOnItsOwnLine(t *testing.T) {
 
 func TestPrintMasksSecrets(t *testing.T) {
 	cfg, err := config.Load(env(map[string]string{
-		"JOBALERT_SECRET":        "supersecretvalue-123456",
-		"JOBALERT_SMTP_PASSWORD": "hunter2",
-		"JOBALERT_REDIS_URL":     "redis://user:pw@redis:6379/0",
+		"JOBALERT_SECRET":           "supersecretvalue-123456",
+		"JOBALERT_SMTP_PASSWORD":    "hunter2",
+		"JOBALERT_ADMIN_TOKEN":      "admintokenvalue",
+		"JOBALERT_DKIM_DOMAIN":      "example.com",
+		"JOBALERT_DKIM_SELECTOR":    "s1",
+		"JOBALERT_DKIM_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----dkimkeybytes",
+		"JOBALERT_REDIS_URL":        "rediss://user:redispw@redis:6379/0?password=querypw",
+		"JOBALERT_NATS_URL":         "nats://natsuser:natspw@n1:4222,nats://natstoken@n2:4222",
+		"JOBALERT_PUBLIC_URL":       "https://alerts.example.com/?key=publicsecret",
 	}), true)
 	if err != nil {
 		t.Fatal(err)
@@ -62,13 +68,22 @@ func TestPrintMasksSecrets(t *testing.T) {
 	var b strings.Builder
 	cfg.Print(&b)
 	out := b.String()
-	for _, leak := range []string{"supersecretvalue", "hunter2", ":pw@"} {
+	for _, leak := range []string{"supersecretvalue", "hunter2", "admintokenvalue", "dkimkeybytes", "redispw", "querypw", "natspw", "natstoken", "publicsecret"} {
 		if strings.Contains(out, leak) {
 			t.Errorf("config output leaks %q:\n%s", leak, out)
 		}
 	}
-	if !strings.Contains(out, "JOBALERT_SECRET=******** (set)") {
-		t.Errorf("got:\n%s\nwant JOBALERT_SECRET masked", out)
+	for _, want := range []string{
+		"JOBALERT_SECRET=******** (set)\n",
+		"JOBALERT_SMTP_PASSWORD=******** (set)\n",
+		"JOBALERT_REDIS_URL=rediss://user:****@redis:6379/0?password=****\n",
+		"JOBALERT_NATS_URL=nats://natsuser:****@n1:4222,nats://****@n2:4222\n",
+		"JOBALERT_PUBLIC_URL=https://alerts.example.com/?key=****\n",
+		"JOBALERT_SMTP_HOST=localhost\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("got:\n%s\nwant a line %q", out, want)
+		}
 	}
 }
 
@@ -128,5 +143,26 @@ func TestParallelLoadsKeepTheirOwnValues(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A refused URL is named in the error without its credentials.
+func TestLoadErrorsMaskURLs(t *testing.T) {
+	_, err := config.Load(env(map[string]string{
+		"JOBALERT_SECRET":     "0123456789abcdef0123",
+		"JOBALERT_NATS_URL":   "http://natsuser:natspw@n1:4222",
+		"JOBALERT_PUBLIC_URL": "ftp://u:publicpw@alerts.example.com",
+		"JOBALERT_REDIS_URL":  "http://u:redispw@redis",
+	}), true)
+	if err == nil {
+		t.Fatal("got nil error, want the three URLs refused")
+	}
+	for _, leak := range []string{"natspw", "publicpw", "redispw"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("got %q, want no %q in it", err, leak)
+		}
+	}
+	if !strings.Contains(err.Error(), `JOBALERT_NATS_URL: "http://natsuser:****@n1:4222"`) {
+		t.Errorf("got %q, want the NATS URL named with its password masked", err)
 	}
 }

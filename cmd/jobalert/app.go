@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,8 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jobalert/jobalert/api"
 	"github.com/jobalert/jobalert/config"
 	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/internal/redact"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/store"
@@ -110,14 +110,14 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 
 	opt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		return fmt.Errorf("JOBALERT_REDIS_URL: %w", err)
+		return fmt.Errorf("JOBALERT_REDIS_URL: %w", redact.Wrap(err))
 	}
 	a.rdb = redis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	err = a.rdb.Ping(pctx).Err()
 	cancel()
 	if err != nil {
-		return fmt.Errorf("redis at %s: %w", redactURL(cfg.RedisURL), err)
+		return fmt.Errorf("redis at %s: %w", redact.URL(cfg.RedisURL), err)
 	}
 	a.store = store.New(a.rdb, store.Config{
 		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
@@ -134,7 +134,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
 		nats.RetryOnFailedConnect(true), nats.DrainTimeout(a.budget.Close))...)
 	if err != nil {
-		return fmt.Errorf("NATS at %s: %w", redactURL(cfg.NATSURL), err)
+		return fmt.Errorf("NATS at %s: %w", redact.URLs(cfg.NATSURL), err)
 	}
 	if a.js, err = jetstream.New(a.nc); err != nil {
 		return fmt.Errorf("NATS JetStream: %w", err)
@@ -186,7 +186,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		// The consumer role needs NATS now, to create the streams: say so
 		// plainly when it cannot be reached.
 		if err := a.natsEv.waitConnected(ctx, a.nc, startupTimeout); err != nil {
-			return fmt.Errorf("NATS at %s: %w", redactURL(cfg.NATSURL), err)
+			return fmt.Errorf("NATS at %s: %w", redact.URLs(cfg.NATSURL), err)
 		}
 		sctx, cancel := context.WithTimeout(ctx, startupTimeout)
 		err := consumer.EnsureStreams(sctx, a.js, consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable, Replicas: cfg.StreamReplicas})
@@ -270,7 +270,7 @@ func (a *app) Run(ctx context.Context) error {
 			}
 			return nil
 		})
-		a.log.Info("http listening", "addr", a.listener.Addr().String(), "public_url", a.cfg.PublicURL)
+		a.log.Info("http listening", "addr", a.listener.Addr().String(), "public_url", redact.URL(a.cfg.PublicURL))
 	}
 	a.log.Info("jobalert running", "roles", a.roles.String(), "version", version)
 
@@ -347,17 +347,6 @@ func (a *app) closeSteps(drain bool) []closeStep {
 	return steps
 }
 
-// redactURL hides the passwords of a URL (or a comma-separated list).
-func redactURL(raw string) string {
-	parts := strings.Split(raw, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
-			parts[i] = u.Redacted()
-		}
-	}
-	return strings.Join(parts, ",")
-}
-
 func (r roles) String() string {
 	var s []string
 	if r.consumer {
@@ -373,18 +362,21 @@ func (r roles) String() string {
 }
 
 // ready reports whether this process can do its work: NATS connected,
-// Redis answering, and (for the consumer) the filter index loaded.
+// Redis answering, and (for the consumer) the filter index loaded. Each
+// part that is not is an *api.Unready in the joined error: /readyz shows
+// the parts' names, the log their detail.
 func (a *app) ready(ctx context.Context) error {
-	if a.nc.Status() != nats.CONNECTED {
-		return fmt.Errorf("nats: %s", a.nc.Status())
+	var errs []error
+	if st := a.nc.Status(); st != nats.CONNECTED {
+		errs = append(errs, &api.Unready{Part: "nats", Err: fmt.Errorf("connection %s", st)})
 	}
 	if err := a.store.Ping(ctx); err != nil {
-		return fmt.Errorf("redis: %w", err)
+		errs = append(errs, &api.Unready{Part: "redis", Err: err})
 	}
 	if a.roles.consumer && !a.indexLoaded.Load() {
-		return errors.New("filter index: still loading")
+		errs = append(errs, &api.Unready{Part: "filter_index", Err: errors.New("still loading")})
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // webhookGone tells a subscription's owner that their endpoint answered

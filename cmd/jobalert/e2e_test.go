@@ -36,6 +36,8 @@ type stack struct {
 	js   jetstream.JetStream
 	nc   *nats.Conn
 	env  map[string]string
+	// secrets are the passwords, tokens and keys in env (stackOpts.credentials).
+	secrets []string
 	// shutdown stops the service and returns Run's error; stop (also at
 	// cleanup) does too, failing the test on an error.
 	shutdown func() error
@@ -45,15 +47,23 @@ type stack struct {
 type stackOpts struct {
 	window       string
 	wrapRecorder func(consumer.Recorder) consumer.Recorder
-	// log, when set, gets the service's log from Info up (the test log
-	// gets Warn and up).
-	log io.Writer
+	// log, when set, gets the service's log from Info up (from Debug up
+	// with debugLog); the test log gets Warn and up.
+	log      io.Writer
+	debugLog bool
+	// credentials runs NATS, Redis and SMTP with passwords, as production
+	// does (secrets_e2e_test.go): s.secrets lists every secret set.
+	credentials bool
 }
 
 func startStack(t *testing.T, o stackOpts) *stack {
 	t.Helper()
-	ns := testenv.NATS(t)
-	sink, err := smtpsink.New(smtpsink.Options{})
+	var cred *credentials
+	if o.credentials {
+		cred = newCredentials(t)
+	}
+	ns := cred.natsServer(t)
+	sink, err := smtpsink.New(cred.sinkOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +90,8 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		"JOBALERT_WEBHOOK_ALLOW_PRIVATE": "true",
 	}
 	s := &stack{t: t, ns: ns, sink: sink, env: env}
-	s.nc = testenv.NATSConn(t, ns)
+	s.secrets = cred.apply(t, env)
+	s.nc = cred.natsConn(t, ns)
 	if s.js, err = jetstream.New(s.nc); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +109,11 @@ func (s *stack) start(o stackOpts) {
 	}
 	log := testenv.Logger(t)
 	if o.log != nil {
-		log = slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		level := slog.LevelInfo
+		if o.debugLog {
+			level = slog.LevelDebug
+		}
+		log = slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: level}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newApp(ctx, cfg, roles{consumer: true, notifier: true, api: true}, log,

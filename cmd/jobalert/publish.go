@@ -11,6 +11,7 @@ import (
 
 	"github.com/jobalert/jobalert/config"
 	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/internal/redact"
 )
 
 // runPublish publishes a JSONL file of job events to the JOBS stream.
@@ -40,7 +41,7 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("jobalert publish"))
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
+		return fmt.Errorf("connect to NATS at %s: %w", redact.URLs(cfg.NATSURL), redact.Wrap(err))
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

@@ -27,9 +27,10 @@ var allowed = map[string][]string{
 	"schedule":          {},
 	"token":             {},
 	"templates":         {},
-	"config":            {},
+	"config":            {"internal/redact"},
 	"internal/grace":    {},
 	"internal/clock":    {},
+	"internal/redact":   {},
 	"internal/workload": {"matcher"},
 	"internal/testenv":  {}, // tests only
 	"internal/depgraph": {}, // this test
@@ -39,15 +40,15 @@ var allowed = map[string][]string{
 	// The stages, in the order data flows through them.
 	"consumer": {"jobevent", "matcher", "internal/grace"},
 	"store":    {"jobevent", "matcher", "schedule"},
-	"notifier": {"store", "jobevent", "matcher", "schedule", "templates", "internal/grace", "internal/clock"},
-	"webhook":  {"store", "jobevent", "matcher", "internal/grace", "internal/clock"},
-	"api":      {"notifier", "webhook", "store", "jobevent", "matcher", "schedule", "templates", "token", "internal/grace"},
+	"notifier": {"store", "jobevent", "matcher", "schedule", "templates", "internal/grace", "internal/clock", "internal/redact"},
+	"webhook":  {"store", "jobevent", "matcher", "internal/grace", "internal/clock", "internal/redact"},
+	"api":      {"notifier", "webhook", "store", "jobevent", "matcher", "schedule", "templates", "token", "internal/grace", "internal/redact"},
 
 	// Wiring and tools.
 	"bench": {"consumer", "store", "notifier", "webhook", "jobevent", "matcher", "schedule", "templates",
 		"internal/grace", "internal/workload", "smtpsink"},
 	"cmd/jobalert": {"api", "bench", "config", "consumer", "jobevent", "matcher", "notifier", "schedule",
-		"smtpsink", "store", "templates", "token", "webhook", "internal/grace"},
+		"smtpsink", "store", "templates", "token", "webhook", "internal/grace", "internal/redact"},
 }
 
 // neverDeps spells out, for the stages, the packages that must not appear
