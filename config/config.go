@@ -48,10 +48,11 @@ type Config struct {
 	DKIMSelector   string `envconfig:"DKIM_SELECTOR" desc:"DKIM selector"`
 	DKIMPrivateKey string `envconfig:"DKIM_PRIVATE_KEY" desc:"DKIM private key, PEM" secret:"true"`
 
-	HTTPAddr   string `envconfig:"HTTP_ADDR" default:":8080" desc:"address of the HTTP API and pages"`
-	PublicURL  string `envconfig:"PUBLIC_URL" default:"http://localhost:8080" desc:"base URL used in email links" secret:"url"`
-	Secret     string `envconfig:"SECRET" desc:"HMAC key for email tokens, 16+ bytes; required outside demo" secret:"true"`
-	AdminToken string `envconfig:"ADMIN_TOKEN" desc:"bearer token of /v1/admin/ (empty: admin API off)" secret:"true"`
+	HTTPAddr       string `envconfig:"HTTP_ADDR" default:":8080" desc:"address of the HTTP API and pages"`
+	PublicURL      string `envconfig:"PUBLIC_URL" default:"http://localhost:8080" desc:"base URL used in email links" secret:"url"`
+	Secret         string `envconfig:"SECRET" desc:"HMAC key for email tokens, 16+ bytes; required outside demo" secret:"true"`
+	SecretPrevious string `envconfig:"SECRET_PREVIOUS" desc:"the secret before the last rotation: links signed with it keep working and suppression entries keyed with it are still found (docs/operations.md, Rotating secrets)" secret:"true"`
+	AdminToken     string `envconfig:"ADMIN_TOKEN" desc:"bearer token of /v1/admin/ (empty: admin API off)" secret:"true"`
 
 	InstantWindow             time.Duration `envconfig:"INSTANT_WINDOW" default:"1m" desc:"instant alerts coalesce over this window; 0 sends each match at once"`
 	DigestCap                 int           `envconfig:"DIGEST_CAP" default:"25" desc:"jobs listed per email; the rest are counted"`
@@ -202,6 +203,15 @@ func (c *Config) check(requireSecret bool) []string {
 		bad("SECRET", "required: a random string of 16+ bytes (e.g. `openssl rand -hex 32`)")
 	} else if c.Secret != "" && len(c.Secret) < 16 {
 		bad("SECRET", "too short: %d bytes, need at least 16", len(c.Secret))
+	}
+	switch {
+	case c.SecretPrevious == "":
+	case c.Secret == "":
+		bad("SECRET_PREVIOUS", "set without JOBALERT_SECRET: the current secret goes in JOBALERT_SECRET")
+	case len(c.SecretPrevious) < 16:
+		bad("SECRET_PREVIOUS", "too short: %d bytes, need at least 16", len(c.SecretPrevious))
+	case c.SecretPrevious == c.Secret:
+		bad("SECRET_PREVIOUS", "the same as JOBALERT_SECRET: set JOBALERT_SECRET to the new secret")
 	}
 	if c.InstantWindow < 0 {
 		bad("INSTANT_WINDOW", "must not be negative")

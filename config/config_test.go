@@ -53,6 +53,7 @@ func TestEveryProblemOnItsOwnLine(t *testing.T) {
 func TestPrintMasksSecrets(t *testing.T) {
 	cfg, err := config.Load(env(map[string]string{
 		"JOBALERT_SECRET":           "supersecretvalue-123456",
+		"JOBALERT_SECRET_PREVIOUS":  "previoussecretvalue-123",
 		"JOBALERT_SMTP_PASSWORD":    "hunter2",
 		"JOBALERT_ADMIN_TOKEN":      "admintokenvalue",
 		"JOBALERT_DKIM_DOMAIN":      "example.com",
@@ -68,13 +69,14 @@ func TestPrintMasksSecrets(t *testing.T) {
 	var b strings.Builder
 	cfg.Print(&b)
 	out := b.String()
-	for _, leak := range []string{"supersecretvalue", "hunter2", "admintokenvalue", "dkimkeybytes", "redispw", "querypw", "natspw", "natstoken", "publicsecret"} {
+	for _, leak := range []string{"supersecretvalue", "previoussecretvalue", "hunter2", "admintokenvalue", "dkimkeybytes", "redispw", "querypw", "natspw", "natstoken", "publicsecret"} {
 		if strings.Contains(out, leak) {
 			t.Errorf("config output leaks %q:\n%s", leak, out)
 		}
 	}
 	for _, want := range []string{
 		"JOBALERT_SECRET=******** (set)\n",
+		"JOBALERT_SECRET_PREVIOUS=******** (set)\n",
 		"JOBALERT_SMTP_PASSWORD=******** (set)\n",
 		"JOBALERT_REDIS_URL=rediss://user:****@redis:6379/0?password=****\n",
 		"JOBALERT_NATS_URL=nats://natsuser:****@n1:4222,nats://****@n2:4222\n",
@@ -164,5 +166,25 @@ func TestLoadErrorsMaskURLs(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), `JOBALERT_NATS_URL: "http://natsuser:****@n1:4222"`) {
 		t.Errorf("got %q, want the NATS URL named with its password masked", err)
+	}
+}
+
+func TestPreviousSecretChecked(t *testing.T) {
+	for prev, want := range map[string]string{
+		"tiny-pw":              "JOBALERT_SECRET_PREVIOUS: too short",
+		"0123456789abcdef0123": "JOBALERT_SECRET_PREVIOUS: the same as JOBALERT_SECRET",
+	} {
+		_, err := config.Load(env(map[string]string{"JOBALERT_SECRET": "0123456789abcdef0123", "JOBALERT_SECRET_PREVIOUS": prev}), true)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), prev) {
+			t.Errorf("previous %q: got %v, want %q without the value", prev, err, want)
+		}
+	}
+	_, err := config.Load(env(map[string]string{"JOBALERT_SECRET_PREVIOUS": "0123456789abcdef0123"}), false)
+	if err == nil || !strings.Contains(err.Error(), "JOBALERT_SECRET_PREVIOUS: set without JOBALERT_SECRET") {
+		t.Errorf("previous without current: got %v, want a refusal", err)
+	}
+	cfg, err := config.Load(env(map[string]string{"JOBALERT_SECRET": "0123456789abcdef0123", "JOBALERT_SECRET_PREVIOUS": "fedcba9876543210fedc"}), true)
+	if err != nil || cfg.SecretPrevious != "fedcba9876543210fedc" {
+		t.Errorf("got %v %v, want the previous secret loaded", cfg, err)
 	}
 }

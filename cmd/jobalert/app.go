@@ -104,7 +104,13 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	secret := cfg.Secret
-	if a.signer, err = token.NewSigner(secret); err != nil {
+	var previous []string
+	var previousAddressKeys [][]byte
+	if cfg.SecretPrevious != "" {
+		previous = []string{cfg.SecretPrevious}
+		previousAddressKeys = [][]byte{token.DeriveKey(cfg.SecretPrevious, "address")}
+	}
+	if a.signer, err = token.NewSigner(secret, previous...); err != nil {
 		return fmt.Errorf("JOBALERT_SECRET: %w", err)
 	}
 
@@ -121,7 +127,8 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	}
 	a.store = store.New(a.rdb, store.Config{
 		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
-		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"), RecordLease: deps.recordLease,
+		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"), PreviousAddressKeys: previousAddressKeys,
+		RecordLease: deps.recordLease,
 	})
 
 	a.natsEv = newNATSEvents(log)

@@ -23,6 +23,7 @@ import (
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/smtpsink"
 	"github.com/jobalert/jobalert/store"
+	"github.com/jobalert/jobalert/token"
 )
 
 // credentials are the passwords of a stack run as production runs:
@@ -117,7 +118,8 @@ func (c *credentials) apply(t *testing.T, env map[string]string) []string {
 	n.User = url.UserPassword(c.natsUser, c.natsPass)
 	env["JOBALERT_NATS_URL"] = n.String()
 	env["JOBALERT_SMTP_USERNAME"], env["JOBALERT_SMTP_PASSWORD"] = c.smtpUser, c.smtpPass
-	return []string{c.natsPass, c.redisPass, c.smtpPass, env["JOBALERT_SECRET"], env["JOBALERT_ADMIN_TOKEN"]}
+	env["JOBALERT_SECRET_PREVIOUS"] = "the-previous-secret-" + testenv.RandomHex(4)
+	return []string{c.natsPass, c.redisPass, c.smtpPass, env["JOBALERT_SECRET"], env["JOBALERT_SECRET_PREVIOUS"], env["JOBALERT_ADMIN_TOKEN"]}
 }
 
 // syncBuffer collects the service's log.
@@ -146,7 +148,8 @@ var anEmail = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]
 // webhook whose URL holds tokens, its confirmation, an alert by email and
 // by webhook (which fails, its answer quoting the address), a webhook
 // endpoint that refuses connections, a hard bounce whose SMTP reply quotes
-// the address, a sign-up for the suppressed address, /readyz. Then
+// the address, a sign-up for the suppressed address, links and
+// suppressions of the previous secret, /readyz. Then
 // everything the process logged (from Debug up) and everything `jobalert
 // config` prints is scanned: no password, token, secret, link token,
 // webhook path or email address appears.
@@ -218,6 +221,26 @@ func TestNothingSecretIsShown(t *testing.T) {
 	if r := post(t, base+"/v1/subscriptions", "application/json", `{"email":"`+bounced+`","filter":{"keywords":"x"}}`); r.StatusCode != http.StatusCreated {
 		t.Fatalf("sign-up of a suppressed address: got %d %s, want 201", r.StatusCode, r.body)
 	}
+	// The secret was rotated (JOBALERT_SECRET_PREVIOUS is set): a link
+	// signed with the previous secret works, and an address suppressed
+	// under the previous secret's address key stays suppressed (the
+	// sign-up answers as usual; the email, sent synchronously, is not).
+	prev, err := token.NewSigner(s.env["JOBALERT_SECRET_PREVIOUS"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldUnsub := prev.Issue(token.Unsubscribe, faySub.ID, time.Time{})
+	if r := post(t, base+"/v1/unsubscribe?token="+url.QueryEscape(oldUnsub), "application/x-www-form-urlencoded", "List-Unsubscribe=One-Click"); r.StatusCode != http.StatusOK {
+		t.Errorf("unsubscribe link of the previous secret: got %d %s, want 200", r.StatusCode, r.body)
+	}
+	const gone = "gone.private@example.com"
+	before := store.New(s.app.rdb, store.Config{Prefix: s.env["JOBALERT_REDIS_PREFIX"], AddressKey: token.DeriveKey(s.env["JOBALERT_SECRET_PREVIOUS"], "address")})
+	if _, err := before.DeleteAllForEmail(t.Context(), gone, true); err != nil {
+		t.Fatal(err)
+	}
+	if r := post(t, base+"/v1/subscriptions", "application/json", `{"email":"`+gone+`","filter":{"keywords":"x"}}`); r.StatusCode != http.StatusCreated || len(s.sink.To(gone)) != 0 {
+		t.Errorf("sign-up of an address suppressed under the previous secret: got %d and %d emails, want 201 and none", r.StatusCode, len(s.sink.To(gone)))
+	}
 	if r := get(t, base+"/readyz"); r.StatusCode != http.StatusOK {
 		t.Fatalf("readyz: got %d %s, want 200", r.StatusCode, r.body)
 	}
@@ -231,7 +254,7 @@ func TestNothingSecretIsShown(t *testing.T) {
 	}
 
 	secrets := append(s.secrets, created.WebhookSecret, strings.TrimPrefix(created.WebhookSecret, "whsec_"),
-		"HOOKPATHTOKEN", "HOOKQUERYTOKEN", "CLOSEDPATHTOKEN", "CLOSEDQUERYTOKEN", tok, eve, bounced, fay)
+		"HOOKPATHTOKEN", "HOOKQUERYTOKEN", "CLOSEDPATHTOKEN", "CLOSEDQUERYTOKEN", tok, oldUnsub, eve, bounced, fay, gone)
 	for _, m := range tokenRE.FindAllStringSubmatch(alert.Text, -1) {
 		v, _ := url.QueryUnescape(m[1])
 		secrets = append(secrets, v)
