@@ -133,6 +133,9 @@ type Store interface {
 	Release(ctx context.Context, limits []store.Limit) error
 	UseOnce(ctx context.Context, tok string, ttl time.Duration) (bool, error)
 	RevokeLinks(ctx context.Context, id string) (int, error)
+	Stats(ctx context.Context) (store.Stats, error)
+	SuppressionCounts(ctx context.Context) (suppressed, bounceCounts int64, err error)
+	LiftSuppression(ctx context.Context, email string) (bool, error)
 }
 
 // Tokens issues and verifies link tokens; *token.Signer is the real one.
@@ -178,8 +181,8 @@ type DigestRunner interface {
 
 // Deps are the server's collaborators. Store, Tokens, Renderer and Mailer
 // are required; the others may be nil (webhook_url is then refused, the
-// admin digest and webhook routes answer 503, /readyz is always ready and
-// /metrics answers 404).
+// admin digest, webhook and DLQ routes answer 503, /readyz is always ready
+// and /metrics answers 404).
 type Deps struct {
 	Store    Store
 	Tokens   Tokens
@@ -187,6 +190,7 @@ type Deps struct {
 	Mailer   Mailer
 	Webhooks Webhooks
 	Digests  DigestRunner
+	DLQ      JobsDLQ
 	// Ready reports whether the service can serve: NATS and Redis
 	// reachable, index loaded. Each part that is not ready is an *Unready
 	// in the error (errors.Join them); /readyz answers with their names
@@ -300,7 +304,14 @@ func (s *Server) table() []route {
 		{"GET", "/v1/manage/rotate-webhook", s.rotatePage},
 		{"POST", "/v1/manage/rotate-webhook", s.rotate},
 
+		{"POST", "/v1/admin/subscriptions/search", s.requireAdmin(s.searchSubscriptions)},
 		{"POST", "/v1/admin/subscriptions/{id}/revoke-links", s.requireAdmin(s.revokeLinks)},
+		{"GET", "/v1/admin/stats", s.requireAdmin(s.stats)},
+		{"GET", "/v1/admin/suppressions", s.requireAdmin(s.suppressions)},
+		{"POST", "/v1/admin/suppressions/lift", s.requireAdmin(s.liftSuppression)},
+		{"GET", "/v1/admin/jobs/dead-letters", s.requireAdmin(s.listDeadEvents)},
+		{"GET", "/v1/admin/jobs/dead-letters/{seq}", s.requireAdmin(s.getDeadEvent)},
+		{"POST", "/v1/admin/jobs/dead-letters/{seq}/replay", s.requireAdmin(s.replayDeadEvent)},
 		{"POST", "/v1/admin/digests/run", s.requireAdmin(s.runDigests)},
 		{"GET", "/v1/admin/webhooks/dead-letters", s.requireAdmin(s.deadLetters)},
 		{"POST", "/v1/admin/webhooks/dead-letters/{id}/replay", s.requireAdmin(s.replayDeadLetter)},

@@ -11,7 +11,8 @@ import (
 // Rotating the secret (the old address key now previous) never
 // unsuppresses anyone nor forgets a bounce; an entry read while the
 // previous key is configured is written under the current one, so it
-// outlives the previous secret; writes use the current key only.
+// outlives the previous secret; writes use the current key only; a lift
+// clears the address under the current and previous keys.
 func TestAddressKeyRotation(t *testing.T) {
 	ctx := context.Background()
 	rdb, prefix := testenv.Redis(t)
@@ -67,6 +68,15 @@ func TestAddressKeyRotation(t *testing.T) {
 	}
 	if n, _ := rdb.HLen(ctx, prefix+"bounces").Result(); n != 0 {
 		t.Errorf("bounce counts after delete-all: got %d fields, want 0", n)
+	}
+	// Lifting takes the address off under every key.
+	if lifted, err := rotated.LiftSuppression(ctx, "gone.person@example.com"); err != nil || !lifted {
+		t.Fatalf("lift: got %v %v, want lifted", lifted, err)
+	}
+	for name, s := range map[string]*store.Redis{"before": before, "rotated": rotated, "dropped": dropped} {
+		if sup, err := s.IsSuppressed(ctx, "gone.person@example.com"); err != nil || sup {
+			t.Errorf("%s, after the lift: got suppressed=%v %v, want false", name, sup, err)
+		}
 	}
 	if sup, _ := rotated.IsSuppressed(ctx, "other@example.com"); sup {
 		t.Errorf("an unknown address: got suppressed, want not")

@@ -149,7 +149,8 @@ var anEmail = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]
 // by webhook (which fails, its answer quoting the address), a webhook
 // endpoint that refuses connections, a hard bounce whose SMTP reply quotes
 // the address, a sign-up for the suppressed address, links and
-// suppressions of the previous secret, /readyz. Then
+// suppressions of the previous secret, admin calls naming addresses,
+// /readyz. Then
 // everything the process logged (from Debug up) and everything `jobalert
 // config` prints is scanned: no password, token, secret, link token,
 // webhook path or email address appears.
@@ -241,6 +242,13 @@ func TestNothingSecretIsShown(t *testing.T) {
 	if r := post(t, base+"/v1/subscriptions", "application/json", `{"email":"`+gone+`","filter":{"keywords":"x"}}`); r.StatusCode != http.StatusCreated || len(s.sink.To(gone)) != 0 {
 		t.Errorf("sign-up of an address suppressed under the previous secret: got %d and %d emails, want 201 and none", r.StatusCode, len(s.sink.To(gone)))
 	}
+	// The admin API, with addresses in bodies: find one, lift another.
+	if out := s.admin("find", eve); !strings.Contains(out, created.ID) {
+		t.Errorf("admin find: got %s, want eve's subscription", out)
+	}
+	if out := s.admin("suppressions", "lift", bounced); !strings.Contains(out, `"lifted": true`) {
+		t.Errorf("admin suppressions lift: got %s, want lifted", out)
+	}
 	if r := get(t, base+"/readyz"); r.StatusCode != http.StatusOK {
 		t.Fatalf("readyz: got %d %s, want 200", r.StatusCode, r.body)
 	}
@@ -279,6 +287,7 @@ func TestNothingSecretIsShown(t *testing.T) {
 	}
 	// The lines that would have shown them are there, redacted.
 	for _, want := range []string{"email=e***@example.com", `msg="hard bounce"`, "b***@example.org", "webhook attempt failed",
+		`msg="suppression lifted" component=api email=b***@example.org`,
 		`err="Post \"` + closed.URL + `\": dial tcp`, "JOBALERT_NATS_URL=nats://jobalert:****@"} {
 		if !strings.Contains(log+cfgOut.String(), want) {
 			t.Errorf("want %q in the log or the config output; log:\n%s", want, log)
