@@ -540,9 +540,17 @@ func TestHealthAndReadiness(t *testing.T) {
 	if r := e.do("GET", "/readyz", ""); r.status != 200 {
 		t.Errorf("readyz: %d", r.status)
 	}
-	ready = fmt.Errorf("index not loaded")
-	if r := e.do("GET", "/readyz", ""); r.status != 503 || !strings.Contains(r.body, "index not loaded") {
-		t.Errorf("readyz when not ready: %d %s", r.status, r.body)
+	// The answer names the failing parts; the error text (hosts, users)
+	// goes to the log only.
+	ready = errors.Join(&api.Unready{Part: "redis", Err: errors.New("dial tcp 10.0.0.7:6379: connection refused")},
+		&api.Unready{Part: "filter_index", Err: errors.New("still loading")})
+	r := e.do("GET", "/readyz", "")
+	if want := `{"status":"unavailable","failing":["filter_index","redis"]}`; r.status != 503 || strings.TrimSpace(r.body) != want {
+		t.Errorf("readyz when not ready: got %d %s, want 503 %s", r.status, r.body, want)
+	}
+	ready = fmt.Errorf("something else at redis://u:pw@10.0.0.7")
+	if r := e.do("GET", "/readyz", ""); r.status != 503 || strings.TrimSpace(r.body) != `{"status":"unavailable","failing":["service"]}` {
+		t.Errorf("readyz with a plain error: got %d %s, want 503 failing [service]", r.status, r.body)
 	}
 	if r := e.do("GET", "/metrics", ""); r.status != 200 || !strings.Contains(r.body, "jobalert_up") {
 		t.Errorf("metrics: %d %s", r.status, r.body)
@@ -668,7 +676,7 @@ func TestConfirmationEmailsAreCounted(t *testing.T) {
 func TestProbesAlone(t *testing.T) {
 	var ready error
 	srv := httptest.NewServer(api.Probes(func(context.Context) error { return ready },
-		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "jobalert_up 1") })))
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "jobalert_up 1") }), nil))
 	t.Cleanup(srv.Close)
 	get := func(path string) (int, string) {
 		t.Helper()

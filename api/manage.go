@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jobalert/jobalert/internal/redact"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/schedule"
@@ -449,7 +450,7 @@ func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "delete all", err)
 		return
 	}
-	s.log.Info("all data of an address deleted", "email", email(sub.Email), "subscriptions", n, "suppressed", suppress)
+	s.log.Info("all data of an address deleted", "email", redact.Address(sub.Email), "subscriptions", n, "suppressed", suppress)
 	lines := []string{fmt.Sprintf("All your data is deleted: %d alert(s), their pending jobs, webhook deliveries and delivery records.", n)}
 	if suppress {
 		lines = append(lines, "Because you had unsubscribed, we keep only a keyed one-way hash of your address so that we never email it again.")

@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -82,16 +81,4 @@ func (s *Server) clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// email redacts an address in logs: "j***@example.com".
-type email string
-
-// LogValue implements slog.LogValuer.
-func (e email) LogValue() slog.Value {
-	local, domain, ok := strings.Cut(string(e), "@")
-	if !ok || local == "" {
-		return slog.StringValue("***")
-	}
-	return slog.StringValue(local[:1] + "***@" + domain)
 }

@@ -131,6 +131,9 @@ type Store interface {
 	Release(ctx context.Context, limits []store.Limit) error
 	UseOnce(ctx context.Context, tok string, ttl time.Duration) (bool, error)
 	RevokeLinks(ctx context.Context, id string) (int, error)
+	Stats(ctx context.Context) (store.Stats, error)
+	SuppressionCounts(ctx context.Context) (suppressed, bounceCounts int64, err error)
+	LiftSuppression(ctx context.Context, email string) (bool, error)
 }
 
 // Tokens issues and verifies link tokens; *token.Signer is the real one.
@@ -182,7 +185,7 @@ type EmailCounter interface {
 
 // Deps are the server's collaborators. Store, Tokens, Renderer and Mailer
 // are required; the others may be nil (webhook_url is then refused, the
-// admin digest and webhook routes answer 503, /readyz is always ready,
+// admin digest, webhook and DLQ routes answer 503, /readyz is always ready,
 // /metrics answers 404 and emails are not counted).
 type Deps struct {
 	Store    Store
@@ -191,8 +194,11 @@ type Deps struct {
 	Mailer   Mailer
 	Webhooks Webhooks
 	Digests  DigestRunner
+	DLQ      JobsDLQ
 	// Ready reports whether the service can serve: NATS and Redis
-	// reachable, index loaded.
+	// reachable, index loaded. Each part that is not ready is an *Unready
+	// in the error (errors.Join them); /readyz answers with their names
+	// only and logs the rest.
 	Ready   func(ctx context.Context) error
 	Metrics http.Handler
 	Emails  EmailCounter
@@ -303,7 +309,14 @@ func (s *Server) table() []route {
 		{"GET", "/v1/manage/rotate-webhook", s.rotatePage},
 		{"POST", "/v1/manage/rotate-webhook", s.rotate},
 
+		{"POST", "/v1/admin/subscriptions/search", s.requireAdmin(s.searchSubscriptions)},
 		{"POST", "/v1/admin/subscriptions/{id}/revoke-links", s.requireAdmin(s.revokeLinks)},
+		{"GET", "/v1/admin/stats", s.requireAdmin(s.stats)},
+		{"GET", "/v1/admin/suppressions", s.requireAdmin(s.suppressions)},
+		{"POST", "/v1/admin/suppressions/lift", s.requireAdmin(s.liftSuppression)},
+		{"GET", "/v1/admin/jobs/dead-letters", s.requireAdmin(s.listDeadEvents)},
+		{"GET", "/v1/admin/jobs/dead-letters/{seq}", s.requireAdmin(s.getDeadEvent)},
+		{"POST", "/v1/admin/jobs/dead-letters/{seq}/replay", s.requireAdmin(s.replayDeadEvent)},
 		{"POST", "/v1/admin/digests/run", s.requireAdmin(s.runDigests)},
 		{"GET", "/v1/admin/webhooks/dead-letters", s.requireAdmin(s.deadLetters)},
 		{"POST", "/v1/admin/webhooks/dead-letters/{id}/replay", s.requireAdmin(s.replayDeadLetter)},
@@ -433,7 +446,45 @@ func bearer(r *http.Request) (string, bool) {
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) { healthz(w, r) }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) { readyz(s.deps.Ready)(w, r) }
+// Unready is one part of the service that is not ready (Deps.Ready).
+// Part is a short name ("nats", "redis", "filter_index") that /readyz
+// shows; Err is the detail, which goes to the log only: it may name
+// hosts, users or internal addresses.
+type Unready struct {
+	Part string
+	Err  error
+}
+
+func (u *Unready) Error() string { return u.Part + ": " + u.Err.Error() }
+func (u *Unready) Unwrap() error { return u.Err }
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) { readyz(s.deps.Ready, s.log)(w, r) }
+
+// unreadyParts returns the sorted, distinct Part names of the *Unready
+// errors in err's tree, or ["service"] when it holds none.
+func unreadyParts(err error) []string {
+	var parts []string
+	var walk func(error)
+	walk = func(e error) {
+		switch x := e.(type) {
+		case nil:
+		case *Unready:
+			parts = append(parts, x.Part)
+		case interface{ Unwrap() []error }:
+			for _, c := range x.Unwrap() {
+				walk(c)
+			}
+		case interface{ Unwrap() error }:
+			walk(x.Unwrap())
+		}
+	}
+	walk(err)
+	if len(parts) == 0 {
+		return []string{"service"}
+	}
+	slices.Sort(parts)
+	return slices.Compact(parts)
+}
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Metrics == nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wneessen/go-mail"
 
+	"github.com/jobalert/jobalert/internal/redact"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/store"
@@ -183,7 +184,7 @@ func (s *Server) create(r *http.Request, in subscriptionInput, bad fieldErrors) 
 	// The steps below must not stop half-way because the client left.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.SendTimeout+10*time.Second)
 	defer cancel()
-	log := s.log.With("email", email(in.Email))
+	log := s.log.With("email", redact.Address(in.Email))
 
 	out := &created{ID: store.NewID(), Status: store.StatusPending}
 	if in.WebhookURL != "" {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/jobalert/jobalert/internal/redact"
 )
 
 // Prefix is the environment prefix of every setting.
@@ -24,6 +26,9 @@ const Prefix = "JOBALERT"
 
 // Config is the service's configuration. The envconfig tag is the variable
 // name after the prefix; desc is shown by `jobalert config` and the README.
+// A secret tag says how Print masks the value: "true" shows only whether
+// it is set, "url" masks the passwords, tokens and query values of each
+// URL of a comma-separated list (internal/redact).
 type Config struct {
 	NATSURL        string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL(s), comma-separated; user:password@ or token@ for those logins, tls:// for TLS with the system roots" secret:"url"`
 	NATSCreds      string `envconfig:"NATS_CREDS" desc:"NATS credentials file (.creds: user JWT and nkey seed)"`
@@ -61,10 +66,11 @@ type Config struct {
 	DKIMSelector   string `envconfig:"DKIM_SELECTOR" desc:"DKIM selector"`
 	DKIMPrivateKey string `envconfig:"DKIM_PRIVATE_KEY" desc:"DKIM private key, PEM" secret:"true"`
 
-	HTTPAddr   string `envconfig:"HTTP_ADDR" default:":8080" desc:"address of the HTTP API and pages"`
-	PublicURL  string `envconfig:"PUBLIC_URL" default:"http://localhost:8080" desc:"base URL used in email links"`
-	Secret     string `envconfig:"SECRET" desc:"HMAC key for email tokens, 16+ bytes; required outside demo" secret:"true"`
-	AdminToken string `envconfig:"ADMIN_TOKEN" desc:"bearer token of /v1/admin/ (empty: admin API off)" secret:"true"`
+	HTTPAddr       string `envconfig:"HTTP_ADDR" default:":8080" desc:"address of the HTTP API and pages"`
+	PublicURL      string `envconfig:"PUBLIC_URL" default:"http://localhost:8080" desc:"base URL used in email links" secret:"url"`
+	Secret         string `envconfig:"SECRET" desc:"HMAC key for email tokens, 16+ bytes; required outside demo" secret:"true"`
+	SecretPrevious string `envconfig:"SECRET_PREVIOUS" desc:"the secret before the last rotation: links signed with it keep working and suppression entries keyed with it are still found (docs/operations.md, Rotating secrets)" secret:"true"`
+	AdminToken     string `envconfig:"ADMIN_TOKEN" desc:"bearer token of /v1/admin/ (empty: admin API off)" secret:"true"`
 
 	MetricsAddr       string `envconfig:"METRICS_ADDR" desc:"address of a second listener serving /metrics, /healthz and /readyz, for every role; when set, /metrics leaves the public listener (empty: /metrics on HTTP_ADDR, api role only)"`
 	HTTPMaxConns      int    `envconfig:"HTTP_MAX_CONNS" default:"1024" desc:"connections the public listener holds open at once; past it idle ones are closed first, then new ones wait"`
@@ -160,7 +166,7 @@ func (c *Config) check(requireSecret bool) []string {
 		p = append(p, fmt.Sprintf("%s_%s: %s", Prefix, name, fmt.Sprintf(format, args...)))
 	}
 	if !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") && !strings.HasPrefix(c.NATSURL, "ws") {
-		bad("NATS_URL", "%q is not a NATS URL (nats://host:4222)", c.NATSURL)
+		bad("NATS_URL", "%q is not a NATS URL (nats://host:4222)", redact.URLs(c.NATSURL))
 	}
 	if c.Stream == "" || strings.ContainsAny(c.Stream, ".*> \t") {
 		bad("STREAM", "%q is not a valid stream name (no spaces, dots or wildcards)", c.Stream)
@@ -233,7 +239,7 @@ func (c *Config) check(requireSecret bool) []string {
 		bad("DKIM_DOMAIN", "DKIM needs JOBALERT_DKIM_SELECTOR and JOBALERT_DKIM_PRIVATE_KEY too")
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("PUBLIC_URL", "%q must be an absolute http(s) URL", c.PublicURL)
+		bad("PUBLIC_URL", "%q must be an absolute http(s) URL", redact.URL(c.PublicURL))
 	}
 	if c.HTTPMaxConns < 16 || c.HTTPMaxConns > 1000000 {
 		bad("HTTP_MAX_CONNS", "%d must be between 16 and 1000000", c.HTTPMaxConns)
@@ -255,7 +261,7 @@ func (c *Config) check(requireSecret bool) []string {
 	for _, o := range c.AllowedOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 			u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			bad("ALLOWED_ORIGINS", "%q is not a web origin (scheme://host[:port], nothing after)", o)
+			bad("ALLOWED_ORIGINS", "%q is not a web origin (scheme://host[:port], nothing after)", redact.URL(o))
 		}
 	}
 	for name, d := range map[string]time.Duration{"CONFIRM_TTL": c.ConfirmTTL, "MANAGE_TTL": c.ManageTTL} {
@@ -273,6 +279,15 @@ func (c *Config) check(requireSecret bool) []string {
 		bad("SECRET", "required: a random string of 16+ bytes (e.g. `openssl rand -hex 32`)")
 	} else if c.Secret != "" && len(c.Secret) < 16 {
 		bad("SECRET", "too short: %d bytes, need at least 16", len(c.Secret))
+	}
+	switch {
+	case c.SecretPrevious == "":
+	case c.Secret == "":
+		bad("SECRET_PREVIOUS", "set without JOBALERT_SECRET: the current secret goes in JOBALERT_SECRET")
+	case len(c.SecretPrevious) < 16:
+		bad("SECRET_PREVIOUS", "too short: %d bytes, need at least 16", len(c.SecretPrevious))
+	case c.SecretPrevious == c.Secret:
+		bad("SECRET_PREVIOUS", "the same as JOBALERT_SECRET: set JOBALERT_SECRET to the new secret")
 	}
 	if c.InstantWindow < 0 {
 		bad("INSTANT_WINDOW", "must not be negative")
@@ -308,7 +323,7 @@ func (c *Config) Level() (slog.Level, error) {
 }
 
 // Print writes the effective configuration, one VAR=value line each, with
-// secrets masked and credentials removed from URLs.
+// secrets masked and credentials removed from URLs (the secret tag).
 func (c *Config) Print(w io.Writer) {
 	v := reflect.ValueOf(c).Elem()
 	t := v.Type()
@@ -317,22 +332,9 @@ func (c *Config) Print(w io.Writer) {
 		val := fmt.Sprint(v.Field(i).Interface())
 		switch f.Tag.Get("secret") {
 		case "true":
-			if val != "" {
-				val = "******** (set)"
-			}
+			val = redact.Secret(val)
 		case "url":
-			// A comma-separated list (NATS) is masked URL by URL; a URL
-			// that does not parse is shown only when it holds no "@".
-			parts := strings.Split(val, ",")
-			for i, p := range parts {
-				if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-					u.User = url.UserPassword("xxxxx", "xxxxx") // "*" would be escaped
-					parts[i] = u.String()
-				} else if err != nil && strings.Contains(p, "@") {
-					parts[i] = "******** (does not parse)"
-				}
-			}
-			val = strings.Join(parts, ",")
+			val = redact.URLs(val)
 		}
 		fmt.Fprintf(w, "%s_%s=%s\n", Prefix, f.Tag.Get("envconfig"), val)
 	}

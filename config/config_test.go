@@ -54,9 +54,15 @@ func TestEveryProblemOnItsOwnLine(t *testing.T) {
 func TestPrintMasksSecrets(t *testing.T) {
 	cfg, err := config.Load(env(map[string]string{
 		"JOBALERT_SECRET":                "supersecretvalue-123456",
+		"JOBALERT_SECRET_PREVIOUS":       "previoussecretvalue-123",
 		"JOBALERT_SMTP_PASSWORD":         "hunter2",
-		"JOBALERT_REDIS_URL":             "redis://user:pw@redis:6379/0",
-		"JOBALERT_NATS_URL":              "nats://natsuser:natspw@n1:4222,nats://s3cr3t-token@n2:4222",
+		"JOBALERT_ADMIN_TOKEN":           "admintokenvalue",
+		"JOBALERT_DKIM_DOMAIN":           "example.com",
+		"JOBALERT_DKIM_SELECTOR":         "s1",
+		"JOBALERT_DKIM_PRIVATE_KEY":      "-----BEGIN PRIVATE KEY-----dkimkeybytes",
+		"JOBALERT_REDIS_URL":             "rediss://user:redispw@redis:6379/0?password=querypw",
+		"JOBALERT_NATS_URL":              "nats://natsuser:natspw@n1:4222,nats://natstoken@n2:4222",
+		"JOBALERT_PUBLIC_URL":            "https://alerts.example.com/?key=publicsecret",
 		"JOBALERT_REDIS_SENTINEL_MASTER": "mymaster", "JOBALERT_REDIS_SENTINELS": "s1:26379",
 		"JOBALERT_REDIS_SENTINEL_PASSWORD": "sentinel-pw",
 	}), true)
@@ -66,16 +72,23 @@ func TestPrintMasksSecrets(t *testing.T) {
 	var b strings.Builder
 	cfg.Print(&b)
 	out := b.String()
-	for _, leak := range []string{"supersecretvalue", "hunter2", ":pw@", "natspw", "s3cr3t-token", "sentinel-pw"} {
+	for _, leak := range []string{"supersecretvalue", "previoussecretvalue", "hunter2", "admintokenvalue", "dkimkeybytes", "redispw", "querypw", "natspw", "natstoken", "publicsecret", "sentinel-pw"} {
 		if strings.Contains(out, leak) {
 			t.Errorf("config output leaks %q:\n%s", leak, out)
 		}
 	}
-	if want := "JOBALERT_NATS_URL=nats://xxxxx:xxxxx@n1:4222,nats://xxxxx:xxxxx@n2:4222\n"; !strings.Contains(out, want) {
-		t.Errorf("got:\n%s\nwant %q", out, want)
-	}
-	if !strings.Contains(out, "JOBALERT_SECRET=******** (set)") {
-		t.Errorf("got:\n%s\nwant JOBALERT_SECRET masked", out)
+	for _, want := range []string{
+		"JOBALERT_SECRET=******** (set)\n",
+		"JOBALERT_SECRET_PREVIOUS=******** (set)\n",
+		"JOBALERT_SMTP_PASSWORD=******** (set)\n",
+		"JOBALERT_REDIS_URL=rediss://user:****@redis:6379/0?password=****\n",
+		"JOBALERT_NATS_URL=nats://natsuser:****@n1:4222,nats://****@n2:4222\n",
+		"JOBALERT_PUBLIC_URL=https://alerts.example.com/?key=****\n",
+		"JOBALERT_SMTP_HOST=localhost\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("got:\n%s\nwant a line %q", out, want)
+		}
 	}
 }
 
@@ -213,5 +226,46 @@ func TestHTTPBoundsAndMetricsAddrChecked(t *testing.T) {
 	cfg, err = config.Load(env(map[string]string{"JOBALERT_METRICS_ADDR": "127.0.0.1:9464", "JOBALERT_HTTP_MAX_CONNS_PER_IP": "0"}), false)
 	if err != nil || cfg.MetricsAddr != "127.0.0.1:9464" || cfg.HTTPMaxConnsPerIP != 0 {
 		t.Errorf("got %+v %v, want the metrics address and no per-address bound", cfg, err)
+	}
+}
+
+// A refused URL is named in the error without its credentials.
+func TestLoadErrorsMaskURLs(t *testing.T) {
+	_, err := config.Load(env(map[string]string{
+		"JOBALERT_SECRET":     "0123456789abcdef0123",
+		"JOBALERT_NATS_URL":   "http://natsuser:natspw@n1:4222",
+		"JOBALERT_PUBLIC_URL": "ftp://u:publicpw@alerts.example.com",
+		"JOBALERT_REDIS_URL":  "http://u:redispw@redis",
+	}), true)
+	if err == nil {
+		t.Fatal("got nil error, want the three URLs refused")
+	}
+	for _, leak := range []string{"natspw", "publicpw", "redispw"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("got %q, want no %q in it", err, leak)
+		}
+	}
+	if !strings.Contains(err.Error(), `JOBALERT_NATS_URL: "http://natsuser:****@n1:4222"`) {
+		t.Errorf("got %q, want the NATS URL named with its password masked", err)
+	}
+}
+
+func TestPreviousSecretChecked(t *testing.T) {
+	for prev, want := range map[string]string{
+		"tiny-pw":              "JOBALERT_SECRET_PREVIOUS: too short",
+		"0123456789abcdef0123": "JOBALERT_SECRET_PREVIOUS: the same as JOBALERT_SECRET",
+	} {
+		_, err := config.Load(env(map[string]string{"JOBALERT_SECRET": "0123456789abcdef0123", "JOBALERT_SECRET_PREVIOUS": prev}), true)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), prev) {
+			t.Errorf("previous %q: got %v, want %q without the value", prev, err, want)
+		}
+	}
+	_, err := config.Load(env(map[string]string{"JOBALERT_SECRET_PREVIOUS": "0123456789abcdef0123"}), false)
+	if err == nil || !strings.Contains(err.Error(), "JOBALERT_SECRET_PREVIOUS: set without JOBALERT_SECRET") {
+		t.Errorf("previous without current: got %v, want a refusal", err)
+	}
+	cfg, err := config.Load(env(map[string]string{"JOBALERT_SECRET": "0123456789abcdef0123", "JOBALERT_SECRET_PREVIOUS": "fedcba9876543210fedc"}), true)
+	if err != nil || cfg.SecretPrevious != "fedcba9876543210fedc" {
+		t.Errorf("got %v %v, want the previous secret loaded", cfg, err)
 	}
 }

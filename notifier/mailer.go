@@ -20,6 +20,7 @@ import (
 	"github.com/wneessen/go-mail/smtp"
 
 	"github.com/jobalert/jobalert/internal/clock"
+	"github.com/jobalert/jobalert/internal/redact"
 )
 
 // MailerConfig configures a Mailer.
@@ -89,8 +90,10 @@ type TemporaryError struct {
 	Err            error
 }
 
+// Error never shows an email address: a server's reply often quotes the
+// recipient's, and this text is logged (internal/redact).
 func (e *TemporaryError) Error() string {
-	return fmt.Sprintf("smtp %s: temporary failure: %v", e.Stage, e.Err)
+	return fmt.Sprintf("smtp %s: temporary failure: %s", e.Stage, redact.Error(e.Err))
 }
 
 func (e *TemporaryError) Unwrap() error { return e.Err }
@@ -98,7 +101,9 @@ func (e *TemporaryError) Unwrap() error { return e.Err }
 // PermanentError is a hard bounce: the server refused the message for
 // Recipients with a 5xx reply (to RCPT, or to DATA or its end, in which case
 // every recipient is named). Nothing was delivered to anyone: a message is
-// sent to all its recipients or to none.
+// sent to all its recipients or to none. Its text, which is logged, shows
+// the recipients and the server's reply redacted (internal/redact); the
+// addresses themselves are in Recipients.
 type PermanentError struct {
 	Recipients []string
 	Stage      string
@@ -107,7 +112,11 @@ type PermanentError struct {
 }
 
 func (e *PermanentError) Error() string {
-	return fmt.Sprintf("smtp %s: rejected for %s: %v", e.Stage, strings.Join(e.Recipients, ", "), e.Err)
+	rcpts := make([]string, len(e.Recipients))
+	for i, r := range e.Recipients {
+		rcpts[i] = redact.Email(r)
+	}
+	return fmt.Sprintf("smtp %s: rejected for %s: %s", e.Stage, strings.Join(rcpts, ", "), redact.Error(e.Err))
 }
 
 func (e *PermanentError) Unwrap() error { return e.Err }
@@ -514,15 +523,15 @@ func classify(ctx context.Context, stage string, err error, rcpts []string) erro
 		case tp.Code >= 500 && (stage == "rcpt" || stage == "data" || stage == "data-end"):
 			return &PermanentError{Recipients: rcpts, Stage: stage, Code: tp.Code, Err: err}
 		}
-		return fmt.Errorf("smtp %s: refused: %w", stage, err)
+		return redact.Wrap(fmt.Errorf("smtp %s: refused: %w", stage, err))
 	}
 	if isConfigError(err) {
-		return fmt.Errorf("smtp %s: %w", stage, err)
+		return redact.Wrap(fmt.Errorf("smtp %s: %w", stage, err))
 	}
 	if isNetError(err) {
 		return &TemporaryError{Stage: stage, MaybeDelivered: stage == "data-end", Err: err}
 	}
-	return fmt.Errorf("smtp %s: %w", stage, err)
+	return redact.Wrap(fmt.Errorf("smtp %s: %w", stage, err))
 }
 
 // ctxError is ctx.Err(), or DeadlineExceeded once the deadline has passed:

@@ -123,6 +123,21 @@ func TestTemporaryThenSuccess(t *testing.T) {
 	}
 }
 
+// A server's reply that quotes the recipient, temporary or permanent, is
+// logged by the callers: the error text never holds the address.
+func TestErrorTextRedactsServerReplies(t *testing.T) {
+	sink := mustSink(t)
+	m := mustMailer(t, sink, notifier.MailerConfig{Pool: 1})
+	for _, code := range []int{450, 550} {
+		sink.Inject(smtpsink.Fault{Stage: smtpsink.StageRcpt, Action: smtpsink.ActionReply, Code: code, Times: 1,
+			Message: "5.1.1 <jane.doe@example.com>: Recipient address rejected"})
+		err := m.Send(context.Background(), simpleMsg(t, "jane.doe@example.com"))
+		if err == nil || strings.Contains(err.Error(), "jane.doe") || !strings.Contains(err.Error(), "<j***@example.com>: Recipient address rejected") {
+			t.Errorf("%d: got %v, want the reply with the address as j***@example.com", code, err)
+		}
+	}
+}
+
 func TestPermanentRecipient(t *testing.T) {
 	sink := mustSink(t)
 	m := mustMailer(t, sink, notifier.MailerConfig{Pool: 1})
@@ -138,6 +153,11 @@ func TestPermanentRecipient(t *testing.T) {
 	}
 	if !slices.Equal(pe.Recipients, []string{"gone@example.com"}) || pe.Code != 550 || notifier.IsTemporary(err) {
 		t.Errorf("PermanentError = %+v, temporary = %v", pe, notifier.IsTemporary(err))
+	}
+	// The text is logged: the address is redacted, in the list and in the
+	// server's reply alike.
+	if got := err.Error(); strings.Contains(got, "gone@") || !strings.Contains(got, "rejected for g***@example.com") {
+		t.Errorf("error text: got %q, want the recipient as g***@example.com only", got)
 	}
 
 	// Several recipients, one refused: nobody gets it, the refused one is named.

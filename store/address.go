@@ -40,7 +40,21 @@ func CanonicalEmail(email string) string {
 // so a copy of Redis cannot be tested against a list of addresses
 // without the key (Config.AddressKey).
 func (s *Redis) addressKey(email string) string {
-	m := hmac.New(sha256.New, s.cfg.AddressKey)
+	return addressHash(s.cfg.AddressKey, email)
+}
+
+// previousAddressKeys names the mailbox under each previous address key
+// (Config.PreviousAddressKeys), oldest last.
+func (s *Redis) previousAddressKeys(email string) []string {
+	out := make([]string, len(s.cfg.PreviousAddressKeys))
+	for i, k := range s.cfg.PreviousAddressKeys {
+		out[i] = addressHash(k, email)
+	}
+	return out
+}
+
+func addressHash(key []byte, email string) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte("jobalert-address\x00"))
 	m.Write([]byte(CanonicalEmail(email)))
 	return hex.EncodeToString(m.Sum(nil)[:16])

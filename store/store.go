@@ -52,6 +52,12 @@ type Config struct {
 	// derives it from JOBALERT_SECRET; empty means a fixed, public key
 	// (tests and benchmarks only).
 	AddressKey []byte
+	// PreviousAddressKeys are the address keys of earlier secrets
+	// (JOBALERT_SECRET_PREVIOUS). Reads look for an address under each of
+	// them too, so a rotation never unsuppresses anyone nor forgets a
+	// bounce; writes use AddressKey only, and a suppression found under a
+	// previous key only is written under AddressKey as it is read.
+	PreviousAddressKeys [][]byte
 }
 
 // Redis is the Redis-backed store. It is safe for concurrent use.

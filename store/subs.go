@@ -348,9 +348,9 @@ func (s *Redis) DeleteSubscription(ctx context.Context, id string) error {
 }
 
 // DeleteAllForEmail deletes every subscription of an address and every key
-// about it (its bounce count and its per-address rate limit too). When
-// suppress is true the address is kept as a keyed hash only, so it is
-// never mailed again.
+// about it (its bounce count and its per-address rate limit too, under the
+// current and the previous address keys). When suppress is true the
+// address is kept as a keyed hash only, so it is never mailed again.
 func (s *Redis) DeleteAllForEmail(ctx context.Context, email string, suppress bool) (int, error) {
 	ids, err := s.rdb.SMembers(ctx, s.k.email(EmailHash(email))).Result()
 	if err != nil {
@@ -363,8 +363,12 @@ func (s *Redis) DeleteAllForEmail(ctx context.Context, email string, suppress bo
 	}
 	addr := s.addressKey(email)
 	p := s.rdb.TxPipeline()
-	p.Del(ctx, s.k.email(EmailHash(email)), s.k.rate(RateAddress, addr), s.k.rate(RateLinks, addr))
-	p.HDel(ctx, s.k.bounces(), addr, EmailHash(email))
+	p.Del(ctx, s.k.email(EmailHash(email)))
+	for _, a := range append([]string{addr}, s.previousAddressKeys(email)...) {
+		p.Del(ctx, s.k.rate(RateAddress, a), s.k.rate(RateLinks, a))
+		p.HDel(ctx, s.k.bounces(), a)
+	}
+	p.HDel(ctx, s.k.bounces(), EmailHash(email))
 	if suppress {
 		p.SAdd(ctx, s.k.suppressed(), addr)
 	}
@@ -372,25 +376,75 @@ func (s *Redis) DeleteAllForEmail(ctx context.Context, email string, suppress bo
 	return len(ids), wrap("delete all", err)
 }
 
+// suppressedScript reports whether any of ARGV is in the suppression set
+// KEYS[1]: ARGV[1] the current keyed hash, ARGV[2] the plain one of
+// entries written before keyed hashes, ARGV[3..] the previous keyed
+// hashes. A hit under a previous key only is written under the current
+// one too, so that the entry outlives the previous secret.
+var suppressedScript = redis.NewScript(`
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 or redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 1 then
+  return 1
+end
+for i = 3, #ARGV do
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 then
+    redis.call('SADD', KEYS[1], ARGV[1])
+    return 1
+  end
+end
+return 0
+`)
+
 // IsSuppressed reports whether an address must never be mailed: its
 // mailbox (CanonicalEmail) is in the suppression list, under its keyed
-// hash or, for entries written before keyed hashes, its plain one.
+// hash, under its keyed hash of a previous secret (then it is written
+// under the current one too) or, for entries written before keyed hashes,
+// its plain one.
 func (s *Redis) IsSuppressed(ctx context.Context, email string) (bool, error) {
-	in, err := s.rdb.SMIsMember(ctx, s.k.suppressed(), s.addressKey(email), EmailHash(email)).Result()
+	prev := s.previousAddressKeys(email)
+	if len(prev) == 0 {
+		in, err := s.rdb.SMIsMember(ctx, s.k.suppressed(), s.addressKey(email), EmailHash(email)).Result()
+		if err != nil {
+			return false, wrap("is suppressed", err)
+		}
+		return in[0] || in[1], nil
+	}
+	args := append([]any{s.addressKey(email), EmailHash(email)}, toAny(prev)...)
+	n, err := runScript(ctx, s.rdb, suppressedScript, []string{s.k.suppressed()}, args...).Int()
 	if err != nil {
 		return false, wrap("is suppressed", err)
 	}
-	return in[0] || in[1], nil
+	return n == 1, nil
 }
 
-// RecordBounce counts a hard bounce for an address; at limit the address is
-// suppressed and each of its subscriptions stops. It reports whether the
-// address is now suppressed.
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, v := range ss {
+		out[i] = v
+	}
+	return out
+}
+
+// RecordBounce counts a hard bounce for an address (under the current
+// address key; the count includes those under previous keys); at limit the
+// address is suppressed and each of its subscriptions stops. It reports
+// whether the address is now suppressed.
 func (s *Redis) RecordBounce(ctx context.Context, email string, limit int, now time.Time) (bool, error) {
 	addr := s.addressKey(email)
 	n, err := s.rdb.HIncrBy(ctx, s.k.bounces(), addr, 1).Result()
 	if err != nil {
 		return false, wrap("record bounce", err)
+	}
+	if prev := s.previousAddressKeys(email); len(prev) > 0 {
+		counts, err := s.rdb.HMGet(ctx, s.k.bounces(), prev...).Result()
+		if err != nil {
+			return false, wrap("record bounce", err)
+		}
+		for _, c := range counts {
+			if v, ok := c.(string); ok {
+				m, _ := strconv.ParseInt(v, 10, 64)
+				n += m
+			}
+		}
 	}
 	if limit <= 0 || n < int64(limit) {
 		return false, nil

@@ -1,16 +1,25 @@
 // Package token issues and checks the signed, scoped tokens that stand in
 // for a login in email links: confirm a subscription, unsubscribe with one
 // click, manage a subscription. A token is
-// base64url(scope "." subscription id "." expiry unix ["." version]) "." base64url(HMAC-SHA256),
-// signed with JOBALERT_SECRET. A version, when present, is compared by the
-// caller with the subscription's token version, so bumping that version
-// revokes every token issued before (docs/security.md).
+//
+//	key id "." base64url(scope "." subscription id "." expiry unix ["." version]) "." base64url(HMAC-SHA256)
+//
+// signed with JOBALERT_SECRET. The key id (KeyID: 8 hex characters derived
+// from the secret, which tells nothing about it) names the secret that
+// signed the token, so that after a rotation Verify checks a token with
+// the secret that made it: the current one or JOBALERT_SECRET_PREVIOUS.
+// New tokens are always signed with the current secret. Tokens issued
+// before key ids existed (no key id, one dot) are checked against every
+// secret. A version, when present, is compared by the caller with the
+// subscription's token version, so bumping that version revokes every
+// token issued before (docs/security.md).
 package token
 
 import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -47,18 +56,47 @@ var (
 	ErrWrongScope = errors.New("the link is not meant for this page")
 )
 
-// Signer issues and verifies tokens with one secret.
+// Signer issues tokens with the current secret and verifies them with the
+// current or a previous one.
 type Signer struct {
+	keys []key // the current secret first
+}
+
+type key struct {
+	id     string
 	secret []byte
 }
 
-// NewSigner returns a Signer; the secret must be at least 16 bytes.
-func NewSigner(secret string) (*Signer, error) {
-	if len(secret) < 16 {
-		return nil, fmt.Errorf("token secret must be at least 16 bytes, got %d", len(secret))
+// NewSigner returns a Signer that signs with secret and also accepts the
+// tokens signed with each of previous (the secrets before a rotation).
+// Every secret must be at least 16 bytes, and no two the same.
+func NewSigner(secret string, previous ...string) (*Signer, error) {
+	s := &Signer{}
+	for i, sec := range append([]string{secret}, previous...) {
+		if len(sec) < 16 {
+			if i == 0 {
+				return nil, fmt.Errorf("token secret must be at least 16 bytes, got %d", len(sec))
+			}
+			return nil, fmt.Errorf("previous token secret must be at least 16 bytes, got %d", len(sec))
+		}
+		for _, k := range s.keys {
+			if string(k.secret) == sec {
+				return nil, errors.New("a previous token secret is the same as a newer one")
+			}
+		}
+		s.keys = append(s.keys, key{id: KeyID(sec), secret: []byte(sec)})
 	}
-	return &Signer{secret: []byte(secret)}, nil
+	return s, nil
 }
+
+// KeyID is the key id of tokens signed with secret: the first 4 bytes, in
+// hex, of a key derived from it (DeriveKey, purpose "key-id").
+func KeyID(secret string) string {
+	return hex.EncodeToString(DeriveKey(secret, "key-id")[:4])
+}
+
+// KeyID returns the key id of the tokens the Signer issues.
+func (s *Signer) KeyID() string { return s.keys[0].id }
 
 var b64 = base64.RawURLEncoding
 
@@ -81,14 +119,32 @@ func (s *Signer) IssueVersion(scope Scope, subID string, version int, expires ti
 	return s.sign(string(scope) + "." + subID + "." + strconv.FormatInt(exp, 10) + "." + strconv.Itoa(version))
 }
 
+// sign returns the token of payload, signed with the current secret. The
+// MAC covers the key id and the payload.
 func (s *Signer) sign(payload string) string {
-	return b64.EncodeToString([]byte(payload)) + "." + b64.EncodeToString(s.mac(payload))
+	k := s.keys[0]
+	return k.id + "." + b64.EncodeToString([]byte(payload)) + "." + b64.EncodeToString(mac(k.secret, k.id+"."+payload))
 }
 
-func (s *Signer) mac(payload string) []byte {
-	m := hmac.New(sha256.New, s.secret)
-	m.Write([]byte(payload))
+func mac(secret []byte, signed string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(signed))
 	return m.Sum(nil)[:20]
+}
+
+// checkMAC reports whether got is the MAC of payload under the key that
+// kid names; without a key id (a token from before key ids), under any.
+func (s *Signer) checkMAC(kid string, payload []byte, got []byte) bool {
+	ok := false
+	for _, k := range s.keys {
+		switch {
+		case kid == "":
+			ok = hmac.Equal(got, mac(k.secret, string(payload))) || ok
+		case k.id == kid:
+			ok = hmac.Equal(got, mac(k.secret, kid+"."+string(payload))) || ok
+		}
+	}
+	return ok
 }
 
 // Verify checks tok and returns the subscription id it names. It fails with
@@ -116,19 +172,27 @@ func (s *Signer) verify(tok string, scope Scope, now time.Time) (subject string,
 	if len(tok) > 512 {
 		return "", 0, 0, ErrMalformed
 	}
-	p64, m64, ok := strings.Cut(tok, ".")
-	if !ok {
+	var kid, p64, m64 string
+	switch f := strings.Split(tok, "."); len(f) {
+	case 2: // issued before key ids
+		p64, m64 = f[0], f[1]
+	case 3:
+		kid, p64, m64 = f[0], f[1], f[2]
+		if kid == "" {
+			return "", 0, 0, ErrMalformed
+		}
+	default:
 		return "", 0, 0, ErrMalformed
 	}
 	payload, err := b64.DecodeString(p64)
 	if err != nil {
 		return "", 0, 0, ErrMalformed
 	}
-	mac, err := b64.DecodeString(m64)
+	sum, err := b64.DecodeString(m64)
 	if err != nil {
 		return "", 0, 0, ErrMalformed
 	}
-	if !hmac.Equal(mac, s.mac(string(payload))) {
+	if !s.checkMAC(kid, payload, sum) {
 		return "", 0, 0, ErrSignature
 	}
 	parts := strings.Split(string(payload), ".")

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jobalert/jobalert/internal/redact"
 )
 
 // Run delivers due webhooks until ctx is done, with at most
@@ -266,10 +268,11 @@ func (s *Service) finish(runCtx context.Context, a attempt, r result) {
 		}
 		next = now.Add(d).UnixMilli()
 	}
-	errText := ""
-	if r.err != nil {
-		errText = r.err.Error()
-	}
+	// The error is logged and kept with the delivery: an HTTP client's
+	// error quotes the whole URL, a redirect's Location or the receiver's
+	// answer may hold tokens or addresses; only hosts and redacted
+	// addresses remain (internal/redact).
+	errText := redact.Error(r.err)
 	slow := 0
 	if outcome == "ok" && s.cfg.SlowAfter > 0 && r.dur > s.cfg.SlowAfter {
 		slow = 1

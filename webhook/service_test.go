@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -499,6 +500,61 @@ func TestRedirectNotFollowed(t *testing.T) {
 	if n := len(target.Hits()); n != 0 {
 		t.Errorf("redirect target got %d requests, want 0", n)
 	}
+}
+
+// A failed attempt is logged and kept without the endpoint's path and
+// query, the redirect target's, or an address the receiver answered
+// with: only hosts.
+func TestFailedAttemptsShowHostsOnly(t *testing.T) {
+	e := newEnv(t)
+	secret := mustSecret(t)
+	rc := newReceiver(t, e.clock, secret, func(_ int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "https://elsewhere.example/in?token=LOCSECRET")
+		w.WriteHeader(http.StatusFound)
+		fmt.Fprint(w, "moved for owner@example.com")
+	})
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close() // connection refused: the HTTP client's error quotes the URL
+	var log syncBuffer
+	cfg := webhook.Config{AllowPrivate: true, Clock: e.clock, PollInterval: 10 * time.Millisecond, Timeout: 3 * time.Second}
+	svc := webhook.New(e.rdb, e.prefix, cfg, slog.New(slog.NewTextHandler(&log, nil)))
+	mustSetEndpoint(t, svc, "sub1", rc.srv.URL+"/hooks/PATHSECRET?key=QSECRET", secret)
+	mustSetEndpoint(t, svc, "sub2", closedURL+"/hooks/PATHSECRET2?key=QSECRET2", secret)
+	stop := run(t, svc)
+	mustEnqueue(t, svc, webhook.Delivery{ID: "dlv_a", SubscriptionID: "sub1"})
+	mustEnqueue(t, svc, webhook.Delivery{ID: "dlv_b", SubscriptionID: "sub2"})
+	a, b := waitAttempts(t, svc, "dlv_a", 1), waitAttempts(t, svc, "dlv_b", 1)
+	stop()
+	for _, text := range []string{a.LastError, b.LastError, log.String()} {
+		for _, leak := range []string{"SECRET", "/hooks", "/in", "owner@"} {
+			if strings.Contains(text, leak) {
+				t.Errorf("got %q, want no %q in it", text, leak)
+			}
+		}
+	}
+	if !strings.Contains(a.LastError, "https://elsewhere.example") || !strings.Contains(a.LastError, "o***@example.com") ||
+		!strings.Contains(b.LastError, closedURL) || !strings.Contains(log.String(), "will retry") {
+		t.Errorf("got errors %q and %q, log:\n%s\nwant the hosts kept and the retries logged", a.LastError, b.LastError, log.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's and a test's use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestHangingEndpointDoesNotDelayOthers(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/jobalert/jobalert/consumer"
 	"github.com/jobalert/jobalert/internal/connect"
 	"github.com/jobalert/jobalert/internal/connlimit"
+	"github.com/jobalert/jobalert/internal/redact"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/store"
@@ -114,7 +115,13 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	a.m = newAppMetrics(a.reg, a.ready)
 
 	secret := cfg.Secret
-	if a.signer, err = token.NewSigner(secret); err != nil {
+	var previous []string
+	var previousAddressKeys [][]byte
+	if cfg.SecretPrevious != "" {
+		previous = []string{cfg.SecretPrevious}
+		previousAddressKeys = [][]byte{token.DeriveKey(cfg.SecretPrevious, "address")}
+	}
+	if a.signer, err = token.NewSigner(secret, previous...); err != nil {
 		return fmt.Errorf("JOBALERT_SECRET: %w", err)
 	}
 
@@ -122,7 +129,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	// anything connects.
 	natsOpts, err := connect.NATSOptions(cfg)
 	if err != nil {
-		return err
+		return redact.Wrap(err)
 	}
 	if a.rdb, err = connect.Redis(cfg); err != nil {
 		return err
@@ -132,11 +139,12 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	err = a.rdb.Ping(pctx).Err()
 	cancel()
 	if err != nil {
-		return fmt.Errorf("%s: %w", connect.RedisTarget(cfg), err)
+		return fmt.Errorf("%s: %w", connect.RedisTarget(cfg), redact.Wrap(err))
 	}
 	a.store = store.New(a.rdb, store.Config{
 		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
-		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"), RecordLease: deps.recordLease,
+		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"), PreviousAddressKeys: previousAddressKeys,
+		RecordLease: deps.recordLease,
 	})
 
 	a.natsEv = newNATSEvents(log)
@@ -151,7 +159,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
 		nats.RetryOnFailedConnect(true), nats.DrainTimeout(a.budget.Close))...)
 	if err != nil {
-		return fmt.Errorf("NATS at %s: %w", connect.RedactURL(cfg.NATSURL), err)
+		return fmt.Errorf("NATS at %s: %w", redact.URLs(cfg.NATSURL), err)
 	}
 	if a.js, err = jetstream.New(a.nc); err != nil {
 		return fmt.Errorf("NATS JetStream: %w", err)
@@ -204,7 +212,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		// The consumer role needs NATS now, to create the streams: say so
 		// plainly when it cannot be reached.
 		if err := a.natsEv.waitConnected(ctx, a.nc, startupTimeout); err != nil {
-			return fmt.Errorf("NATS at %s: %w", connect.RedactURL(cfg.NATSURL), err)
+			return fmt.Errorf("NATS at %s: %w", redact.URLs(cfg.NATSURL), err)
 		}
 		sctx, cancel := context.WithTimeout(ctx, startupTimeout)
 		streams := consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable, Replicas: cfg.StreamReplicas,
@@ -252,7 +260,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		// Its own small bound: Prometheus and the probes need few.
 		ml := connlimit.New(ln, connlimit.Config{Max: metricsMaxConns})
 		a.metricsListener = ml
-		a.metricsHTTP = &http.Server{Handler: api.Probes(a.ready, a.metricsHandler()),
+		a.metricsHTTP = &http.Server{Handler: api.Probes(a.ready, a.metricsHandler(), a.log),
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
 			IdleTimeout: time.Minute, ConnState: ml.ConnState}
 	}
@@ -323,7 +331,7 @@ func (a *app) Run(ctx context.Context) error {
 			}
 			return nil
 		})
-		a.log.Info("http listening", "addr", a.listener.Addr().String(), "public_url", a.cfg.PublicURL,
+		a.log.Info("http listening", "addr", a.listener.Addr().String(), "public_url", redact.URL(a.cfg.PublicURL),
 			"max_conns", a.cfg.HTTPMaxConns, "max_conns_per_ip", a.limiter.Bounds().PerIP)
 	}
 	if a.metricsHTTP != nil {
@@ -432,18 +440,21 @@ func (r roles) String() string {
 }
 
 // ready reports whether this process can do its work: NATS connected,
-// Redis answering, and (for the consumer) the filter index loaded.
+// Redis answering, and (for the consumer) the filter index loaded. Each
+// part that is not is an *api.Unready in the joined error: /readyz shows
+// the parts' names, the log their detail.
 func (a *app) ready(ctx context.Context) error {
-	if a.nc.Status() != nats.CONNECTED {
-		return fmt.Errorf("nats: %s", a.nc.Status())
+	var errs []error
+	if st := a.nc.Status(); st != nats.CONNECTED {
+		errs = append(errs, &api.Unready{Part: "nats", Err: fmt.Errorf("connection %s", st)})
 	}
 	if err := a.store.Ping(ctx); err != nil {
-		return fmt.Errorf("redis: %w", err)
+		errs = append(errs, &api.Unready{Part: "redis", Err: err})
 	}
 	if a.roles.consumer && !a.indexLoaded.Load() {
-		return errors.New("filter index: still loading")
+		errs = append(errs, &api.Unready{Part: "filter_index", Err: errors.New("still loading")})
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // webhookGone tells a subscription's owner that their endpoint answered

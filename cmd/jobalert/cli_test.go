@@ -15,6 +15,9 @@ func TestCLIHelpAndBadArguments(t *testing.T) {
 	for _, args := range [][]string{
 		{"--help"}, {"help"}, {"serve", "--help"}, {"demo", "--help"}, {"publish", "--help"}, {"bench", "--help"},
 		{"bench", "gen", "--help"}, {"bench", "match", "-h"}, {"config", "--help"}, {"healthcheck", "--help"}, {"version", "--help"},
+		{"admin", "--help"}, {"admin", "help"}, {"admin", "dlq", "--help"}, {"admin", "find", "--help"}, {"admin", "stats", "-h"},
+		{"admin", "dlq", "list", "--help"}, {"admin", "dlq", "show", "--help"}, {"admin", "dlq", "replay", "--help"},
+		{"admin", "suppressions", "count", "--help"}, {"admin", "suppressions", "lift", "--help"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), args, getenv, strings.NewReader(""), &out, &errOut)
@@ -31,6 +34,8 @@ func TestCLIHelpAndBadArguments(t *testing.T) {
 	for _, args := range [][]string{
 		{"config", "--bogus"}, {"serve", "--bogus"}, {"serve", "extra"}, {"demo", "extra"}, {"healthcheck", "a", "b"},
 		{"version", "extra"}, {"nope"}, {},
+		{"admin"}, {"admin", "nope"}, {"admin", "dlq"}, {"admin", "dlq", "nope"}, {"admin", "find"}, {"admin", "find", "a@example.com", "b@example.com"},
+		{"admin", "stats", "extra"}, {"admin", "dlq", "list", "--bogus"}, {"admin", "suppressions", "lift"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), args, getenv, strings.NewReader(""), &out, &errOut)

@@ -103,7 +103,7 @@ func TestStartupFailsInOneLineWhenTheTLSHandshakeFails(t *testing.T) {
 		{"no nkey", "JOBALERT_NATS_NKEY", "",
 			[]string{"start-up: NATS at tls://127.0.0.1:", ": not connected within 1s: ", "Authorization Violation"}},
 		{"Redis from another CA", "JOBALERT_REDIS_TLS_CA", other.CA,
-			[]string{"start-up: redis at rediss://jobalert:xxxxx@127.0.0.1:", "x509: certificate signed by unknown authority"}},
+			[]string{"start-up: redis at rediss://jobalert:****@127.0.0.1:", "x509: certificate signed by unknown authority"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env := startupEnv(t, sec.env)
@@ -161,7 +161,7 @@ func TestStartupTLSFailureExitsWithStatus1(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw, _ := u.User.Password()
-	want := "jobalert: start-up: redis at " + strings.Replace(u.String(), ":"+pw+"@", ":xxxxx@", 1) +
+	want := "jobalert: start-up: redis at " + strings.Replace(u.String(), ":"+pw+"@", ":****@", 1) +
 		": tls: failed to verify certificate: x509: certificate signed by unknown authority"
 	if last != want {
 		t.Errorf("last line: got %q, want %q", last, want)

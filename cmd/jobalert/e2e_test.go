@@ -38,6 +38,8 @@ type stack struct {
 	env  map[string]string
 	// metricsURL is the metrics listener's base URL, with stackOpts.metrics.
 	metricsURL string
+	// secrets are the passwords, tokens and keys in env (stackOpts.credentials).
+	secrets []string
 	// shutdown stops the service and returns Run's error; stop (also at
 	// cleanup) does too, failing the test on an error.
 	shutdown func() error
@@ -47,9 +49,13 @@ type stack struct {
 type stackOpts struct {
 	window       string
 	wrapRecorder func(consumer.Recorder) consumer.Recorder
-	// log, when set, gets the service's log from Info up (the test log
-	// gets Warn and up).
-	log io.Writer
+	// log, when set, gets the service's log from Info up (from Debug up
+	// with debugLog); the test log gets Warn and up.
+	log      io.Writer
+	debugLog bool
+	// credentials runs NATS, Redis and SMTP with passwords, as production
+	// does (secrets_e2e_test.go): s.secrets lists every secret set.
+	credentials bool
 	// metrics runs the metrics listener (JOBALERT_METRICS_ADDR) on a free
 	// loopback port.
 	metrics bool
@@ -64,11 +70,15 @@ type stackOpts struct {
 
 func startStack(t *testing.T, o stackOpts) *stack {
 	t.Helper()
+	var cred *credentials
+	if o.credentials {
+		cred = newCredentials(t)
+	}
 	ns := o.nats
 	if ns == nil {
-		ns = testenv.NATS(t)
+		ns = cred.natsServer(t)
 	}
-	sink, err := smtpsink.New(smtpsink.Options{})
+	sink, err := smtpsink.New(cred.sinkOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +115,12 @@ func startStack(t *testing.T, o stackOpts) *stack {
 		env["JOBALERT_METRICS_ADDR"] = maddr
 		s.metricsURL = "http://" + maddr
 	}
-	s.nc = testenv.NATSConn(t, ns, o.natsClient...)
+	s.secrets = cred.apply(t, env)
+	if len(o.natsClient) > 0 {
+		s.nc = testenv.NATSConn(t, ns, o.natsClient...)
+	} else {
+		s.nc = cred.natsConn(t, ns)
+	}
 	if s.js, err = jetstream.New(s.nc); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +138,11 @@ func (s *stack) start(o stackOpts) {
 	}
 	log := testenv.Logger(t)
 	if o.log != nil {
-		log = slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		level := slog.LevelInfo
+		if o.debugLog {
+			level = slog.LevelDebug
+		}
+		log = slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: level}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newApp(ctx, cfg, roles{consumer: true, notifier: true, api: true}, log,

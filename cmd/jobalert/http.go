@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/jobalert/jobalert/api"
+	"github.com/jobalert/jobalert/consumer"
 )
 
 // newAPI builds the HTTP API, pages and probes over the app's parts.
@@ -20,6 +23,9 @@ func (a *app) newAPI() (*api.Server, error) {
 	}
 	if a.digester != nil {
 		deps.Digests = a.digester
+	}
+	if a.js != nil {
+		deps.DLQ = jobsDLQ{consumer.NewDLQ(a.js, consumer.StreamConfig{Stream: a.cfg.Stream})}
 	}
 	return api.New(api.Config{
 		PublicURL: a.cfg.PublicURL, AdminToken: a.cfg.AdminToken, ConfirmTTL: a.cfg.ConfirmTTL,
@@ -38,4 +44,44 @@ func (a *app) links() *api.Links {
 // metricsHandler serves the registry in the Prometheus text format.
 func (a *app) metricsHandler() http.Handler {
 	return promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})
+}
+
+// jobsDLQ adapts consumer.DLQ to the admin API (api does not import the
+// consumer).
+type jobsDLQ struct{ d *consumer.DLQ }
+
+func (q jobsDLQ) List(ctx context.Context, after uint64, limit int) ([]api.DeadEvent, error) {
+	dls, err := q.d.List(ctx, after, limit)
+	out := make([]api.DeadEvent, len(dls))
+	for i, dl := range dls {
+		out[i] = deadEvent(dl)
+	}
+	return out, err
+}
+
+func (q jobsDLQ) Get(ctx context.Context, seq uint64) (api.DeadEvent, error) {
+	dl, err := q.d.Get(ctx, seq)
+	if err != nil {
+		return api.DeadEvent{}, dlqError(err)
+	}
+	ev := deadEvent(dl)
+	ev.SetData(dl.Data)
+	return ev, nil
+}
+
+func (q jobsDLQ) Replay(ctx context.Context, seq uint64) (string, uint64, error) {
+	subject, streamSeq, err := q.d.Replay(ctx, seq)
+	return subject, streamSeq, dlqError(err)
+}
+
+func deadEvent(dl consumer.DeadLetter) api.DeadEvent {
+	return api.DeadEvent{Seq: dl.Seq, Subject: dl.Subject, OriginalSubject: dl.OriginalSubject, Reason: dl.Reason,
+		StreamSeq: dl.StreamSeq, MsgID: dl.MsgID, Time: dl.Time, Size: dl.Size}
+}
+
+func dlqError(err error) error {
+	if errors.Is(err, consumer.ErrDeadLetterNotFound) {
+		return api.ErrDeadEventNotFound
+	}
+	return err
 }

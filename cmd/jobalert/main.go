@@ -1,6 +1,6 @@
 // Command jobalert is the one binary of the service: serve, demo, publish,
-// bench and config. main only calls run, which builds every dependency
-// explicitly, so tests start the whole program in-process.
+// bench, config, healthcheck and admin. main only calls run, which builds
+// every dependency explicitly, so tests start the whole program in-process.
 package main
 
 import (
@@ -52,6 +52,7 @@ Usage:
   jobalert bench gen|match|smtp|pipeline ...       benchmarks (docs/benchmarks.md)
   jobalert config                                  print the effective configuration
   jobalert healthcheck [URL]                       exit 0 when /readyz answers 200 (container healthchecks)
+  jobalert admin find|stats|dlq|suppressions ...   the admin API (JOBALERT_ADMIN_TOKEN): subscriptions, DLQ, suppressions
   jobalert version | --version
 
 Every command answers --help. Configuration comes from JOBALERT_*
@@ -138,6 +139,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	case "healthcheck":
 		return runHealthcheck(ctx, rest, stdout, stderr)
+	case "admin":
+		return runAdmin(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		if cmd == "version" {
 			if err := parseFlags(newFlags("version", "version", stdout, stderr), rest, 0, stdout); err != nil {

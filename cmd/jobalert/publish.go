@@ -12,6 +12,7 @@ import (
 	"github.com/jobalert/jobalert/config"
 	"github.com/jobalert/jobalert/consumer"
 	"github.com/jobalert/jobalert/internal/connect"
+	"github.com/jobalert/jobalert/internal/redact"
 )
 
 // runPublish publishes a JSONL file of job events to the JOBS stream, or
@@ -59,7 +60,7 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	nc, err := nats.Connect(cfg.NATSURL, append(opts, nats.Name("jobalert publish"))...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", connect.RedactURL(cfg.NATSURL), err)
+		return fmt.Errorf("connect to NATS at %s: %w", redact.URLs(cfg.NATSURL), redact.Wrap(err))
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

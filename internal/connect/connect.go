@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jobalert/jobalert/config"
+	"github.com/jobalert/jobalert/internal/redact"
 )
 
 // NATSOptions returns the nats.go options of the configured login and TLS:
@@ -155,29 +155,7 @@ func RedisTarget(cfg *config.Config) string {
 	if cfg.RedisSentinelMaster != "" {
 		return fmt.Sprintf("redis Sentinel master %q at %s", cfg.RedisSentinelMaster, strings.Join(cfg.RedisSentinels, ","))
 	}
-	return "redis at " + RedactURL(cfg.RedisURL)
-}
-
-// RedactURL hides the secrets of a URL, or of a comma-separated list of
-// them: a password becomes xxxxx, and so does a user given without a
-// password (a NATS token).
-func RedactURL(raw string) string {
-	parts := strings.Split(raw, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		switch {
-		case err != nil:
-			if strings.Contains(p, "@") {
-				parts[i] = "(a URL that does not parse)"
-			}
-		case u.User != nil:
-			if _, ok := u.User.Password(); !ok && u.User.Username() != "" {
-				u.User = url.User("xxxxx")
-			}
-			parts[i] = u.Redacted()
-		}
-	}
-	return strings.Join(parts, ",")
+	return "redis at " + redact.URLs(cfg.RedisURL)
 }
 
 // certPool reads a PEM file of CA certificates.

@@ -27,15 +27,16 @@ var allowed = map[string][]string{
 	"schedule":          {},
 	"token":             {},
 	"templates":         {},
-	"config":            {},
+	"config":            {"internal/redact"},
 	"internal/grace":    {},
 	"internal/clock":    {},
+	"internal/redact":   {},
 	"internal/workload": {"matcher"},
-	"internal/connect":  {"config"}, // the NATS options and the Redis client of the configuration
-	"internal/testenv":  {},         // tests only
-	"internal/depgraph": {},         // this test
-	"smtpsink":          {},         // tests and the demo
-	"faults":            {},         // tests only (build tag faults)
+	"internal/connect":  {"config", "internal/redact"}, // the NATS options and the Redis client of the configuration
+	"internal/testenv":  {},                            // tests only
+	"internal/depgraph": {},                            // this test
+	"smtpsink":          {},                            // tests and the demo
+	"faults":            {},                            // tests only (build tag faults)
 
 	// The HTTP servers' connection bounds.
 	"internal/connlimit": {},
@@ -43,15 +44,15 @@ var allowed = map[string][]string{
 	// The stages, in the order data flows through them.
 	"consumer": {"jobevent", "matcher", "internal/grace"},
 	"store":    {"jobevent", "matcher", "schedule"},
-	"notifier": {"store", "jobevent", "matcher", "schedule", "templates", "internal/grace", "internal/clock"},
-	"webhook":  {"store", "jobevent", "matcher", "internal/grace", "internal/clock"},
-	"api":      {"notifier", "webhook", "store", "jobevent", "matcher", "schedule", "templates", "token", "internal/grace"},
+	"notifier": {"store", "jobevent", "matcher", "schedule", "templates", "internal/grace", "internal/clock", "internal/redact"},
+	"webhook":  {"store", "jobevent", "matcher", "internal/grace", "internal/clock", "internal/redact"},
+	"api":      {"notifier", "webhook", "store", "jobevent", "matcher", "schedule", "templates", "token", "internal/grace", "internal/redact"},
 
 	// Wiring and tools.
 	"bench": {"consumer", "store", "notifier", "webhook", "jobevent", "matcher", "schedule", "templates",
 		"internal/grace", "internal/workload", "smtpsink"},
 	"cmd/jobalert": {"api", "bench", "config", "consumer", "jobevent", "matcher", "notifier", "schedule",
-		"smtpsink", "store", "templates", "token", "webhook", "internal/grace", "internal/connlimit", "internal/connect"},
+		"smtpsink", "store", "templates", "token", "webhook", "internal/grace", "internal/connlimit", "internal/connect", "internal/redact"},
 
 	// Tests of the deployment files (docker-compose.yml), no code: kept
 	// apart so that no binary imports the compose loader.
