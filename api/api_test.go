@@ -699,8 +699,8 @@ func TestProbesAlone(t *testing.T) {
 			t.Errorf("GET %s: got %d %q, want %d with %q", c.path, code, body, c.code, c.body)
 		}
 	}
-	ready = errors.New("redis: down")
-	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "redis: down") {
-		t.Errorf("GET /readyz when not ready: got %d %q, want 503 naming the cause", code, body)
+	ready = &api.Unready{Part: "redis", Err: errors.New("dial tcp 10.0.0.5:6379: connection refused")}
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, `"failing":["redis"]`) || strings.Contains(body, "10.0.0.5") {
+		t.Errorf("GET /readyz when not ready: got %d %q, want 503 naming the failing part and no error text", code, body)
 	}
 }
