@@ -105,8 +105,12 @@ func TestScenario2ThreeReplicasOneKilled(t *testing.T) {
 			t.Errorf("%s recorded %d of %d events: the work is not spread", s.name, s.recorded(), len(jobs))
 		}
 	}
-	if total < len(jobs) {
-		t.Errorf("replicas recorded %d events in all, want at least %d", total, len(jobs))
+	// The victim's count is from its scrape just before the kill; the
+	// batches it recorded and acked between the two (at most
+	// CONSUMER_IN_FLIGHT x CONSUMER_BATCH, 2 x 256) are in no count.
+	// Every pair is checked below; this only shows no event was skipped.
+	if slack := 2 * 256; total < len(jobs)-slack {
+		t.Errorf("replicas recorded %d events in all, want at least %d (%d less the victim's last %d)", total, len(jobs)-slack, len(jobs), slack)
 	}
 	r.check(res, allow{resentDigests: 4})
 }
