@@ -414,18 +414,26 @@ func (s *Server) deleteAllPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "action", v)
 }
 
-// deleteAll is POST /v1/manage/delete-all with the emailed token.
-func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request) {
+// postedLink reads and verifies the token that the page of an emailed
+// link (delete-all, rotate-webhook) POSTs, after the cross-origin check;
+// on failure it has answered.
+func (s *Server) postedLink(w http.ResponseWriter, r *http.Request, scope token.Scope) (string, *store.Subscription, bool) {
 	if err := s.cop.Check(r); err != nil {
 		s.renderMessage(w, http.StatusForbidden, "Form refused", "This form was sent from another site. Open the link from the email again.")
-		return
+		return "", nil, false
 	}
 	tok, err := tokenFromBody(w, r)
 	if err != nil {
 		bodyError(w, err)
-		return
+		return "", nil, false
 	}
-	sub, ok := s.verifyVersioned(w, r, tok, token.DeleteAll)
+	sub, ok := s.verifyVersioned(w, r, tok, scope)
+	return tok, sub, ok
+}
+
+// deleteAll is POST /v1/manage/delete-all with the emailed token.
+func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request) {
+	_, sub, ok := s.postedLink(w, r, token.DeleteAll)
 	if !ok {
 		return
 	}
@@ -477,16 +485,7 @@ func (s *Server) rotatePage(w http.ResponseWriter, r *http.Request) {
 // rotate is POST /v1/manage/rotate-webhook with the emailed token: the
 // rotation, once per link, and the one page that shows the new secret.
 func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
-	if err := s.cop.Check(r); err != nil {
-		s.renderMessage(w, http.StatusForbidden, "Form refused", "This form was sent from another site. Open the link from the email again.")
-		return
-	}
-	tok, err := tokenFromBody(w, r)
-	if err != nil {
-		bodyError(w, err)
-		return
-	}
-	sub, ok := s.verifyVersioned(w, r, tok, token.RotateWebhook)
+	tok, sub, ok := s.postedLink(w, r, token.RotateWebhook)
 	if !ok {
 		return
 	}
