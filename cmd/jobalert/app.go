@@ -132,7 +132,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		return redact.Wrap(err)
 	}
 	if a.rdb, err = connect.Redis(cfg); err != nil {
-		return err
+		return redact.Wrap(err)
 	}
 	a.rdb.AddHook(redisHook{errs: a.m.redisErrors})
 	pctx, cancel := context.WithTimeout(ctx, startupTimeout)
