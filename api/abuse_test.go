@@ -4,7 +4,6 @@ package api_test
 // each through the HTTP API on the real stack.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -295,23 +294,10 @@ func TestManageLinksRevocable(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // A refused sign-up writes no key and no info log line, and refusals
 // cannot lock an address out.
 func TestRefusedSignupWritesNothing(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	e := newEnv(t, func(c *api.Config, d *api.Deps) {
 		c.ConfirmationsPerIPPerHour = 1
 		c.TrustProxy = true

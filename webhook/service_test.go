@@ -516,7 +516,7 @@ func TestFailedAttemptsShowHostsOnly(t *testing.T) {
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closedURL := closed.URL
 	closed.Close() // connection refused: the HTTP client's error quotes the URL
-	var log syncBuffer
+	var log testenv.SyncBuffer
 	cfg := webhook.Config{AllowPrivate: true, Clock: e.clock, PollInterval: 10 * time.Millisecond, Timeout: 3 * time.Second}
 	svc := webhook.New(e.rdb, e.prefix, cfg, slog.New(slog.NewTextHandler(&log, nil)))
 	mustSetEndpoint(t, svc, "sub1", rc.srv.URL+"/hooks/PATHSECRET?key=QSECRET", secret)
@@ -537,24 +537,6 @@ func TestFailedAttemptsShowHostsOnly(t *testing.T) {
 		!strings.Contains(b.LastError, closedURL) || !strings.Contains(log.String(), "will retry") {
 		t.Errorf("got errors %q and %q, log:\n%s\nwant the hosts kept and the retries logged", a.LastError, b.LastError, log.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's and a test's use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestHangingEndpointDoesNotDelayOthers(t *testing.T) {

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -141,21 +139,7 @@ func TestStartupTLSFailureExitsWithStatus1(t *testing.T) {
 	sec := newSecured(t)
 	env := startupEnv(t, sec.env)
 	env["JOBALERT_REDIS_TLS_CA"] = testenv.NewCerts(t).CA
-	cmd := exec.Command(os.Args[0], "-test.run=^TestStartupTLSFailureExitsWithStatus1$")
-	cmd.Env = append(os.Environ(), "JOBALERT_TEST_RUN_MAIN=1")
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Fatalf("exit: got %v, want status 1; stderr:\n%s", err, stderr.String())
-	}
-	out := strings.TrimRight(stderr.String(), "\n")
-	lines := strings.Split(out, "\n")
-	last := lines[len(lines)-1]
+	last := runMainFailing(t, "TestStartupTLSFailureExitsWithStatus1", env)
 	u, err := url.Parse(sec.env["JOBALERT_REDIS_URL"])
 	if err != nil {
 		t.Fatal(err)
@@ -165,8 +149,5 @@ func TestStartupTLSFailureExitsWithStatus1(t *testing.T) {
 		": tls: failed to verify certificate: x509: certificate signed by unknown authority"
 	if last != want {
 		t.Errorf("last line: got %q, want %q", last, want)
-	}
-	if strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
-		t.Errorf("stderr shows a panic:\n%s", out)
 	}
 }

@@ -274,12 +274,7 @@ type rawConn struct {
 
 func dialFrom(t *testing.T, addr, from string) *rawConn {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := testenv.DialFrom(t, addr, from)
 	return &rawConn{t: t, c: c, r: bufio.NewReader(c)}
 }
 

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -122,24 +121,6 @@ func (c *credentials) apply(t *testing.T, env map[string]string) []string {
 	return []string{c.natsPass, c.redisPass, c.smtpPass, env["JOBALERT_SECRET"], env["JOBALERT_SECRET_PREVIOUS"], env["JOBALERT_ADMIN_TOKEN"]}
 }
 
-// syncBuffer collects the service's log.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // anEmail is an email address in full; a redacted one ("j***@example.com")
 // does not match.
 var anEmail = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`)
@@ -155,7 +136,7 @@ var anEmail = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]
 // config` prints is scanned: no password, token, secret, link token,
 // webhook path or email address appears.
 func TestNothingSecretIsShown(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	s := startStack(t, stackOpts{log: &logs, debugLog: true, credentials: true})
 	base := s.env["JOBALERT_PUBLIC_URL"]
 	const (

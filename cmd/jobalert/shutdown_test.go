@@ -187,9 +187,23 @@ func TestStartupFailureIsOneLineAndExitStatus1(t *testing.T) {
 		return
 	}
 	redisURL := "redis://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) + "/0" // nothing listens
-	cmd := exec.Command(os.Args[0], "-test.run=^TestStartupFailureIsOneLineAndExitStatus1$")
+	last := runMainFailing(t, "TestStartupFailureIsOneLineAndExitStatus1", startupEnv(t, map[string]string{"JOBALERT_REDIS_URL": redisURL}))
+	want := "jobalert: start-up: redis at " + redisURL + ": "
+	if !strings.HasPrefix(last, want) || !strings.Contains(last, "connection refused") {
+		t.Errorf("last line: got %q, want %q... connection refused", last, want)
+	}
+}
+
+// runMainFailing runs `jobalert serve` in a child process (this test
+// binary, running only the test named test, which calls main when
+// JOBALERT_TEST_RUN_MAIN is set) with env. It fails the test unless the
+// program exits with status 1 without a panic, and returns the last line
+// it wrote to stderr.
+func runMainFailing(t *testing.T, test string, env map[string]string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
 	cmd.Env = append(os.Environ(), "JOBALERT_TEST_RUN_MAIN=1")
-	for k, v := range startupEnv(t, map[string]string{"JOBALERT_REDIS_URL": redisURL}) {
+	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	var stderr bytes.Buffer
@@ -200,15 +214,11 @@ func TestStartupFailureIsOneLineAndExitStatus1(t *testing.T) {
 		t.Fatalf("exit: got %v, want status 1; stderr:\n%s", err, stderr.String())
 	}
 	out := strings.TrimRight(stderr.String(), "\n")
-	lines := strings.Split(out, "\n")
-	last := lines[len(lines)-1]
-	want := "jobalert: start-up: redis at " + redisURL + ": "
-	if !strings.HasPrefix(last, want) || !strings.Contains(last, "connection refused") {
-		t.Errorf("last line: got %q, want %q... connection refused", last, want)
-	}
 	if strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
 		t.Errorf("stderr shows a panic:\n%s", out)
 	}
+	lines := strings.Split(out, "\n")
+	return lines[len(lines)-1]
 }
 
 // NATS that refuses connections fails a consumer's start, naming NATS

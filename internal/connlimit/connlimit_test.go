@@ -63,12 +63,7 @@ type client struct {
 
 func dial(t *testing.T, addr, from string) *client {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := testenv.DialFrom(t, addr, from)
 	return &client{t: t, c: c, r: bufio.NewReader(c)}
 }
 

@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,19 +52,7 @@ func WaitRedis(tb testing.TB, url string) {
 	}
 	c := redis.NewClient(opt)
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("redis at %s not ready: %v", url, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitPing(tb, c, "redis at "+url)
 }
 
 // Redis returns a client for the test Redis and a key prefix unique to this
@@ -216,4 +206,36 @@ func KeysNaming(t testing.TB, rdb *redis.Client, prefix string, needles ...strin
 		t.Fatalf("SCAN: %v", err)
 	}
 	return found
+}
+
+// SyncBuffer collects what a logger writes while a test reads it.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// DialFrom opens a TCP connection to addr from the loopback address from
+// (127.0.0.x), closed when the test ends: a client of its own address for
+// the per-address connection bounds.
+func DialFrom(tb testing.TB, addr, from string) net.Conn {
+	tb.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
 }
