@@ -227,9 +227,7 @@ func (s *Server) manage(w http.ResponseWriter, r *http.Request) {
 			s.refuse(w, r, "No webhook", "This alert has no webhook.")
 			return
 		}
-		if err := s.sendActionLink(r, sub, "Confirm: rotate your webhook secret", "Rotate your webhook signing secret",
-			[]string{"Someone with a link to manage your job alert asked for a new webhook signing secret for " + urlHost(sub.WebhookURL) + ". The new secret is shown only on the page this link opens."},
-			s.links.RotateWebhook(sub.ID, sub.TokenVersion), "Rotate the secret", s.cfg.ActionTTL); err != nil {
+		if err := s.sendRotationLink(r, sub); err != nil {
 			s.actionLinkError(w, r, err)
 			return
 		}
@@ -316,9 +314,7 @@ func (s *Server) rotateWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "the subscription has no webhook", nil)
 		return
 	}
-	if err := s.sendActionLink(r, sub, "Confirm: rotate your webhook secret", "Rotate your webhook signing secret",
-		[]string{"A request with a link to manage your job alert asked for a new webhook signing secret for " + urlHost(sub.WebhookURL) + ". The new secret is shown only on the page this link opens."},
-		s.links.RotateWebhook(sub.ID, sub.TokenVersion), "Rotate the secret", s.cfg.ActionTTL); err != nil {
+	if err := s.sendRotationLink(r, sub); err != nil {
 		s.actionLinkError(w, r, err)
 		return
 	}
@@ -327,7 +323,16 @@ func (s *Server) rotateWebhook(w http.ResponseWriter, r *http.Request) {
 		"message": "a link that rotates the secret and shows the new one was emailed to the subscription's address"})
 }
 
-// errTooManyLinks is a subscription that asked for too many emailed links.
+// sendRotationLink emails the link whose page rotates the webhook secret
+// and shows the new one (the manage page's button and the API call).
+func (s *Server) sendRotationLink(r *http.Request, sub *store.Subscription) error {
+	return s.sendActionLink(r, sub, "Confirm: rotate your webhook secret", "Rotate your webhook signing secret",
+		[]string{"Someone with a link to manage your job alert asked for a new webhook signing secret for " + urlHost(sub.WebhookURL) +
+			". The new secret is shown only on the page this link opens."},
+		s.links.RotateWebhook(sub.ID, sub.TokenVersion), "Rotate the secret", s.cfg.ActionTTL)
+}
+
+// errTooManyLinks is an address that was emailed too many links this hour.
 var errTooManyLinks = errors.New("too many links were emailed to this address in the last hour")
 
 // sendActionLink emails the subscription's address a service notice with
