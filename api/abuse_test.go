@@ -158,7 +158,7 @@ func TestUnconfirmedExpire(t *testing.T) {
 	if n := len(e.sink.To(addr)); n != 3 {
 		t.Fatalf("got %d confirmation emails, want 3: pending ones do not count toward the cap of 1", n)
 	}
-	ttl, err := e.rdb.PTTL(context.Background(), e.prefix+"sub:"+ids[0]).Result()
+	ttl, err := e.rdb.PTTL(context.Background(), store.KeysOf(e.prefix, 0, ids[0]).Sub).Result()
 	if err != nil || ttl <= 0 || ttl > 7*24*time.Hour {
 		t.Errorf("pending subscription TTL: got %v %v, want at most the confirmation TTL", ttl, err)
 	}
@@ -172,7 +172,7 @@ func TestUnconfirmedExpire(t *testing.T) {
 			confirmed = id
 		}
 	}
-	for _, k := range []string{e.prefix + "sub:" + confirmed, e.prefix + "email:" + store.EmailHash(addr)} {
+	for _, k := range []string{store.KeysOf(e.prefix, 0, confirmed).Sub, e.prefix + "email:" + store.EmailHash(addr)} {
 		if ttl, _ := e.rdb.PTTL(context.Background(), k).Result(); ttl != -1 {
 			t.Errorf("%s: got TTL %v after confirmation, want none", k, ttl)
 		}

@@ -137,7 +137,7 @@ func TestSubscribeConfirmFlow(t *testing.T) {
 	if sub.Status != store.StatusPending || sub.Filter.VisaTypes[0] != "H-1B" {
 		t.Errorf("stored %+v: want pending with canonical visa H-1B", sub)
 	}
-	if on, _ := e.rdb.HExists(context.Background(), e.prefix+"filters", id).Result(); on {
+	if on, _ := e.rdb.HExists(context.Background(), store.KeysOf(e.prefix, 0, id).Shard.Filters, id).Result(); on {
 		t.Errorf("a pending subscription is in the filter index")
 	}
 
@@ -160,7 +160,7 @@ func TestSubscribeConfirmFlow(t *testing.T) {
 	if got := e.status(id); got != store.StatusActive {
 		t.Fatalf("status after confirm: %s, want active", got)
 	}
-	if on, _ := e.rdb.HExists(context.Background(), e.prefix+"filters", id).Result(); !on {
+	if on, _ := e.rdb.HExists(context.Background(), store.KeysOf(e.prefix, 0, id).Shard.Filters, id).Result(); !on {
 		t.Errorf("a confirmed subscription is not in the filter index")
 	}
 	// Confirming again (JSON) is fine.
@@ -353,7 +353,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	if got := e.status(sub.ID); got != store.StatusUnsubscribed {
 		t.Fatalf("status %s, want unsubscribed", got)
 	}
-	if on, _ := e.rdb.HExists(context.Background(), e.prefix+"filters", sub.ID).Result(); on {
+	if on, _ := e.rdb.HExists(context.Background(), store.KeysOf(e.prefix, 0, sub.ID).Shard.Filters, sub.ID).Result(); on {
 		t.Errorf("an unsubscribed subscription is still in the filter index")
 	}
 	// Again, and from a browser with a foreign Origin (no CSRF on this one).

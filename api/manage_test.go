@@ -71,7 +71,7 @@ func TestManageEditPauseResume(t *testing.T) {
 	if r := e.manageAction(tok, csrf, "pause", nil); r.status != http.StatusSeeOther || e.status(sub.ID) != store.StatusPaused {
 		t.Fatalf("pause: %d, status %s", r.status, e.status(sub.ID))
 	}
-	if on, _ := e.rdb.HExists(ctx, e.prefix+"filters", sub.ID).Result(); on {
+	if on, _ := e.rdb.HExists(ctx, store.KeysOf(e.prefix, 0, sub.ID).Shard.Filters, sub.ID).Result(); on {
 		t.Errorf("a paused subscription is in the filter index")
 	}
 	if _, _, page := e.managePage(sub.ID); !strings.Contains(page, `id="resume"`) {
@@ -114,10 +114,10 @@ func (e *env) assertGone(addr string, ids ...string) {
 		}
 	}
 	for _, id := range ids {
-		if on, _ := e.rdb.HExists(ctx, e.prefix+"filters", id).Result(); on {
+		if on, _ := e.rdb.HExists(ctx, store.KeysOf(e.prefix, 0, id).Shard.Filters, id).Result(); on {
 			e.t.Errorf("%s is still in the filter index", id)
 		}
-		if err := e.rdb.ZScore(ctx, e.prefix+"due", id).Err(); err == nil {
+		if err := e.rdb.ZScore(ctx, store.KeysOf(e.prefix, 0, id).Shard.Due, id).Err(); err == nil {
 			e.t.Errorf("%s is still scheduled", id)
 		}
 	}

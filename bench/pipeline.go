@@ -822,24 +822,32 @@ func (r *pipelineRun) usedMemory(ctx context.Context) (int64, error) {
 	return strconv.ParseInt(info["used_memory"], 10, 64)
 }
 
-// jobRecordBytes estimates the memory of the job records (jid: and job:
-// keys) from MEMORY USAGE of a sample.
+// jobRecordBytes estimates the memory of the job records (each job's
+// record, from MEMORY USAGE of a sample) and of every shard's job maps
+// (jid, jobs, jobexp: measured whole).
 func (r *pipelineRun) jobRecordBytes(ctx context.Context, prefix string, n int) (int64, error) {
 	step := max(1, n/200)
 	var sum, k int64
 	for seq := 1; seq <= n; seq += step {
-		jb, err := r.rdb.MemoryUsage(ctx, prefix+"job:"+strconv.Itoa(seq)).Result()
+		jb, err := r.rdb.MemoryUsage(ctx, store.JobKey(prefix, "j"+strconv.Itoa(seq-1))).Result()
 		if err != nil {
-			return 0, fmt.Errorf("bench pipeline: MEMORY USAGE job:%d: %w", seq, err)
+			return 0, fmt.Errorf("bench pipeline: MEMORY USAGE of job j%d: %w", seq-1, err)
 		}
-		ib, err := r.rdb.MemoryUsage(ctx, prefix+"jid:j"+strconv.Itoa(seq-1)).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return 0, fmt.Errorf("bench pipeline: MEMORY USAGE jid: %w", err)
-		}
-		sum += jb + ib
+		sum += jb
 		k++
 	}
-	return sum * int64(n) / k, nil
+	total := sum * int64(n) / k
+	for sh := range store.DefaultShards {
+		t := store.ShardKeysOf(prefix, store.DefaultShards, sh)
+		for _, key := range []string{t.Jid, t.Jobs, t.JobExp} {
+			b, err := r.rdb.MemoryUsage(ctx, key).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return 0, fmt.Errorf("bench pipeline: MEMORY USAGE %s: %w", key, err)
+			}
+			total += b
+		}
+	}
+	return total, nil
 }
 
 type pendStats struct {
@@ -857,7 +865,7 @@ func (r *pipelineRun) pendingStats(ctx context.Context, prefix string) (pendStat
 	pipe := r.rdb.Pipeline()
 	var cmds []*redis.IntCmd
 	for i := 0; i < r.o.subs; i += step {
-		cmds = append(cmds, pipe.LLen(ctx, prefix+"pend:f"+strconv.Itoa(i)))
+		cmds = append(cmds, pipe.LLen(ctx, store.KeysOf(prefix, 0, "f"+strconv.Itoa(i)).Pending))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return pendStats{}, fmt.Errorf("bench pipeline: sample pend: %w", err)
@@ -872,7 +880,7 @@ func (r *pipelineRun) pendingStats(ctx context.Context, prefix string) (pendStat
 		if sizes[i] >= int64(r.o.pendingLimit) {
 			atLimit++
 			if st.fullSubKey == "" {
-				st.fullSubKey = prefix + "pend:f" + strconv.Itoa(i*step)
+				st.fullSubKey = store.KeysOf(prefix, 0, "f"+strconv.Itoa(i*step)).Pending
 			}
 		}
 	}

@@ -893,9 +893,8 @@ func (r *rig) idle() bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	due, err1 := r.rdb.ZCard(ctx, r.prefix+"due").Result()
-	ob, err2 := r.rdb.ZCard(ctx, r.prefix+"outbox").Result()
-	return err1 == nil && err2 == nil && due == 0 && ob == 0
+	b, err := r.st.Backlog(ctx, time.Now())
+	return err == nil && b.Scheduled == 0 && b.Outbox == 0
 }
 
 // leasedAhead counts the outbox entries not due for more than d: digests
@@ -903,9 +902,13 @@ func (r *rig) idle() bool {
 func (r *rig) leasedAhead(d time.Duration) int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	n, err := r.rdb.ZCount(ctx, r.prefix+"outbox", strconv.FormatInt(time.Now().Add(d).UnixMilli(), 10), "+inf").Result()
-	if err != nil {
-		r.t.Errorf("outbox: %v", err)
+	var n int64
+	for k := range store.DefaultShards {
+		c, err := r.rdb.ZCount(ctx, store.ShardKeysOf(r.prefix, store.DefaultShards, k).Outbox, strconv.FormatInt(time.Now().Add(d).UnixMilli(), 10), "+inf").Result()
+		if err != nil {
+			r.t.Errorf("outbox: %v", err)
+		}
+		n += c
 	}
 	return n
 }
@@ -919,12 +922,8 @@ func (r *rig) pipelineState() string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	due, _ := r.rdb.ZCard(ctx, r.prefix+"due").Result()
-	ob, _ := r.rdb.ZCard(ctx, r.prefix+"outbox").Result()
-	fmt.Fprintf(&b, "; redis due=%d outbox=%d", due, ob)
-	if next, err := r.rdb.ZRangeWithScores(ctx, r.prefix+"outbox", 0, 0).Result(); err == nil && len(next) == 1 {
-		fmt.Fprintf(&b, " (next attempt in %v)", time.Until(time.UnixMilli(int64(next[0].Score))).Round(time.Second))
-	}
+	bl, _ := r.st.Backlog(ctx, time.Now())
+	fmt.Fprintf(&b, "; redis due=%d outbox=%d", bl.Scheduled, bl.Outbox)
 	return b.String()
 }
 
@@ -988,14 +987,15 @@ func (r *rig) check(t tally, a allow) {
 func (r *rig) explainLost(p pair) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	seq, _ := r.rdb.Get(ctx, r.prefix+"jid:"+p.job).Result()
+	k := store.KeysOf(r.prefix, 0, p.sub)
+	seq, _ := r.rdb.HGet(ctx, k.Shard.Jid, p.job).Result()
 	pend := "no"
 	if seq != "" {
-		if _, err := r.rdb.LPos(ctx, r.prefix+"pend:"+p.sub, seq, redis.LPosArgs{}).Result(); err == nil {
+		if _, err := r.rdb.LPos(ctx, k.Pending, seq, redis.LPosArgs{}).Result(); err == nil {
 			pend = "yes"
 		}
 	}
-	sub, _ := r.rdb.HMGet(ctx, r.prefix+"sub:"+p.sub, "status", "cov", "last_sent").Result()
+	sub, _ := r.rdb.HMGet(ctx, k.Sub, "status", "cov", "last_sent").Result()
 	r.logf("lost %v: job seq=%q pending=%v sub(status,cov,last_sent)=%v", p, seq, pend, sub)
 }
 

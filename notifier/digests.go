@@ -24,7 +24,7 @@ type Store interface {
 	ClaimDue(ctx context.Context, claims []store.Claim, now time.Time) ([]store.ClaimResult, error)
 	LeaseOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]string, error)
 	Digest(ctx context.Context, id string) (*store.DigestRecord, error)
-	Jobs(ctx context.Context, seqs []int64) ([]store.JobRecord, error)
+	Jobs(ctx context.Context, subID string, seqs []int64) ([]store.JobRecord, error)
 	GetSubscription(ctx context.Context, id string) (*store.Subscription, error)
 	GetSubscriptions(ctx context.Context, ids []string) ([]*store.Subscription, error)
 	MarkDigest(ctx context.Context, id, channel string) error
@@ -396,7 +396,7 @@ func (d *Digester) markEmailDone(ctx context.Context, id string) error {
 // jobs reads the digest's jobs with their newest data, leaves out closed and
 // expired ones, and applies the cap.
 func (d *Digester) jobs(ctx context.Context, rec *store.DigestRecord) ([]matcher.Job, int, error) {
-	recs, err := d.store.Jobs(ctx, rec.Seqs)
+	recs, err := d.store.Jobs(ctx, rec.SubscriptionID, rec.Seqs)
 	if err != nil {
 		return nil, 0, err
 	}

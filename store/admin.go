@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -32,24 +33,22 @@ type Stats struct {
 // state.
 func (s *Redis) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{ByStatus: map[string]int{}, ByFrequency: map[string]int{}, ByStatusAndFrequency: map[string]map[string]int{}}
-	p := s.rdb.Pipeline()
-	due, outbox, sup, bounces := p.ZCard(ctx, s.k.due()), p.ZCard(ctx, s.k.outbox()), p.SCard(ctx, s.k.suppressed()), p.HLen(ctx, s.k.bounces())
-	if _, err := p.Exec(ctx); err != nil {
+	var err error
+	if st.Due, err = s.sumShards(ctx, func(p redis.Pipeliner, t shardKeys) *redis.IntCmd { return p.ZCard(ctx, t.due()) }); err != nil {
 		return st, wrap("stats", err)
 	}
-	st.Due, st.Outbox, st.Suppressed, st.BounceCounts = due.Val(), outbox.Val(), sup.Val(), bounces.Val()
+	if st.Outbox, err = s.OutboxLen(ctx); err != nil {
+		return st, wrap("stats", err)
+	}
+	if st.Suppressed, st.BounceCounts, err = s.SuppressionCounts(ctx); err != nil {
+		return st, wrap("stats", err)
+	}
 
 	// SCAN may return a key twice (while Redis resizes its table): each
 	// subscription is counted once, by a 64-bit hash of its id.
 	seen := map[uint64]struct{}{}
 	seed := maphash.MakeSeed()
-	pattern := escapeGlob(s.k.sub("")) + "*"
-	var cursor uint64
-	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, pattern, 1000).Result()
-		if err != nil {
-			return st, wrap("stats", err)
-		}
+	err = s.scanKeys(ctx, escapeGlob(s.k.p)+"{s*}sub:*", func(keys []string) error {
 		type row struct {
 			fields *redis.SliceCmd
 			items  *redis.IntCmd
@@ -57,7 +56,10 @@ func (s *Redis) Stats(ctx context.Context) (Stats, error) {
 		var rows []row
 		p := s.rdb.Pipeline()
 		for _, k := range keys {
-			id := strings.TrimPrefix(k, s.k.sub(""))
+			_, id, ok := strings.Cut(k, "}sub:")
+			if !ok {
+				continue
+			}
 			h := maphash.String(seed, id)
 			if _, dup := seen[h]; dup {
 				continue
@@ -67,7 +69,7 @@ func (s *Redis) Stats(ctx context.Context) (Stats, error) {
 		}
 		if len(rows) > 0 {
 			if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-				return st, wrap("stats", err)
+				return err
 			}
 		}
 		for _, r := range rows {
@@ -89,10 +91,52 @@ func (s *Redis) Stats(ctx context.Context) (Stats, error) {
 				st.SubscriptionsWithPending++
 			}
 		}
-		if cursor = next; cursor == 0 {
-			return st, nil
+		return nil
+	})
+	return st, wrap("stats", err)
+}
+
+// scanKeys calls fn with the keys matching pattern, a SCAN page at a
+// time, on every primary of a cluster (SCAN covers one node) or on the
+// one server.
+func (s *Redis) scanKeys(ctx context.Context, pattern string, fn func([]string) error) error {
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		var cursor uint64
+		for {
+			keys, next, err := c.Scan(ctx, cursor, pattern, 1000).Result()
+			if err != nil {
+				return err
+			}
+			if err := fn(keys); err != nil {
+				return err
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
 		}
 	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex // fn is not safe for concurrent use
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			var cursor uint64
+			for {
+				keys, next, err := c.Scan(ctx, cursor, pattern, 1000).Result()
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				err = fn(keys)
+				mu.Unlock()
+				if err != nil {
+					return err
+				}
+				if cursor = next; cursor == 0 {
+					return nil
+				}
+			}
+		})
+	}
+	return scan(ctx, s.rdb)
 }
 
 // escapeGlob escapes the characters SCAN MATCH gives a meaning.

@@ -37,21 +37,42 @@ const BacklogSample = 1000
 // Backlog reads the backlog at now: a few commands and at most
 // BacklogSample list lengths.
 func (s *Redis) Backlog(ctx context.Context, now time.Time) (Backlog, error) {
+	n := s.cfg.Shards
+	sample := max(1, (BacklogSample+n-1)/n)
+	type shardCmds struct {
+		scheduled, due, outbox, recording *redis.IntCmd
+		oldest                            *redis.ZSliceCmd
+		sample                            *redis.StringSliceCmd
+	}
+	cmds := make([]shardCmds, n)
 	pipe := s.rdb.Pipeline()
-	scheduled := pipe.ZCard(ctx, s.k.due())
-	due := pipe.ZCount(ctx, s.k.due(), "-inf", strconv.FormatInt(ms(now), 10))
-	oldest := pipe.ZRangeWithScores(ctx, s.k.due(), 0, 0)
-	outbox := pipe.ZCard(ctx, s.k.outbox())
-	recording := pipe.ZCard(ctx, s.k.p+"recording")
-	sample := pipe.ZRandMember(ctx, s.k.due(), BacklogSample)
+	upto := strconv.FormatInt(ms(now), 10)
+	for k := range cmds {
+		t := s.k.shard(k)
+		cmds[k] = shardCmds{pipe.ZCard(ctx, t.due()), pipe.ZCount(ctx, t.due(), "-inf", upto), pipe.ZCard(ctx, t.outbox()),
+			pipe.ZCard(ctx, t.recording()), pipe.ZRangeWithScores(ctx, t.due(), 0, 0), pipe.ZRandMember(ctx, t.due(), sample)}
+	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Backlog{}, wrap("backlog", err)
 	}
-	b := Backlog{Scheduled: scheduled.Val(), Due: due.Val(), Outbox: outbox.Val(), Recording: recording.Val()}
-	if z := oldest.Val(); len(z) == 1 && b.Due > 0 {
-		b.OldestDue = max(0, now.Sub(time.UnixMilli(int64(z[0].Score))))
+	var b Backlog
+	var ids []string
+	oldest := int64(-1)
+	for _, c := range cmds {
+		b.Scheduled += c.scheduled.Val()
+		b.Outbox += c.outbox.Val()
+		b.Recording += c.recording.Val()
+		if d := c.due.Val(); d > 0 {
+			b.Due += d
+			if z := c.oldest.Val(); len(z) == 1 && (oldest < 0 || int64(z[0].Score) < oldest) {
+				oldest = int64(z[0].Score)
+			}
+		}
+		ids = append(ids, c.sample.Val()...)
 	}
-	ids := sample.Val()
+	if oldest >= 0 {
+		b.OldestDue = max(0, now.Sub(time.UnixMilli(oldest)))
+	}
 	if len(ids) == 0 {
 		return b, nil
 	}

@@ -39,8 +39,8 @@ func (s *Redis) ImportSubscriptions(ctx context.Context, subs []*Subscription, n
 
 func (s *Redis) importChunk(ctx context.Context, subs []*Subscription, now time.Time) error {
 	pipe := s.rdb.Pipeline()
-	filters := make([]any, 0, 2*len(subs))
-	var due []redis.Z
+	filters := map[int][]any{}
+	due := map[int][]redis.Z{}
 	for _, sub := range subs {
 		sub.fillNew(now)
 		if sub.Status == StatusActive && sub.ConfirmedAt.IsZero() {
@@ -55,18 +55,17 @@ func (s *Redis) importChunk(ctx context.Context, subs []*Subscription, now time.
 		if sub.Status != StatusActive {
 			continue
 		}
-		filters = append(filters, sub.ID, fields["filter"])
+		k := s.k.shardOf(sub.ID)
+		filters[k] = append(filters[k], sub.ID, fields["filter"])
 		if sub.Frequency != schedule.Instant {
-			// An instant subscription has a schedule entry only while a
-			// window is open; an imported one has nothing pending.
-			due = append(due, redis.Z{Score: float64(ms(sub.Schedule().First(now))), Member: sub.ID})
+			due[k] = append(due[k], redis.Z{Score: float64(ms(sub.Schedule().First(now))), Member: sub.ID})
 		}
 	}
-	if len(filters) > 0 {
-		pipe.HSet(ctx, s.k.filters(), filters...)
+	for k, f := range filters {
+		pipe.HSet(ctx, s.k.shard(k).filters(), f...)
 	}
-	if len(due) > 0 {
-		pipe.ZAdd(ctx, s.k.due(), due...)
+	for k, d := range due {
+		pipe.ZAdd(ctx, s.k.shard(k).due(), d...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return wrap(fmt.Sprintf("import %d subscriptions", len(subs)), err)

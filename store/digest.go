@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,18 +20,61 @@ type Due struct {
 	score          float64   // the schedule entry as read, for the claim's compare-and-set
 }
 
-// DueAt returns up to limit subscriptions due at or before now, earliest
-// first.
+// DueAt returns up to limit subscriptions due at or before now, fairly
+// over the shards: each shard is read for its share of limit (at least
+// one), then the shards that had more for the rest, and the answer takes
+// the shards in turn from a start that rotates between calls.
 func (s *Redis) DueAt(ctx context.Context, now time.Time, limit int64) ([]Due, error) {
-	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, s.k.due(), &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(ms(now), 10), Count: limit,
-	}).Result()
-	if err != nil {
-		return nil, wrap("due", err)
+	n := s.cfg.Shards
+	per := max(1, (limit+int64(n)-1)/int64(n))
+	got := make([][]Due, n)
+	full := make([]int, n)
+	for i := range full {
+		full[i] = i
 	}
-	out := make([]Due, len(zs))
-	for i, z := range zs {
-		out[i] = Due{SubscriptionID: z.Member.(string), At: time.UnixMilli(int64(z.Score)), score: z.Score}
+	total := int64(0)
+	upto := strconv.FormatInt(ms(now), 10)
+	for len(full) > 0 && total < limit {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.ZSliceCmd, len(full))
+		for j, k := range full {
+			cmds[j] = pipe.ZRangeByScoreWithScores(ctx, s.k.shard(k).due(), &redis.ZRangeBy{
+				Min: "-inf", Max: upto, Offset: int64(len(got[k])), Count: per,
+			})
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, wrap("due", err)
+		}
+		var more []int
+		for j, k := range full {
+			zs := cmds[j].Val()
+			for _, z := range zs {
+				got[k] = append(got[k], Due{SubscriptionID: z.Member.(string), At: time.UnixMilli(int64(z.Score)), score: z.Score})
+			}
+			total += int64(len(zs))
+			if int64(len(zs)) == per {
+				more = append(more, k)
+			}
+		}
+		full = more
+		if len(full) > 0 {
+			per = max(1, (limit-total+int64(len(full))-1)/int64(len(full)))
+		}
+	}
+	start := int(s.dueTurn.Add(1)) % n
+	out := make([]Due, 0, min(total, limit))
+	for round := 0; int64(len(out)) < limit; round++ {
+		added := false
+		for j := range n {
+			k := (start + j) % n
+			if round < len(got[k]) && int64(len(out)) < limit {
+				out = append(out, got[k][round])
+				added = true
+			}
+		}
+		if !added {
+			break
+		}
 	}
 	return out, nil
 }
@@ -47,56 +93,64 @@ func (s *Redis) DueAt(ctx context.Context, now time.Time, limit int64) ([]Due, e
 // claimed again for them soon. Marks past their end, and a Record call's
 // marks once its liveness key is gone, are dropped here.
 //
-// ARGV: prefix, subscription id, due score as read, next due (ms, "" to
-// drop), now (ms), digest id, lease until (ms).
+// KEYS: the shard's due, the subscription's sub: and pend:, the shard's
+// jobseq, recording, recuntil, live, the digest's key, the key of its
+// fallback id, the shard's outbox.
+// ARGV: subscription id, due score as read, next due (ms, "" to drop),
+// now (ms), digest id, lease until (ms), fallback digest id.
 // Returns the digest id when claimed, -1 when claimed but nothing was
 // ready, 0 when not claimed (lost the race, or the subscription is not
 // active).
 var claimScript = redis.NewScript(`
-local p, sid, did = ARGV[1], ARGV[2], ARGV[6]
-local now = tonumber(ARGV[5])
-local cur = redis.call('ZSCORE', p .. 'due', sid)
-if not cur or tonumber(cur) ~= tonumber(ARGV[3]) then
+local dk, sk, pk, rk, uk, lk = KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[7]
+local sid, did = ARGV[1], ARGV[5]
+local now = tonumber(ARGV[4])
+local cur = redis.call('ZSCORE', dk, sid)
+if not cur or tonumber(cur) ~= tonumber(ARGV[2]) then
   return 0
 end
-local pk, sk = p .. 'pend:' .. sid, p .. 'sub:' .. sid
 local status = redis.call('HGET', sk, 'status')
 if status ~= 'active' then
   -- Matched in the second before a change reached the index: a paused or
   -- unconfirmed subscription keeps its items for when it is live again;
   -- a gone one loses them.
-  redis.call('ZREM', p .. 'due', sid)
+  redis.call('ZREM', dk, sid)
   if status ~= 'paused' and status ~= 'pending' then
     redis.call('DEL', pk)
   end
   return 0
 end
-if ARGV[4] ~= '' then
-  redis.call('ZADD', p .. 'due', ARGV[4], sid)
+if ARGV[3] ~= '' then
+  redis.call('ZADD', dk, ARGV[3], sid)
 else
-  redis.call('ZREM', p .. 'due', sid)
+  redis.call('ZREM', dk, sid)
 end
 local list = redis.call('LRANGE', pk, 0, -1)
 if #list == 0 then
   return -1
 end
-local jobseq = redis.call('GET', p .. 'jobseq') or '0'
+local jobseq = redis.call('GET', KEYS[4]) or '0'
 local cov = tonumber(jobseq)
 local started = now
+local t = redis.call('TIME')
+local clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 while true do
-  local r = redis.call('ZRANGE', p .. 'recording', 0, 0, 'WITHSCORES')
+  local r = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
   if #r == 0 then
     break
   end
-  local v = redis.call('HGET', p .. 'recuntil', r[1]) or '0:0'
+  local v = redis.call('HGET', uk, r[1]) or '0:0'
   local untl, since = string.match(v, '^(%d+):(%d+)$')
   local token = string.match(r[1], '^%d+/(.+)$')
-  if tonumber(untl or '0') > now and (not token or redis.call('EXISTS', p .. 'rec:' .. token) == 1) then
+  if tonumber(untl or '0') > now and (not token or tonumber(redis.call('HGET', lk, token) or '0') > clock) then
     cov, started = tonumber(r[2]) - 1, tonumber(since)
     break
   end
-  redis.call('ZREM', p .. 'recording', r[1])
-  redis.call('HDEL', p .. 'recuntil', r[1])
+  redis.call('ZREM', rk, r[1])
+  redis.call('HDEL', uk, r[1])
+  if token then
+    redis.call('HDEL', lk, token)
+  end
 end
 -- Newest first, each job once (a redelivery racing its first event may
 -- have pushed one twice while both were recording).
@@ -115,9 +169,9 @@ if #keep > 0 then
   -- likely done: after as long as it has been recording (a recorder that
   -- died is redelivered after the consumer's AckWait), at least a second,
   -- at most a minute.
-  if ARGV[4] == '' then
+  if ARGV[3] == '' then
     local wait = math.min(math.max(now - started, 1000), 60000)
-    redis.call('ZADD', p .. 'due', now + wait, sid)
+    redis.call('ZADD', dk, now + wait, sid)
   end
   if #items == 0 then
     return -1
@@ -130,15 +184,16 @@ end
 local dropped = redis.call('HGET', sk, 'dropped') or '0'
 -- cov never goes down (every pending item is above it already).
 cov = math.max(cov, tonumber(redis.call('HGET', sk, 'cov') or '0'))
-redis.call('HSET', sk, 'cov', cov, 'dropped', 0, 'last_sent', ARGV[5])
+redis.call('HSET', sk, 'cov', cov, 'dropped', 0, 'last_sent', ARGV[4])
 -- The id is the subscription and the due time; a second claim in the same
 -- millisecond (an instant window of 0) must not overwrite the first.
-if redis.call('EXISTS', p .. 'digest:' .. did) == 1 then
-  did = did .. '.' .. jobseq
+local gk = KEYS[8]
+if redis.call('EXISTS', gk) == 1 then
+  did, gk = ARGV[7], KEYS[9]
 end
-redis.call('HSET', p .. 'digest:' .. did, 'sub', sid, 'items', table.concat(items, ','),
-  'dropped', dropped, 'created', ARGV[5], 'due', ARGV[3])
-redis.call('ZADD', p .. 'outbox', ARGV[7], did)
+redis.call('HSET', gk, 'sub', sid, 'items', table.concat(items, ','),
+  'dropped', dropped, 'created', ARGV[4], 'due', ARGV[2])
+redis.call('ZADD', KEYS[10], ARGV[6], did)
 return did
 `)
 
@@ -162,6 +217,8 @@ type Claim struct {
 
 // DigestID is the stable id of the digest made when a subscription's
 // schedule entry due at dueMs is claimed: the claim is unique per entry.
+// The subscription id comes first, up to the last dot, so the id names
+// its shard (a second digest of one entry gets a dash and a suffix).
 func DigestID(subID string, due time.Time) string {
 	return subID + "." + strconv.FormatInt(ms(due), 36)
 }
@@ -172,42 +229,37 @@ func (s *Redis) ClaimDue(ctx context.Context, claims []Claim, now time.Time) ([]
 	if len(claims) == 0 {
 		return nil, nil
 	}
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(claims))
-		for i, c := range claims {
-			next := ""
-			if !c.Next.IsZero() {
-				next = strconv.FormatInt(ms(c.Next), 10)
-			}
-			cmds[i] = claimScript.EvalSha(ctx, pipe, nil, s.cfg.Prefix, c.Due.SubscriptionID,
-				strconv.FormatFloat(c.Due.score, 'f', -1, 64), next, ms(now), c.DigestID, ms(c.LeaseUntil))
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	res, err := s.evalEach(ctx, claimScript, len(claims), func(i int) []string {
+		c := claims[i]
+		id := c.Due.SubscriptionID
+		t := s.k.of(id)
+		alt := c.DigestID + "-" + hex.EncodeToString(suffix)
+		return []string{t.due(), t.sub(id), t.pending(id), t.jobseq(), t.recording(), t.recuntil(), t.live(),
+			t.digest(c.DigestID), t.digest(alt), t.outbox()}
+	}, func(i int) []any {
+		c := claims[i]
+		next := ""
+		if !c.Next.IsZero() {
+			next = strconv.FormatInt(ms(c.Next), 10)
 		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// Redis had lost its scripts (a restart): no claim ran, so the
-		// whole batch runs again once the script is loaded.
-		if lerr := claimScript.Load(ctx, s.rdb).Err(); lerr != nil {
-			return nil, wrap("load claim script", lerr)
-		}
-		cmds, err = run()
-	}
+		return []any{c.Due.SubscriptionID, strconv.FormatFloat(c.Due.score, 'f', -1, 64), next, ms(now),
+			c.DigestID, ms(c.LeaseUntil), c.DigestID + "-" + hex.EncodeToString(suffix)}
+	})
 	if err != nil {
 		return nil, wrap("claim", err)
 	}
-	out := make([]ClaimResult, len(cmds))
-	for i, c := range cmds {
-		switch v := c.Val().(type) {
+	out := make([]ClaimResult, len(res))
+	for i, v := range res {
+		switch v := v.(type) {
 		case string:
 			out[i] = Claimed
 			claims[i].DigestID = v
 		case int64:
 			out[i] = ClaimResult(v)
 		default:
-			return nil, wrap("claim result", fmt.Errorf("unexpected %T %v (%v)", v, v, c.Err()))
+			return nil, wrap("claim result", fmt.Errorf("unexpected %T %v", v, v))
 		}
 	}
 	return out, nil
@@ -248,26 +300,42 @@ func (s *Redis) Digest(ctx context.Context, id string) (*DigestRecord, error) {
 	return d, nil
 }
 
-// leaseScript takes up to ARGV[3] outbox entries whose time has come and
-// pushes their time to the lease end, so no other replica takes them
-// while this one works. ARGV: prefix, now (ms), limit, lease until (ms).
+// leaseScript takes up to ARGV[2] entries of one shard's outbox (KEYS[1])
+// whose time has come and pushes their time to the lease end, so no other
+// replica takes them while this one works. ARGV: now (ms), limit, lease
+// until (ms).
 var leaseScript = redis.NewScript(`
-local ob = ARGV[1] .. 'outbox'
-local ids = redis.call('ZRANGEBYSCORE', ob, '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
-  redis.call('ZADD', ob, ARGV[4], id)
+  redis.call('ZADD', KEYS[1], ARGV[3], id)
 end
 return ids
 `)
 
-// LeaseOutbox takes up to limit digests whose retry time or lease has come,
-// leasing them until leaseUntil.
+// LeaseOutbox takes up to limit digests whose retry time or lease has
+// come, leasing them until leaseUntil: every shard is asked for its share
+// (at least one), from a start shard that rotates between calls, so a
+// shard with a long outbox does not starve the others.
 func (s *Redis) LeaseOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]string, error) {
-	ids, err := runScript(ctx, s.rdb, leaseScript, nil, s.cfg.Prefix, ms(now), limit, ms(leaseUntil)).StringSlice()
-	if err == redis.Nil {
-		return nil, nil
+	n := s.cfg.Shards
+	per := max(1, (limit+n-1)/n)
+	start := int(s.outboxTurn.Add(1)) % n
+	res, err := s.evalEach(ctx, leaseScript, n, func(j int) []string {
+		return []string{s.k.shard((start + j) % n).outbox()}
+	}, func(int) []any { return []any{ms(now), per, ms(leaseUntil)} })
+	if err != nil {
+		return nil, wrap("lease outbox", err)
 	}
-	return ids, wrap("lease outbox", err)
+	var ids []string
+	for _, v := range res {
+		a, _ := v.([]any)
+		for _, id := range a {
+			if str, ok := id.(string); ok {
+				ids = append(ids, str)
+			}
+		}
+	}
+	return ids, nil
 }
 
 // MarkDigest records that one channel ("email" or "webhook") of a digest
@@ -281,7 +349,7 @@ func (s *Redis) MarkDigest(ctx context.Context, id, channel string) error {
 func (s *Redis) RetryDigest(ctx context.Context, id string, at time.Time) (int, error) {
 	p := s.rdb.TxPipeline()
 	n := p.HIncrBy(ctx, s.k.digest(id), "attempts", 1)
-	p.ZAdd(ctx, s.k.outbox(), redis.Z{Score: float64(ms(at)), Member: id})
+	p.ZAdd(ctx, s.k.outboxOf(id), redis.Z{Score: float64(ms(at)), Member: id})
 	if _, err := p.Exec(ctx); err != nil {
 		return 0, wrap("retry digest", err)
 	}
@@ -292,14 +360,14 @@ func (s *Redis) RetryDigest(ctx context.Context, id string, at time.Time) (int, 
 func (s *Redis) FinishDigest(ctx context.Context, id string) error {
 	p := s.rdb.TxPipeline()
 	p.Del(ctx, s.k.digest(id))
-	p.ZRem(ctx, s.k.outbox(), id)
+	p.ZRem(ctx, s.k.outboxOf(id), id)
 	_, err := p.Exec(ctx)
 	return wrap("finish digest", err)
 }
 
 // OutboxLen returns how many digests wait in the outbox.
 func (s *Redis) OutboxLen(ctx context.Context) (int64, error) {
-	n, err := s.rdb.ZCard(ctx, s.k.outbox()).Result()
+	n, err := s.sumShards(ctx, func(p redis.Pipeliner, t shardKeys) *redis.IntCmd { return p.ZCard(ctx, t.outbox()) })
 	return n, wrap("outbox length", err)
 }
 

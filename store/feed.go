@@ -26,30 +26,50 @@ type batchIndex interface {
 	AddBatch(entries []matcher.Entry) []matcher.EntryError
 }
 
-// LoadFilters adds every active subscription's filter to ix, reading the
-// filters hash in large HSCAN pages, and returns how many it added. An
-// index with AddBatch gets them in batches of 50,000.
+// LoadFilters adds every active subscription's filter to ix (of this
+// store's partition only, Config.Partition), reading each shard's filters
+// hash in large HSCAN pages, and returns how many it added. An index with
+// AddBatch gets them in batches of 50,000.
 func (s *Redis) LoadFilters(ctx context.Context, ix FilterIndex, log *slog.Logger) (int, error) {
-	var cursor uint64
 	n := 0
 	bix, batched := ix.(batchIndex)
 	var batch []matcher.Entry
 	flush := func() {
+		if !batched {
+			return
+		}
 		for _, e := range bix.AddBatch(batch) {
 			log.Error("stored filter rejected by the index", "subscription", e.ID, "err", e.Err)
 			n--
 		}
 		batch = batch[:0]
 	}
+	for k := range s.cfg.Shards {
+		if !s.ownsShard(k) {
+			continue
+		}
+		if err := s.loadShard(ctx, k, ix, &n, &batch, batched, flush, log); err != nil {
+			return n, err
+		}
+	}
+	if batched && len(batch) > 0 {
+		flush()
+	}
+	return n, nil
+}
+
+// loadShard is LoadFilters for one shard.
+func (s *Redis) loadShard(ctx context.Context, k int, ix FilterIndex, n *int, batch *[]matcher.Entry, batched bool, flush func(), log *slog.Logger) error {
+	var cursor uint64
 	for {
-		kv, next, err := s.rdb.HScan(ctx, s.k.filters(), cursor, "", 10000).Result()
+		kv, next, err := s.rdb.HScan(ctx, s.k.shard(k).filters(), cursor, "", 10000).Result()
 		if err != nil {
-			return n, wrap("load filters", err)
+			return wrap("load filters", err)
 		}
 		for i := 0; i+1 < len(kv); i += 2 {
 			if !batched {
 				if s.apply(ix, kv[i], kv[i+1], log) {
-					n++
+					*n++
 				}
 				continue
 			}
@@ -58,14 +78,14 @@ func (s *Redis) LoadFilters(ctx context.Context, ix FilterIndex, log *slog.Logge
 				log.Error("stored filter unreadable; subscription left out of the index", "subscription", kv[i], "err", err)
 				continue
 			}
-			batch = append(batch, matcher.Entry{ID: kv[i], Filter: f})
-			n++
+			*batch = append(*batch, matcher.Entry{ID: kv[i], Filter: f})
+			*n++
 		}
-		if batched && (len(batch) >= 50000 || next == 0) {
+		if batched && len(*batch) >= 50000 {
 			flush()
 		}
 		if next == 0 {
-			return n, nil
+			return nil
 		}
 		cursor = next
 	}
@@ -256,15 +276,31 @@ func (s *Redis) refresh(ctx context.Context, ix FilterIndex, ids []string, log *
 	if len(ids) == 0 {
 		return nil
 	}
-	vals, err := s.rdb.HMGet(ctx, s.k.filters(), ids...).Result()
-	if err != nil {
+	// Only this partition's subscriptions, grouped by shard.
+	byShard := map[int][]string{}
+	for _, id := range ids {
+		if k := s.k.shardOf(id); s.ownsShard(k) {
+			byShard[k] = append(byShard[k], id)
+		}
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := map[int]*redis.SliceCmd{}
+	for k, ids := range byShard {
+		cmds[k] = pipe.HMGet(ctx, s.k.shard(k).filters(), ids...)
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return wrap("read changed filters", err)
 	}
-	for i, v := range vals {
-		if raw, ok := v.(string); ok {
-			s.apply(ix, ids[i], raw, log)
-		} else {
-			ix.Remove(ids[i])
+	for k, c := range cmds {
+		for i, v := range c.Val() {
+			if raw, ok := v.(string); ok {
+				s.apply(ix, byShard[k][i], raw, log)
+			} else {
+				ix.Remove(byShard[k][i])
+			}
 		}
 	}
 	return nil

@@ -140,9 +140,11 @@ func TestFeedRetriesAFailedRefreshInPlace(t *testing.T) {
 	ix := f.current()
 
 	// The filters hash cannot be read (WRONGTYPE) when a change arrives.
-	rdb, filters := s.ClientForTest(), s.PrefixForTest()+"filters"
-	if err := rdb.Rename(ctx, filters, filters+":aside").Err(); err != nil {
-		t.Fatal(err)
+	rdb, filters := s.ClientForTest(), s.FiltersKeyForTest("sub-new")
+	if n, _ := rdb.Exists(ctx, filters).Result(); n == 1 {
+		if err := rdb.Rename(ctx, filters, filters+":aside").Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := rdb.Set(ctx, filters, "not a hash", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -175,7 +177,7 @@ func TestFeedRetriesAFailedLoad(t *testing.T) {
 	defer cancel()
 	s := mustStore(t, time.Minute)
 	sub := mustSub(t, s, "daily")
-	rdb, filters := s.ClientForTest(), s.PrefixForTest()+"filters"
+	rdb, filters := s.ClientForTest(), s.FiltersKeyForTest(sub.ID)
 	if err := rdb.Rename(ctx, filters, filters+":aside").Err(); err != nil {
 		t.Fatal(err)
 	}

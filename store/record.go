@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,87 +55,138 @@ import (
 // Later events push each item with a check (not pending, not covered) in
 // the same step, so they need no mark.
 
-// jobsScript is step 1.
+// jobRecordScript writes a job's own record (step 0, one call per event,
+// under the job's tag): its newest data by stream sequence, closed, and
+// the shards its events matched (fs: where its first event may have left
+// a mark, so that a later event of the job, even one matching nobody,
+// can end it).
 //
-// ARGV: prefix, now (ms), job TTL (s), token, lease end (ms), first
-// appearance flag end (ms), liveness TTL (ms), then per event: kind ("u"
-// upsert | "c" closed), job id, job JSON, the event's stream sequence (0
-// when unknown), whether it matched anyone ("1" | "0").
-// Returns per event {seq, mode}: mode 0 nothing to push (closed), 1 fresh,
-// 2 a known job.
-var jobsScript = redis.NewScript(`
-local p, now, ttl, token = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local rk, uk = p .. 'recording', p .. 'recuntil'
-redis.call('SET', p .. 'rec:' .. token, 1, 'PX', ARGV[7])
-local out = {}
-for i = 8, #ARGV, 5 do
-  local kind, id, data, sseq, any = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4] == '1'
-  local idk = p .. 'jid:' .. id
-  local seq = redis.call('GET', idk)
-  local mode = 2
-  if not seq then
-    seq = tostring(redis.call('INCR', p .. 'jobseq'))
-    redis.call('SET', idk, seq)
-    redis.call('HSET', p .. 'job:' .. seq, 'id', id, 'first', now)
-    mode = 1
+// KEYS: the job's record. ARGV: kind ("u" | "c"), job id, job JSON, the
+// event's stream sequence (0 when unknown), now (ms), job TTL (s), the
+// shards the event matched (",a,b,"; "" for none).
+// Returns {closed (0 | 1), the shards of fs (",a,b," or "")}.
+var jobRecordScript = redis.NewScript(`
+local k = KEYS[1]
+local kind, id, data, sseq, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('EXISTS', k) == 0 then
+  redis.call('HSET', k, 'id', id, 'first', now)
+end
+if kind == 'c' then
+  redis.call('HSET', k, 'closed', now)
+end
+local closed = redis.call('HEXISTS', k, 'closed')
+local fs = redis.call('HGET', k, 'fs') or ''
+if closed == 0 then
+  -- Events of one job may arrive out of order (retries, replicas): keep
+  -- the data of the newest event in the stream.
+  local n = tonumber(sseq)
+  if n == 0 or tonumber(redis.call('HGET', k, 'sseq') or '0') <= n then
+    redis.call('HSET', k, 'data', data, 'updated', now, 'sseq', sseq)
   end
-  local jk = p .. 'job:' .. seq
-  redis.call('EXPIRE', idk, ttl)
-  redis.call('EXPIRE', jk, ttl)
-  if kind == 'c' or redis.call('HEXISTS', jk, 'closed') == 1 then
-    if kind == 'c' then
-      redis.call('HSET', jk, 'closed', now)
+  local grown = false
+  for sh in string.gmatch(ARGV[7], '[^,]+') do
+    if not string.find(fs, ',' .. sh .. ',', 1, true) then
+      if fs == '' then fs = ',' end
+      fs = fs .. sh .. ','
+      grown = true
     end
-    mode = 0
+  end
+  if grown then
+    redis.call('HSET', k, 'fs', fs)
+  end
+end
+redis.call('EXPIRE', k, ARGV[6])
+return {closed, fs}
+`)
+
+// jobsScript is step 1, one call per shard the batch touches: every
+// event gets its job's sequence number in the shard (new on its first
+// appearance with matches there), and a first appearance is marked as
+// recording. An event of a closed job ends the job's first-event marks.
+//
+// KEYS: the shard's jobseq, jid, jobs, jobexp, recording, recuntil, live.
+// ARGV: now (ms), job TTL (ms), token, lease end (ms), first appearance
+// flag end (ms), liveness TTL (ms), then per event: kind ("u" | "c", the
+// latter for any event of a closed job), job id, stream sequence, whether
+// it matched anyone in the shard ("1" | "0").
+// Returns per event {seq, mode}: mode 0 nothing to push (closed, or
+// unknown here and unmatched; seq 0 when unknown), 1 fresh, 2 a known job.
+var jobsScript = redis.NewScript(`
+local now, ttl, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local jid, jobs, jobexp, rk, uk = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+-- A job's entries here expire the job TTL after its last event.
+for _, seq in ipairs(redis.call('ZRANGEBYSCORE', jobexp, '-inf', now, 'LIMIT', 0, 100)) do
+  local id = redis.call('HGET', jobs, seq)
+  if id and redis.call('HGET', jid, id) == seq then
+    redis.call('HDEL', jid, id)
+  end
+  redis.call('HDEL', jobs, seq)
+  redis.call('ZREM', jobexp, seq)
+end
+local out, marked = {}, false
+for i = 7, #ARGV, 4 do
+  local kind, id, sseq, matched = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3] == '1'
+  local seq = redis.call('HGET', jid, id)
+  local mode = 0
+  if kind == 'c' then
     -- A closed job is left out of every digest: nothing newer need wait
     -- for its first event to be recorded to the end.
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', rk, seq, seq)) do
-      if string.find(m, '#', 1, true) then
-        redis.call('ZREM', rk, m)
-        redis.call('HDEL', uk, m)
+    if seq then
+      for _, m in ipairs(redis.call('ZRANGEBYSCORE', rk, seq, seq)) do
+        if string.find(m, '#', 1, true) then
+          redis.call('ZREM', rk, m)
+          redis.call('HDEL', uk, m)
+        end
       end
     end
-  else
-    -- Events of one job may arrive out of order (retries, replicas): keep
-    -- the data of the newest event in the stream.
-    local n = tonumber(sseq)
-    if n == 0 or tonumber(redis.call('HGET', jk, 'sseq') or '0') <= n then
-      redis.call('HSET', jk, 'data', data, 'updated', now, 'sseq', sseq)
-    end
+  elseif seq then
+    mode = 2
+  elseif matched then
+    seq = tostring(redis.call('INCR', KEYS[1]))
+    redis.call('HSET', jid, id, seq)
+    redis.call('HSET', jobs, seq, id)
+    mode = 1
     -- Only a job's first appearance is marked: it is the only event whose
     -- items are pushed unchecked. A later event checks and pushes each
     -- item in one step (pushScript), so it needs no mark; marking it
     -- would hold every newer item back behind an old job while it runs.
-    if any and mode == 1 then
-      local own, flag = seq .. '/' .. token, seq .. '#' .. sseq
-      redis.call('ZADD', rk, tonumber(seq), own, tonumber(seq), flag)
-      redis.call('HSET', uk, own, ARGV[5] .. ':' .. now, flag, ARGV[6] .. ':' .. now)
-    end
+    local own, flag = seq .. '/' .. token, seq .. '#' .. sseq
+    redis.call('ZADD', rk, tonumber(seq), own, tonumber(seq), flag)
+    redis.call('HSET', uk, own, ARGV[4] .. ':' .. now, flag, ARGV[5] .. ':' .. now)
+    marked = true
   end
-  out[#out + 1] = tonumber(seq)
+  if seq then
+    redis.call('ZADD', jobexp, now + ttl, seq)
+  end
+  out[#out + 1] = tonumber(seq or '0')
   out[#out + 1] = mode
+end
+if marked then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[7], token, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[6]))
 end
 return out
 `)
 
-// pushScript is step 2: whole subscriptions, each with its items of the
-// batch in event order.
+// pushScript is step 2: whole subscriptions of one shard, each with its
+// items of the batch in event order.
 //
-// ARGV: prefix, due time of a new instant window (ms), pending limit, then
-// per subscription: id, item count, items; an item is a job sequence
-// number, negated for a known job (checked against cov and the pending
-// list), as is for a fresh one (pushed as is).
+// KEYS: the shard's due, then per subscription its sub: and pend: keys.
+// ARGV: due time of a new instant window (ms), pending limit, then per
+// subscription: id, item count, items; an item is a job sequence number,
+// negated for a known job (checked against cov and the pending list), as
+// is for a fresh one (pushed as is).
 // Returns a string with one "1" (pushed) or "0" per known-job item, in
 // order.
 var pushScript = redis.NewScript(`
-local p, dueAt, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local subp, pendp = p .. 'sub:', p .. 'pend:'
+local dueAt, limit = ARGV[1], tonumber(ARGV[2])
 local due, ndue = {}, 0
 local known = {}
-local i = 4
+local i, s = 3, 0
 while i <= #ARGV do
   local sid, k = ARGV[i], tonumber(ARGV[i + 1])
-  local pk = pendp .. sid
+  local sk, pk = KEYS[2 + 2 * s], KEYS[3 + 2 * s]
+  s = s + 1
   local first, last = i + 2, i + 1 + k
   i = last + 1
   local n, pushed = -1, 0
@@ -150,7 +202,7 @@ while i <= #ARGV do
       run = x + 1
       local seq = string.sub(v, 2)
       if not st then
-        st = redis.call('HMGET', subp .. sid, 'status', 'cov')
+        st = redis.call('HMGET', sk, 'status', 'cov')
       end
       if st[1] == 'active' and tonumber(st[2] or '0') < tonumber(seq) and not redis.call('LPOS', pk, seq) then
         n = redis.call('RPUSH', pk, seq)
@@ -175,7 +227,7 @@ while i <= #ARGV do
     -- call: one command a push, amortised.
     if n > 2 * limit then
       redis.call('LTRIM', pk, n - limit, -1)
-      redis.call('HINCRBY', subp .. sid, 'dropped', n - limit)
+      redis.call('HINCRBY', sk, 'dropped', n - limit)
     end
     -- An active subscription with pending items is always scheduled (an
     -- open instant window, or its next daily/weekly send): only the first
@@ -190,23 +242,31 @@ end
 -- Open instant windows, many subscriptions a call. NX keeps a daily or
 -- weekly subscription's next send, which is always scheduled.
 for j = 1, ndue, 2000 do
-  redis.call('ZADD', p .. 'due', 'NX', unpack(due, j, math.min(j + 1999, ndue)))
+  redis.call('ZADD', KEYS[1], 'NX', unpack(due, j, math.min(j + 1999, ndue)))
 end
 return table.concat(known)
 `)
 
-// doneScript is step 3: this call's marks go, and so do the first
-// appearance flags of the events it recorded to the end. ARGV: prefix,
-// token, then per event not closed: sequence number, stream sequence.
+// doneScript is step 3, one call per shard: this call's marks go, and so
+// do the first appearance flags of the events it recorded to the end.
+// KEYS: the shard's recording, recuntil, live. ARGV: token, then per
+// event not closed: sequence number, stream sequence.
 var doneScript = redis.NewScript(`
-local p, token = ARGV[1], ARGV[2]
-local rk, uk = p .. 'recording', p .. 'recuntil'
-redis.call('DEL', p .. 'rec:' .. token)
-for i = 3, #ARGV, 2 do
+local token = ARGV[1]
+redis.call('HDEL', KEYS[3], token)
+for i = 2, #ARGV, 2 do
   local own, flag = ARGV[i] .. '/' .. token, ARGV[i] .. '#' .. ARGV[i + 1]
-  redis.call('ZREM', rk, own, flag)
-  redis.call('HDEL', uk, own, flag)
+  redis.call('ZREM', KEYS[1], own, flag)
+  redis.call('HDEL', KEYS[2], own, flag)
 end
+return 0
+`)
+
+// liveScript keeps a Record call alive in one shard: KEYS[1] the shard's
+// live hash, ARGV token, TTL (ms); the end is Redis's own clock.
+var liveScript = redis.NewScript(`
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], ARGV[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2]))
 return 0
 `)
 
@@ -259,37 +319,283 @@ var (
 )
 
 // RecordResults is Record with the clock given and per-event results.
+// Seq is the job's sequence number in the shard of its first matched
+// subscription (0 when it matched nobody).
 func (s *Redis) RecordResults(ctx context.Context, batch []jobevent.Matched, now time.Time) ([]RecordResult, error) {
 	if len(batch) == 0 {
 		return nil, nil
 	}
 	token := recordTokenBase + "." + strconv.FormatUint(recordTokenSeq.Add(1), 36)
-	modes, out, owned, err := s.recordJobs(ctx, batch, now, token)
-	if err != nil {
-		s.recordEnded(ctx, token)
+	// The matches turned around per subscription, every event kept; the
+	// events of closed jobs push nothing (their shard mode is 0).
+	placeholder := make([]int64, 2*len(batch))
+	for i := range batch {
+		placeholder[2*i], placeholder[2*i+1] = int64(i+1), 1
+	}
+	g := groupBySubscription(batch, placeholder)
+	r := s.newRecording(batch, g)
+	if err := s.recordJobRecords(ctx, r, now); err != nil {
 		return nil, err
 	}
-	stop := s.keepRecording(ctx, token)
-	err = s.push(ctx, groupBySubscription(batch, modes), out, now)
+	out, err := s.recordJobs(ctx, r, now, token)
+	if err != nil {
+		s.recordEnded(ctx, r, token)
+		return nil, err
+	}
+	stop := s.keepRecording(ctx, r, token)
+	err = s.push(ctx, r, out, now)
 	stop()
 	if err == nil {
-		err = s.recordDone(ctx, token, owned)
+		err = s.recordDone(ctx, r, token)
 	}
 	if err != nil {
-		s.recordEnded(ctx, token)
+		s.recordEnded(ctx, r, token)
 		return nil, err
 	}
 	return out, nil
 }
 
-// recorderAlive is how long a Record call's liveness key lives unless the
-// call refreshes it (every third of it while it runs): when a process dies
-// mid-call, its marks stop holding newer items back this long after.
+// recording is one Record call's batch split by shard.
+type recording struct {
+	batch  []jobevent.Matched
+	g      subscriptionItems
+	shard  []int32 // the shard of each of g.ids
+	nsh    int
+	cnt    []int32  // cnt[e*nsh+k]: event e's matches in shard k
+	fs     []string // per event, the shards its job's record names (",a,b,")
+	closed []bool   // per event: its job is closed
+	runs   []*shardRun
+	byID   []*shardRun // shard → its run, nil when the batch does not touch it
+}
+
+// shardRun is step 1's answer for one shard.
+type shardRun struct {
+	shard  int
+	events []int32 // the batch's events sent to this shard, in order
+	seq    []int64 // per batch event: its job's sequence number here
+	mode   []int8  // per batch event: 0 nothing to push, 1 fresh, 2 known
+	marked bool    // a first appearance was marked here (liveness kept)
+}
+
+func (s *Redis) newRecording(batch []jobevent.Matched, g subscriptionItems) *recording {
+	n := s.cfg.Shards
+	r := &recording{batch: batch, g: g, nsh: n, cnt: make([]int32, len(batch)*n),
+		shard: make([]int32, len(g.ids)), byID: make([]*shardRun, n)}
+	for i, id := range g.ids {
+		k := s.k.shardOf(id)
+		r.shard[i] = int32(k)
+		for j := g.start[i]; j < g.start[i+1]; j++ {
+			r.cnt[int(g.event[j])*n+k]++
+		}
+	}
+	return r
+}
+
+// recordJobRecords runs step 0: every event's job record, under the job's
+// own tag, pipelined (per node on a cluster). It fills r.closed and r.fs.
+func (s *Redis) recordJobRecords(ctx context.Context, r *recording, now time.Time) error {
+	ttl := int64(s.cfg.JobTTL / time.Second)
+	args := make([][]any, len(r.batch))
+	for i, m := range r.batch {
+		kind, data := "u", ""
+		if m.Event.Kind == jobevent.Closed {
+			kind = "c"
+		} else {
+			b, err := json.Marshal(m.Event.Job)
+			if err != nil {
+				return wrap("encode job", err)
+			}
+			data = string(b)
+		}
+		var hit strings.Builder
+		for k := range r.nsh {
+			if r.cnt[i*r.nsh+k] > 0 {
+				if hit.Len() == 0 {
+					hit.WriteByte(',')
+				}
+				hit.WriteString(strconv.Itoa(k))
+				hit.WriteByte(',')
+			}
+		}
+		args[i] = []any{kind, m.Event.Job.ID, data, m.Event.StreamSeq, ms(now), ttl, hit.String()}
+	}
+	res, err := s.evalEach(ctx, jobRecordScript, len(r.batch), func(i int) []string {
+		return []string{s.k.job(r.batch[i].Event.Job.ID)}
+	}, func(i int) []any { return args[i] })
+	if err != nil {
+		return wrap("record jobs", err)
+	}
+	r.closed = make([]bool, len(r.batch))
+	r.fs = make([]string, len(r.batch))
+	for i, v := range res {
+		a, ok := v.([]any)
+		if !ok || len(a) != 2 {
+			return wrap("record jobs", fmt.Errorf("got %v, want {closed, shards}", v))
+		}
+		c, _ := a[0].(int64)
+		r.closed[i] = c == 1
+		r.fs[i], _ = a[1].(string)
+	}
+	return nil
+}
+
+// evalEach runs n calls of one script in one pipeline (go-redis splits it
+// per node on a cluster), running again the calls that failed with
+// NOSCRIPT once the script is loaded, and returns their values.
+func (s *Redis) evalEach(ctx context.Context, sc *redis.Script, n int, keys func(int) []string, args func(int) []any) ([]any, error) {
+	out := make([]any, n)
+	todo := make([]int, n)
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(todo))
+		for j, i := range todo {
+			cmds[j] = sc.EvalSha(ctx, pipe, keys(i), args(i)...)
+		}
+		_, _ = pipe.Exec(ctx) // each command's error is looked at below
+		var again []int
+		for j, cmd := range cmds {
+			err := cmd.Err()
+			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
+				again = append(again, todo[j])
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out[todo[j]] = cmd.Val()
+		}
+		if len(again) > 0 {
+			if err := s.loadScript(ctx, sc, keys(again[0])[0]); err != nil {
+				return nil, err
+			}
+		}
+		todo = again
+	}
+	return out, nil
+}
+
+// loadScript loads a script where key lives (every primary, on a
+// cluster: ScriptLoad goes to each).
+func (s *Redis) loadScript(ctx context.Context, sc *redis.Script, _ string) error {
+	return sc.Load(ctx, s.rdb).Err()
+}
+
+// recordJobs runs step 1, one script per shard the batch touches: the
+// shards with matches, and for each event not closed the shards its job's
+// record names (where its first event may have left a mark). It returns
+// the results so far.
+func (s *Redis) recordJobs(ctx context.Context, r *recording, now time.Time, token string) ([]RecordResult, error) {
+	n := r.nsh
+	for i := range r.batch {
+		for k := range n {
+			want := r.cnt[i*n+k] > 0
+			if !want && r.fs[i] != "" && strings.Contains(r.fs[i], ","+strconv.Itoa(k)+",") {
+				want = true
+			}
+			if !want {
+				continue
+			}
+			run := r.byID[k]
+			if run == nil {
+				run = &shardRun{shard: k, seq: make([]int64, len(r.batch)), mode: make([]int8, len(r.batch))}
+				r.byID[k] = run
+				r.runs = append(r.runs, run)
+			}
+			run.events = append(run.events, int32(i))
+		}
+	}
+	head := []any{ms(now), s.cfg.JobTTL.Milliseconds(), token, ms(now.Add(s.cfg.RecordLease)),
+		ms(now.Add(recordFlagTTL)), recorderAlive.Milliseconds()}
+	res, err := s.evalEach(ctx, jobsScript, len(r.runs), func(j int) []string {
+		t := s.k.shard(r.runs[j].shard)
+		return []string{t.jobseq(), t.jid(), t.jobs(), t.jobexp(), t.recording(), t.recuntil(), t.live()}
+	}, func(j int) []any {
+		run := r.runs[j]
+		args := append(make([]any, 0, len(head)+4*len(run.events)), head...)
+		for _, e := range run.events {
+			m := r.batch[e]
+			kind := "u"
+			if r.closed[e] {
+				kind = "c"
+			}
+			matched := "0"
+			if r.cnt[int(e)*n+run.shard] > 0 {
+				matched = "1"
+			}
+			args = append(args, kind, m.Event.Job.ID, m.Event.StreamSeq, matched)
+		}
+		return args
+	})
+	if err != nil {
+		return nil, wrap("record jobs", err)
+	}
+	out := make([]RecordResult, len(r.batch))
+	for j, v := range res {
+		run := r.runs[j]
+		modes, ok := v.([]any)
+		if !ok || len(modes) != 2*len(run.events) {
+			return nil, wrap("record jobs", fmt.Errorf("got %d results, want %d", len(modes), 2*len(run.events)))
+		}
+		for x, e := range run.events {
+			seq, _ := modes[2*x].(int64)
+			mode, _ := modes[2*x+1].(int64)
+			run.seq[e], run.mode[e] = seq, int8(mode)
+			if mode == 1 {
+				run.marked = true
+			}
+			if c := r.cnt[int(e)*n+run.shard]; c > 0 {
+				if out[e].Seq == 0 {
+					out[e].Seq = seq
+				}
+				if mode == 1 {
+					// fresh: every match in the shard is pushed
+					out[e].Recorded += int(c)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// recordDone runs step 3 in every shard the call touched.
+func (s *Redis) recordDone(ctx context.Context, r *recording, token string) error {
+	_, err := s.evalEach(ctx, doneScript, len(r.runs), func(j int) []string {
+		t := s.k.shard(r.runs[j].shard)
+		return []string{t.recording(), t.recuntil(), t.live()}
+	}, func(j int) []any {
+		run := r.runs[j]
+		args := []any{token}
+		for _, e := range run.events {
+			// Every event not closed, even one that now matches nobody
+			// here: it may be the redelivery that ends its job's
+			// first-event mark.
+			if run.mode[e] != 0 {
+				args = append(args, run.seq[e], r.batch[e].Event.StreamSeq)
+			}
+		}
+		return args
+	})
+	return wrap("record done", err)
+}
+
+// recorderAlive is how long a Record call counts as alive unless the
+// call refreshes its liveness (every third of it while it runs): when a
+// process dies mid-call, its marks stop holding newer items back this
+// long after.
 const recorderAlive = 10 * time.Second
 
-// keepRecording refreshes the call's liveness key until the returned func
-// is called.
-func (s *Redis) keepRecording(ctx context.Context, token string) (stop func()) {
+// keepRecording refreshes the call's liveness in every shard where it
+// marked a job, until the returned func is called.
+func (s *Redis) keepRecording(ctx context.Context, r *recording, token string) (stop func()) {
+	var marked []int
+	for _, run := range r.runs {
+		if run.marked {
+			marked = append(marked, run.shard)
+		}
+	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -302,78 +608,29 @@ func (s *Redis) keepRecording(ctx context.Context, token string) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				_ = s.rdb.PExpire(ctx, s.k.recorder(token), recorderAlive).Err() // best effort: a miss only frees the marks early
+				// best effort: a miss only frees the marks early
+				_, _ = s.evalEach(ctx, liveScript, len(marked), func(j int) []string {
+					return []string{s.k.shard(marked[j]).live()}
+				}, func(int) []any { return []any{token, recorderAlive.Milliseconds()} })
 			}
 		}
 	})
 	return func() { close(done); wg.Wait() }
 }
 
-// recordEnded drops the liveness key of a call that failed, so its marks
+// recordEnded drops the liveness of a call that failed, so its marks
 // stop holding newer items back at once. The job's first-event mark stays
 // until the event is recorded again, so nothing is lost; at worst a push
 // of this call still queued in Redis lands after, alongside a concurrent
 // recorder's (the rare duplicate this mark guards against). Best effort.
-func (s *Redis) recordEnded(ctx context.Context, token string) {
+func (s *Redis) recordEnded(ctx context.Context, r *recording, token string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	_ = s.rdb.Del(ctx, s.k.recorder(token)).Err()
-}
-
-// recordJobs runs step 1. It returns jobsScript's answer ({seq, mode} per
-// event), the results so far, and the (sequence number, stream sequence)
-// of each event whose marks step 3 clears.
-func (s *Redis) recordJobs(ctx context.Context, batch []jobevent.Matched, now time.Time, token string) (modes []int64, out []RecordResult, owned []any, err error) {
-	args := make([]any, 0, 7+5*len(batch))
-	args = append(args, s.cfg.Prefix, ms(now), int64(s.cfg.JobTTL/time.Second), token,
-		ms(now.Add(s.cfg.RecordLease)), ms(now.Add(recordFlagTTL)), recorderAlive.Milliseconds())
-	for _, m := range batch {
-		kind, data := "u", ""
-		if m.Event.Kind == jobevent.Closed {
-			kind = "c"
-		} else {
-			b, err := json.Marshal(m.Event.Job)
-			if err != nil {
-				return nil, nil, nil, wrap("encode job", err)
-			}
-			data = string(b)
-		}
-		matched := "0"
-		if len(m.SubscriptionIDs) > 0 {
-			matched = "1"
-		}
-		args = append(args, kind, m.Event.Job.ID, data, m.Event.StreamSeq, matched)
+	pipe := s.rdb.Pipeline()
+	for _, run := range r.runs {
+		pipe.HDel(ctx, s.k.shard(run.shard).live(), token)
 	}
-	modes, err = runScript(ctx, s.rdb, jobsScript, nil, args...).Int64Slice()
-	if err != nil {
-		return nil, nil, nil, wrap("record jobs", err)
-	}
-	if len(modes) != 2*len(batch) {
-		return nil, nil, nil, wrap("record jobs", fmt.Errorf("got %d results, want %d", len(modes), 2*len(batch)))
-	}
-	out = make([]RecordResult, len(batch))
-	for i := range batch {
-		out[i].Seq = modes[2*i]
-		if modes[2*i+1] == 0 {
-			continue
-		}
-		if modes[2*i+1] == 1 {
-			out[i].Recorded = len(batch[i].SubscriptionIDs)
-		}
-		// Every event not closed, even one that now matches nobody: it
-		// may be the redelivery that ends its job's first-event mark.
-		owned = append(owned, modes[2*i], batch[i].Event.StreamSeq)
-	}
-	return modes, out, owned, nil
-}
-
-// recordDone runs step 3.
-func (s *Redis) recordDone(ctx context.Context, token string, owned []any) error {
-	if len(owned) == 0 {
-		return nil
-	}
-	err := runScript(ctx, s.rdb, doneScript, nil, append([]any{s.cfg.Prefix, token}, owned...)...).Err()
-	return wrap("record done", err)
+	_, _ = pipe.Exec(ctx)
 }
 
 // subscriptionItems is a batch's matches turned around: for each
@@ -492,20 +749,24 @@ func assignByHash(batch []jobevent.Matched, modes []int64, total int) (ids []str
 	return ids, count, of
 }
 
-// pushCall is one pushScript call: its arguments, and the event of each
-// known-job item in argument order (to count what was pushed per event).
+// pushCall is one pushScript call: its keys and arguments, and the event
+// of each known-job item in argument order (to count what was pushed per
+// event).
 type pushCall struct {
+	keys   []string
 	args   []any
 	known  []int32
 	result string // pushScript's answer
 }
 
-// push runs step 2: pipelines of up to maxPipelinePairs items, each
-// pushScript call up to maxScriptArgs arguments of whole subscriptions,
-// pushInFlight pipelines at a time so that Redis works on one while the
-// next is built and sent. It adds the known-job items pushed to out.
-func (s *Redis) push(ctx context.Context, g subscriptionItems, out []RecordResult, now time.Time) error {
-	head := []any{s.cfg.Prefix, ms(now.Add(s.cfg.InstantWindow)), s.cfg.PendingLimit}
+// push runs step 2: per shard, pushScript calls of whole subscriptions of
+// up to maxScriptArgs arguments, in pipelines of up to maxPipelinePairs
+// items (go-redis splits each per node on a cluster), pushInFlight
+// pipelines at a time so that Redis works on one while the next is built
+// and sent. It adds the known-job items pushed to out.
+func (s *Redis) push(ctx context.Context, r *recording, out []RecordResult, now time.Time) error {
+	g := r.g
+	head := []any{ms(now.Add(s.cfg.InstantWindow)), s.cfg.PendingLimit}
 	var (
 		wg       sync.WaitGroup
 		slots    = make(chan struct{}, pushInFlight)
@@ -532,37 +793,79 @@ func (s *Redis) push(ctx context.Context, g subscriptionItems, out []RecordResul
 			done = append(done, calls)
 		}()
 	}
-	var calls []pushCall
-	cur := pushCall{args: append([]any(nil), head...)}
-	pairs := 0
-	for i, id := range g.ids {
-		from, to := g.start[i], g.start[i+1]
-		if len(cur.args) > len(head) && len(cur.args)+2+int(to-from) > maxScriptArgs {
-			calls = append(calls, cur)
-			cur = pushCall{args: append([]any(nil), head...)}
-		}
-		if pairs+int(to-from) > maxPipelinePairs {
-			if len(cur.args) > len(head) {
-				calls = append(calls, cur)
-				cur = pushCall{args: append([]any(nil), head...)}
-			}
-			if failed() {
-				break
-			}
-			send(calls)
-			calls, pairs = nil, 0
-		}
-		cur.args = append(cur.args, id, int(to-from))
-		for j := from; j < to; j++ {
-			cur.args = append(cur.args, g.items[j])
-			if g.items[j] < 0 {
-				cur.known = append(cur.known, g.event[j])
-			}
-		}
-		pairs += int(to - from)
+	// The subscriptions in shard order (a counting sort), each shard's in
+	// their order in the batch.
+	first := make([]int32, r.nsh+1)
+	for _, k := range r.shard {
+		first[k+1]++
 	}
-	if len(cur.args) > len(head) {
-		calls = append(calls, cur)
+	for k := range r.nsh {
+		first[k+1] += first[k]
+	}
+	order := make([]int32, len(g.ids))
+	next := append([]int32(nil), first[:r.nsh]...)
+	for i, k := range r.shard {
+		order[next[k]] = int32(i)
+		next[k]++
+	}
+	var calls []pushCall
+	newCall := func(k int) pushCall {
+		return pushCall{keys: []string{s.k.shard(k).due()}, args: append([]any(nil), head...)}
+	}
+	pairs := 0
+	var items []int64
+	for k := range r.nsh {
+		run := r.byID[k]
+		if run == nil || first[k] == first[k+1] {
+			continue
+		}
+		t := s.k.shard(k)
+		cur := newCall(k)
+		for _, i := range order[first[k]:first[k+1]] {
+			items = items[:0]
+			var known []int32
+			for j := g.start[i]; j < g.start[i+1]; j++ {
+				e := g.event[j]
+				switch run.mode[e] {
+				case 1:
+					items = append(items, run.seq[e])
+				case 2:
+					items = append(items, -run.seq[e])
+					known = append(known, e)
+				}
+			}
+			if len(items) == 0 {
+				continue
+			}
+			if len(cur.args) > len(head) && len(cur.args)+2+len(items) > maxScriptArgs {
+				calls = append(calls, cur)
+				cur = newCall(k)
+			}
+			if pairs+len(items) > maxPipelinePairs {
+				if len(cur.args) > len(head) {
+					calls = append(calls, cur)
+					cur = newCall(k)
+				}
+				if failed() {
+					break
+				}
+				if len(calls) > 0 {
+					send(calls)
+				}
+				calls, pairs = nil, 0
+			}
+			id := g.ids[i]
+			cur.keys = append(cur.keys, t.sub(id), t.pending(id))
+			cur.args = append(cur.args, id, len(items))
+			for _, v := range items {
+				cur.args = append(cur.args, v)
+			}
+			cur.known = append(cur.known, known...)
+			pairs += len(items)
+		}
+		if len(cur.args) > len(head) {
+			calls = append(calls, cur)
+		}
 	}
 	if len(calls) > 0 && !failed() {
 		send(calls)
@@ -604,7 +907,7 @@ func (s *Redis) runPush(ctx context.Context, calls []pushCall) error {
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(todo))
 		for i, c := range todo {
-			cmds[i] = pushScript.EvalSha(ctx, pipe, nil, calls[c].args...)
+			cmds[i] = pushScript.EvalSha(ctx, pipe, calls[c].keys, calls[c].args...)
 		}
 		_, err := pipe.Exec(ctx)
 		var again []int
@@ -637,33 +940,46 @@ type JobRecord struct {
 	First  time.Time
 }
 
-// Jobs reads the job records for seqs in one round trip; a missing record
-// (expired) comes back with Closed set, so it is left out like a closed job.
-func (s *Redis) Jobs(ctx context.Context, seqs []int64) ([]JobRecord, error) {
+// Jobs reads the job records of a subscription's digest items (sequence
+// numbers of its shard) in two round trips; a missing record (expired)
+// comes back with Closed set, so it is left out like a closed job.
+func (s *Redis) Jobs(ctx context.Context, subID string, seqs []int64) ([]JobRecord, error) {
+	out := make([]JobRecord, len(seqs))
+	if len(seqs) == 0 {
+		return out, nil
+	}
+	fields := make([]string, len(seqs))
+	for i, seq := range seqs {
+		fields[i] = strconv.FormatInt(seq, 10)
+	}
+	ids, err := s.rdb.HMGet(ctx, s.k.of(subID).jobs(), fields...).Result()
+	if err != nil {
+		return nil, wrap("read jobs", err)
+	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(seqs))
-	for i, seq := range seqs {
-		cmds[i] = pipe.HMGet(ctx, s.k.job(strconv.FormatInt(seq, 10)), "data", "closed", "first")
+	for i, v := range ids {
+		if id, ok := v.(string); ok {
+			cmds[i] = pipe.HMGet(ctx, s.k.job(id), "data", "closed", "first")
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return nil, wrap("read jobs", err)
 	}
-	out := make([]JobRecord, len(seqs))
 	for i, c := range cmds {
-		v := c.Val()
-		j := JobRecord{Seq: seqs[i]}
-		data, _ := v[0].(string)
-		j.Data = []byte(data)
-		j.Closed = v[1] != nil || data == ""
-		if f, ok := v[2].(string); ok {
-			if n, err := strconv.ParseInt(f, 10, 64); err == nil {
-				j.First = time.UnixMilli(n)
+		j := JobRecord{Seq: seqs[i], Closed: true}
+		if c != nil {
+			v := c.Val()
+			data, _ := v[0].(string)
+			j.Data = []byte(data)
+			j.Closed = v[1] != nil || data == ""
+			if f, ok := v[2].(string); ok {
+				if n, err := strconv.ParseInt(f, 10, 64); err == nil {
+					j.First = time.UnixMilli(n)
+				}
 			}
 		}
 		out[i] = j
 	}
 	return out, nil
 }
-
-// recorder is a Record call's liveness key (docs/redis.md, rec:<token>).
-func (k keys) recorder(token string) string { return k.p + "rec:" + token }

@@ -74,7 +74,7 @@ func TestClaimBetweenMarkAndPushDoesNotCoverTheJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	// j2's recorder marks it, then dies before pushing.
-	if _, _, _, err := s.recordJobs(ctx, []jobevent.Matched{created("j2", a)}, stepT0, "dead"); err != nil {
+	if _, _, err := s.stepJobs(ctx, []jobevent.Matched{created("j2", a)}, stepT0, "dead"); err != nil {
 		t.Fatal(err)
 	}
 	if got, res := claimNow(t, s, a, stepT0); got != "1" {
@@ -98,7 +98,7 @@ func TestClaimBetweenMarkAndPushDoesNotCoverTheJob(t *testing.T) {
 	if _, res := claimNow(t, s, a, stepT0.Add(30*time.Second)); res != ClaimedEmpty {
 		t.Fatalf("claim while the dead recorder looks alive: got %v, want ClaimedEmpty", res)
 	}
-	if err := s.rdb.Del(ctx, s.cfg.Prefix+"rec:dead").Err(); err != nil { // as if expired
+	if err := s.killRecorder(ctx, "dead"); err != nil { // as if expired
 		t.Fatal(err)
 	}
 	// The early claim put a back as due after as long as j2 had been
@@ -106,7 +106,7 @@ func TestClaimBetweenMarkAndPushDoesNotCoverTheJob(t *testing.T) {
 	if got, _ := claimNow(t, s, a, stepT0.Add(time.Minute)); got != "2" {
 		t.Fatalf("claim once the dead recorder's key is gone: got items %q, want \"2\"", got)
 	}
-	if n, _ := s.rdb.ZCard(ctx, s.cfg.Prefix+"recording").Result(); n != 0 {
+	if n, _ := s.markCount(ctx); n != 0 {
 		t.Fatalf("recording marks after the claim: got %d, want 0", n)
 	}
 	// A second redelivery finds j2 covered.
@@ -120,11 +120,11 @@ func TestItemsOfABatchStillRecordingWaitForTheNextClaim(t *testing.T) {
 	ctx := context.Background()
 	s, a := stepStore(t)
 	batch := []jobevent.Matched{created("j1", a)}
-	modes, out, owned, err := s.recordJobs(ctx, batch, stepT0, "slow")
+	r, out, err := s.stepJobs(ctx, batch, stepT0, "slow")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.push(ctx, groupBySubscription(batch, modes), out, stepT0); err != nil {
+	if err := s.push(ctx, r, out, stepT0); err != nil {
 		t.Fatal(err)
 	}
 	if _, res := claimNow(t, s, a, stepT0); res != ClaimedEmpty {
@@ -133,10 +133,10 @@ func TestItemsOfABatchStillRecordingWaitForTheNextClaim(t *testing.T) {
 	if n, _ := s.PendingCount(ctx, a); n != 1 {
 		t.Fatalf("pending after the early claim: got %d, want 1", n)
 	}
-	if at, _ := s.rdb.ZScore(ctx, s.k.due(), a).Result(); int64(at) != ms(stepT0.Add(time.Second)) {
+	if at, _ := s.rdb.ZScore(ctx, s.k.of(a).due(), a).Result(); int64(at) != ms(stepT0.Add(time.Second)) {
 		t.Fatalf("due after the early claim: got %v, want %d (a second later)", at, ms(stepT0.Add(time.Second)))
 	}
-	if err := s.recordDone(ctx, "slow", owned); err != nil {
+	if err := s.recordDone(ctx, r, "slow"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := claimNow(t, s, a, stepT0.Add(time.Second)); got != "1" {
@@ -147,7 +147,7 @@ func TestItemsOfABatchStillRecordingWaitForTheNextClaim(t *testing.T) {
 func TestUnfinishedFirstAppearanceHoldsNewerItemsForADay(t *testing.T) {
 	ctx := context.Background()
 	s, a := stepStore(t)
-	if _, _, _, err := s.recordJobs(ctx, []jobevent.Matched{created("j1", a)}, stepT0, "gone"); err != nil {
+	if _, _, err := s.stepJobs(ctx, []jobevent.Matched{created("j1", a)}, stepT0, "gone"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.RecordResults(ctx, []jobevent.Matched{created("j2", a)}, stepT0); err != nil {
@@ -160,7 +160,7 @@ func TestUnfinishedFirstAppearanceHoldsNewerItemsForADay(t *testing.T) {
 	if got, _ := claimNow(t, s, a, late); got != "2" {
 		t.Fatalf("claim a day later: got items %q, want \"2\"", got)
 	}
-	if n, _ := s.rdb.ZCard(ctx, s.cfg.Prefix+"recording").Result(); n != 0 {
+	if n, _ := s.markCount(ctx); n != 0 {
 		t.Fatalf("recording marks after a day: got %d, want 0", n)
 	}
 }
@@ -178,8 +178,10 @@ func TestBatchGroupsAMatchingSubscriptionsItemsInEventOrder(t *testing.T) {
 		t.Fatalf("recorded per event: got %v, want [1 0 1 0 0]", got)
 	}
 	items, err := s.rdb.LRange(ctx, s.k.pending(a), 0, -1).Result()
-	if err != nil || !slices.Equal(items, []string{"1", "3"}) {
-		t.Fatalf("pending list: got %v %v, want [1 3]", items, err)
+	// Sequence numbers are per shard, given to jobs with matches there:
+	// j2, matching nobody, has none.
+	if err != nil || !slices.Equal(items, []string{"1", "2"}) {
+		t.Fatalf("pending list: got %v %v, want [1 2]", items, err)
 	}
 }
 
@@ -213,7 +215,7 @@ func TestTwoRecordersOfOneJobSendItOnce(t *testing.T) {
 	s, a := stepStore(t)
 	// The first delivery of j1 is slow: marked, not pushed yet.
 	first := []jobevent.Matched{created("j1", a)}
-	modes, out, owned, err := s.recordJobs(ctx, first, stepT0, "slow")
+	r, out, err := s.stepJobs(ctx, first, stepT0, "slow")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,13 +226,13 @@ func TestTwoRecordersOfOneJobSendItOnce(t *testing.T) {
 	if res, err := s.RecordResults(ctx, []jobevent.Matched{upd}, stepT0); err != nil || res[0].Recorded != 1 {
 		t.Fatalf("update: got %+v %v, want 1 recorded", res, err)
 	}
-	if err := s.push(ctx, groupBySubscription(first, modes), out, stepT0); err != nil {
+	if err := s.push(ctx, r, out, stepT0); err != nil {
 		t.Fatal(err)
 	}
 	if _, res := claimNow(t, s, a, stepT0); res != ClaimedEmpty {
 		t.Fatalf("claim while the first recorder runs: got %v, want ClaimedEmpty", res)
 	}
-	if err := s.recordDone(ctx, "slow", owned); err != nil {
+	if err := s.recordDone(ctx, r, "slow"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := claimNow(t, s, a, stepT0.Add(time.Second)); got != "1" {
@@ -323,10 +325,10 @@ func TestFirstEventMarkEndsWhenTheJobClosesOrNoLongerMatches(t *testing.T) {
 			ctx := context.Background()
 			s, a := stepStore(t)
 			// j1's first recorder dies after marking it; j2 is recorded.
-			if _, _, _, err := s.recordJobs(ctx, []jobevent.Matched{created("j1", a)}, stepT0, "gone"); err != nil {
+			if _, _, err := s.stepJobs(ctx, []jobevent.Matched{created("j1", a)}, stepT0, "gone"); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.rdb.Del(ctx, s.cfg.Prefix+"rec:gone").Err(); err != nil {
+			if err := s.killRecorder(ctx, "gone"); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := s.RecordResults(ctx, []jobevent.Matched{created("j2", a)}, stepT0); err != nil {
@@ -345,7 +347,7 @@ func TestFirstEventMarkEndsWhenTheJobClosesOrNoLongerMatches(t *testing.T) {
 			if got, _ := claimNow(t, s, a, stepT0.Add(time.Minute)); got != "2" {
 				t.Fatalf("claim once j1 %s: got items %q, want \"2\"", end, got)
 			}
-			if m, _ := s.rdb.ZRange(ctx, s.cfg.Prefix+"recording", 0, -1).Result(); len(m) != 0 {
+			if m, _ := s.marks(ctx); len(m) != 0 {
 				t.Fatalf("recording marks after the claim: got %v, want none", m)
 			}
 		})
@@ -365,7 +367,7 @@ func TestAnUpdateOfAnOldJobHoldsNothingBack(t *testing.T) {
 	upd := created("j1", a)
 	upd.Event.Kind = jobevent.Updated
 	batch := []jobevent.Matched{upd}
-	modes, out, owned, err := s.recordJobs(ctx, batch, stepT0, "slow")
+	r, out, err := s.stepJobs(ctx, batch, stepT0, "slow")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,10 +377,10 @@ func TestAnUpdateOfAnOldJobHoldsNothingBack(t *testing.T) {
 	if got, _ := claimNow(t, s, a, stepT0.Add(time.Second)); got != "2" {
 		t.Fatalf("claim during the update: got items %q, want \"2\"", got)
 	}
-	if err := s.push(ctx, groupBySubscription(batch, modes), out, stepT0); err != nil {
+	if err := s.push(ctx, r, out, stepT0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.recordDone(ctx, "slow", owned); err != nil {
+	if err := s.recordDone(ctx, r, "slow"); err != nil {
 		t.Fatal(err)
 	}
 	if out[0].Recorded != 0 {

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -58,6 +59,16 @@ type Config struct {
 	// bounce; writes use AddressKey only, and a suppression found under a
 	// previous key only is written under AddressKey as it is read.
 	PreviousAddressKeys [][]byte
+	// Shards is the number of subscription shards (JOBALERT_REDIS_SHARDS):
+	// every subscription lives in shard hash(id) mod Shards, with all of
+	// its shard's keys under one hash tag (keys.go). Fixed for a
+	// deployment: CheckLayout refuses a value different from the one
+	// stored at first start. Default 64.
+	Shards int
+	// Partition and Partitions (JOBALERT_PARTITION=k/P) make this store
+	// load and follow only the filters of the shards s with
+	// s mod Partitions == Partition; Partitions 0 or 1 is every shard.
+	Partition, Partitions int
 }
 
 // Redis is the Redis-backed store. It is safe for concurrent use.
@@ -65,6 +76,9 @@ type Redis struct {
 	rdb redis.UniversalClient
 	cfg Config
 	k   keys
+	// dueTurn and outboxTurn rotate the shard DueAt and LeaseOutbox
+	// start from.
+	dueTurn, outboxTurn atomic.Uint32
 }
 
 // New returns a store over rdb. It does not touch Redis.
@@ -87,7 +101,10 @@ func New(rdb redis.UniversalClient, cfg Config) *Redis {
 	if len(cfg.AddressKey) == 0 {
 		cfg.AddressKey = []byte("jobalert-unkeyed-address")
 	}
-	return &Redis{rdb: rdb, cfg: cfg, k: keys{p: cfg.Prefix}}
+	if cfg.Shards <= 0 {
+		cfg.Shards = DefaultShards
+	}
+	return &Redis{rdb: rdb, cfg: cfg, k: keys{p: cfg.Prefix, shards: cfg.Shards}}
 }
 
 // CheckRecordTimeout returns an error unless the record lease is longer
@@ -104,24 +121,6 @@ func (s *Redis) CheckRecordTimeout(recordTimeout time.Duration) error {
 
 // Ping reports whether Redis answers.
 func (s *Redis) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
-
-// keys builds the key names Go code uses; the Lua scripts build the same
-// names (and jobseq, jid:) from the prefix, and docs/redis.md lists them.
-type keys struct{ p string }
-
-func (k keys) job(seq string) string      { return k.p + "job:" + seq }
-func (k keys) sub(id string) string       { return k.p + "sub:" + id }
-func (k keys) pending(id string) string   { return k.p + "pend:" + id }
-func (k keys) due() string                { return k.p + "due" }
-func (k keys) filters() string            { return k.p + "filters" }
-func (k keys) feed() string               { return k.p + "changes" }
-func (k keys) email(hash string) string   { return k.p + "email:" + hash }
-func (k keys) suppressed() string         { return k.p + "suppressed" }
-func (k keys) bounces() string            { return k.p + "bounces" }
-func (k keys) outbox() string             { return k.p + "outbox" }
-func (k keys) digest(id string) string    { return k.p + "digest:" + id }
-func (k keys) rate(kind, v string) string { return k.p + "rate:" + kind + ":" + v }
-func (k keys) once(h string) string       { return k.p + "once:" + h }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -140,4 +139,27 @@ func wrap(op string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// sumShards runs one counting command per shard in one pipeline and
+// returns the sum.
+func (s *Redis) sumShards(ctx context.Context, cmd func(redis.Pipeliner, shardKeys) *redis.IntCmd) (int64, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, s.cfg.Shards)
+	for k := range cmds {
+		cmds[k] = cmd(pipe, s.k.shard(k))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, err
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
+}
+
+// ownsShard reports whether shard k is in this store's filter partition.
+func (s *Redis) ownsShard(k int) bool {
+	return s.cfg.Partitions <= 1 || k%s.cfg.Partitions == s.cfg.Partition
 }

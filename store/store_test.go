@@ -279,12 +279,13 @@ func TestChangeFeedKeepsIndexCurrent(t *testing.T) {
 func TestOutOfOrderEventsKeepNewestData(t *testing.T) {
 	ctx := context.Background()
 	s := mustStore(t, time.Minute)
-	newer := ev(jobevent.Updated, "j1")
+	sub := mustSub(t, s, "instant")
+	newer := ev(jobevent.Updated, "j1", sub.ID)
 	newer.Event.StreamSeq, newer.Event.Job.Title = 10, "Newest title"
-	older := ev(jobevent.Created, "j1")
+	older := ev(jobevent.Created, "j1", sub.ID)
 	older.Event.StreamSeq, older.Event.Job.Title = 5, "Old title"
 	res := record(t, s, t0, newer, older)
-	jobs, err := s.Jobs(ctx, []int64{res[0].Seq})
+	jobs, err := s.Jobs(ctx, sub.ID, []int64{res[0].Seq})
 	if err != nil {
 		t.Fatal(err)
 	}

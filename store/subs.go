@@ -181,10 +181,11 @@ func (s *Redis) CountConfirmed(ctx context.Context, email string) (int, error) {
 }
 
 // UpdateSubscription applies change to the stored subscription and writes
-// it back with everything derived from it (index entry, schedule, change
-// feed) in one transaction; a concurrent change makes it retry.
+// it back with everything derived from it in its shard (index entry,
+// schedule) in one transaction, a concurrent change making it retry; then
+// the address set and the change feed, which live in slots of their own.
 func (s *Redis) UpdateSubscription(ctx context.Context, id string, now time.Time, change func(*Subscription) error) (*Subscription, error) {
-	var out *Subscription
+	var out, was *Subscription
 	for attempt := 0; attempt < 10; attempt++ {
 		// The pending list is watched too: write decides the schedule from
 		// its length, so a match recorded meanwhile (under the old
@@ -198,10 +199,6 @@ func (s *Redis) UpdateSubscription(ctx context.Context, id string, now time.Time
 			if err != nil {
 				return err
 			}
-			// write sets the address set's expiry from its state.
-			if err := tx.Watch(ctx, s.k.email(EmailHash(sub.Email))).Err(); err != nil {
-				return err
-			}
 			before := *sub
 			if err := change(sub); err != nil {
 				return err
@@ -210,11 +207,14 @@ func (s *Redis) UpdateSubscription(ctx context.Context, id string, now time.Time
 			if sub.Status == StatusActive && before.Status != StatusActive && sub.ConfirmedAt.IsZero() {
 				sub.ConfirmedAt = now.UTC()
 			}
-			out = sub
+			out, was = sub, &before
 			return s.write(ctx, tx, sub, &before, now)
 		}, s.k.sub(id), s.k.pending(id))
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
+		}
+		if err == nil {
+			err = s.written(ctx, out, was)
 		}
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, wrap("update subscription", err)
@@ -233,6 +233,12 @@ func (s *Redis) Activate(ctx context.Context, id string, now time.Time) (*Subscr
 }
 
 func (s *Redis) save(ctx context.Context, sub *Subscription, now time.Time, isNew bool) error {
+	// The address set first: an id in it whose subscription is missing is
+	// dropped when read, while a subscription missing from it would be
+	// unreachable by address.
+	if err := s.addressSet(ctx, sub, nil); err != nil {
+		return wrap("save subscription", err)
+	}
 	for attempt := 0; attempt < 10; attempt++ {
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			if isNew {
@@ -245,105 +251,144 @@ func (s *Redis) save(ctx context.Context, sub *Subscription, now time.Time, isNe
 				}
 			}
 			return s.write(ctx, tx, sub, nil, now)
-		}, s.k.sub(sub.ID), s.k.email(EmailHash(sub.Email)))
+		}, s.k.sub(sub.ID))
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
+		}
+		if err == nil {
+			err = s.feedChange(ctx, sub, nil)
 		}
 		return wrap("save subscription", err)
 	}
 	return wrap("save subscription", errors.New("too much contention"))
 }
 
-// write stores sub and derives the rest from it, in one MULTI: the filter
-// index entry (present iff active), the schedule (daily/weekly: the next
-// send; instant: a window only while items are pending), the change feed.
+// write stores sub and derives the rest of its shard from it, in one
+// MULTI: the filter index entry (present iff active), the schedule
+// (daily/weekly: the next send; instant: a window only while items are
+// pending). The address set and the change feed are written apart
+// (addressSet, feedChange): they are in slots of their own.
 func (s *Redis) write(ctx context.Context, tx *redis.Tx, sub *Subscription, before *Subscription, now time.Time) error {
 	fields, err := sub.fields()
 	if err != nil {
 		return err
 	}
+	t := s.k.of(sub.ID)
 	var pending int64
 	if sub.Status == StatusActive && sub.Frequency == schedule.Instant {
-		if pending, err = tx.LLen(ctx, s.k.pending(sub.ID)).Result(); err != nil {
+		if pending, err = tx.LLen(ctx, t.pending(sub.ID)).Result(); err != nil {
 			return err
 		}
 	}
-	// An unconfirmed subscription expires with everything about it; the
-	// address set lives as long as its longest-lived member, and for ever
-	// once one is confirmed.
-	emailKey := s.k.email(EmailHash(sub.Email))
-	emailTTL, err := tx.PTTL(ctx, emailKey).Result()
-	if err != nil {
-		return err
-	}
 	hasDue := false
 	if before != nil {
-		if _, err := tx.ZScore(ctx, s.k.due(), sub.ID).Result(); err == nil {
+		if _, err := tx.ZScore(ctx, t.due(), sub.ID).Result(); err == nil {
 			hasDue = true
 		} else if err != redis.Nil {
 			return err
 		}
 	}
 	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.k.sub(sub.ID), fields)
+		p.HSet(ctx, t.sub(sub.ID), fields)
 		if sub.PendingWebhookSecret == "" && before != nil && before.PendingWebhookSecret != "" {
-			p.HDel(ctx, s.k.sub(sub.ID), "whsec")
+			p.HDel(ctx, t.sub(sub.ID), "whsec")
 		}
-		p.SAdd(ctx, emailKey, sub.ID)
+		// An unconfirmed subscription expires with everything about it.
 		if sub.Status == StatusPending {
-			p.PExpire(ctx, s.k.sub(sub.ID), s.cfg.PendingTTL)
-			// PTTL is -2 for a missing key, -1 for one without expiry.
-			if emailTTL == -2 || (emailTTL >= 0 && emailTTL < s.cfg.PendingTTL) {
-				p.PExpire(ctx, emailKey, s.cfg.PendingTTL)
-			}
+			p.PExpire(ctx, t.sub(sub.ID), s.cfg.PendingTTL)
 		} else if before == nil || before.Status == StatusPending {
-			p.Persist(ctx, s.k.sub(sub.ID))
-			p.Persist(ctx, emailKey)
+			p.Persist(ctx, t.sub(sub.ID))
 		}
 		if sub.Status == StatusActive {
-			p.HSet(ctx, s.k.filters(), sub.ID, fields["filter"])
+			p.HSet(ctx, t.filters(), sub.ID, fields["filter"])
 			switch {
 			case sub.Frequency == schedule.Instant && pending > 0:
 				// Keep an open window; open one for items that waited.
 				if !hasDue || before.Frequency != schedule.Instant || before.Status != StatusActive {
-					p.ZAdd(ctx, s.k.due(), redis.Z{Score: float64(ms(now.Add(s.cfg.InstantWindow))), Member: sub.ID})
+					p.ZAdd(ctx, t.due(), redis.Z{Score: float64(ms(now.Add(s.cfg.InstantWindow))), Member: sub.ID})
 				}
 			case sub.Frequency == schedule.Instant:
-				p.ZRem(ctx, s.k.due(), sub.ID)
+				p.ZRem(ctx, t.due(), sub.ID)
 			default:
 				keep := hasDue && before.Status == StatusActive && before.Schedule() == sub.Schedule()
 				if !keep {
-					p.ZAdd(ctx, s.k.due(), redis.Z{Score: float64(ms(sub.Schedule().First(now))), Member: sub.ID})
+					p.ZAdd(ctx, t.due(), redis.Z{Score: float64(ms(sub.Schedule().First(now))), Member: sub.ID})
 				}
 			}
 		} else {
-			p.HDel(ctx, s.k.filters(), sub.ID)
-			p.ZRem(ctx, s.k.due(), sub.ID)
-		}
-		if before == nil || before.Status == StatusActive || sub.Status == StatusActive {
-			p.XAdd(ctx, &redis.XAddArgs{Stream: s.k.feed(), MaxLen: s.cfg.FeedLength, Approx: true, Values: []any{"id", sub.ID}})
+			p.HDel(ctx, t.filters(), sub.ID)
+			p.ZRem(ctx, t.due(), sub.ID)
 		}
 		return nil
 	})
 	return err
 }
 
+// written finishes an update once its shard's transaction is in: the
+// address set's expiry and the change feed.
+func (s *Redis) written(ctx context.Context, sub, before *Subscription) error {
+	if err := s.addressSet(ctx, sub, before); err != nil {
+		return err
+	}
+	return s.feedChange(ctx, sub, before)
+}
+
+// addressSet adds sub to its address's set and sets the set's expiry: it
+// lives as long as its longest-lived member, and for ever once one is
+// confirmed.
+func (s *Redis) addressSet(ctx context.Context, sub, before *Subscription) error {
+	emailKey := s.k.email(EmailHash(sub.Email))
+	emailTTL, err := s.rdb.PTTL(ctx, emailKey).Result()
+	if err != nil {
+		return err
+	}
+	p := s.rdb.TxPipeline()
+	p.SAdd(ctx, emailKey, sub.ID)
+	if sub.Status == StatusPending {
+		// PTTL is -2 for a missing key, -1 for one without expiry.
+		if emailTTL == -2 || (emailTTL >= 0 && emailTTL < s.cfg.PendingTTL) {
+			p.PExpire(ctx, emailKey, s.cfg.PendingTTL)
+		}
+	} else if before == nil || before.Status == StatusPending {
+		p.Persist(ctx, emailKey)
+	}
+	_, err = p.Exec(ctx)
+	return err
+}
+
+// feedChange tells every replica's index about a change of sub, when it
+// touches the index (a new subscription, or an active one before or
+// after).
+func (s *Redis) feedChange(ctx context.Context, sub, before *Subscription) error {
+	if before == nil || before.Status == StatusActive || sub.Status == StatusActive {
+		return s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.k.feed(), MaxLen: s.cfg.FeedLength, Approx: true, Values: []any{"id", sub.ID}}).Err()
+	}
+	return nil
+}
+
 // DeleteSubscription removes a subscription and everything about it:
-// pending items, schedule, index entry, outbox digests stay to be dropped
-// by the sender when it finds the subscription gone.
+// pending items, schedule, index entry (one transaction in its shard),
+// then its address set entry and the change feed; outbox digests stay to
+// be dropped by the sender when it finds the subscription gone.
 func (s *Redis) DeleteSubscription(ctx context.Context, id string) error {
 	sub, err := s.GetSubscription(ctx, id)
 	if err != nil {
 		return err
 	}
+	t := s.k.of(id)
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.k.sub(id), s.k.pending(id))
-		p.ZRem(ctx, s.k.due(), id)
-		p.HDel(ctx, s.k.filters(), id)
-		p.SRem(ctx, s.k.email(EmailHash(sub.Email)), id)
-		p.XAdd(ctx, &redis.XAddArgs{Stream: s.k.feed(), MaxLen: s.cfg.FeedLength, Approx: true, Values: []any{"id", id}})
+		p.Del(ctx, t.sub(id), t.pending(id))
+		p.ZRem(ctx, t.due(), id)
+		p.HDel(ctx, t.filters(), id)
 		return nil
 	})
+	if err == nil {
+		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.SRem(ctx, s.k.email(EmailHash(sub.Email)), id)
+			p.XAdd(ctx, &redis.XAddArgs{Stream: s.k.feed(), MaxLen: s.cfg.FeedLength, Approx: true, Values: []any{"id", id}})
+			return nil
+		})
+	}
 	return wrap("delete subscription", err)
 }
 
