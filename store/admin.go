@@ -170,7 +170,7 @@ func (s *Redis) SuppressionCounts(ctx context.Context) (suppressed, bounceCounts
 // up again.
 func (s *Redis) LiftSuppression(ctx context.Context, email string) (bool, error) {
 	hashes := append([]string{s.addressKey(email), EmailHash(email)}, s.previousAddressKeys(email)...)
-	p := s.rdb.TxPipeline()
+	p := s.rdb.Pipeline() // two slots (suppressed, bounces); each command idempotent
 	rem := p.SRem(ctx, s.k.suppressed(), toAny(hashes)...)
 	p.HDel(ctx, s.k.bounces(), hashes...)
 	if _, err := p.Exec(ctx); err != nil {

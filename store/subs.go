@@ -407,7 +407,7 @@ func (s *Redis) DeleteAllForEmail(ctx context.Context, email string, suppress bo
 		}
 	}
 	addr := s.addressKey(email)
-	p := s.rdb.TxPipeline()
+	p := s.rdb.Pipeline() // several slots (address set, rate limits, bounces, suppressed); each command idempotent
 	p.Del(ctx, s.k.email(EmailHash(email)))
 	for _, a := range append([]string{addr}, s.previousAddressKeys(email)...) {
 		p.Del(ctx, s.k.rate(RateAddress, a), s.k.rate(RateLinks, a))

@@ -141,11 +141,28 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s: %w", connect.RedisTarget(cfg), redact.Wrap(err))
 	}
+	// JOBALERT_PARTITION=k/P: this replica's share of the filters, on
+	// its own durable consumer.
+	durable := cfg.Durable
+	var part, parts int
+	if cfg.Partition != "" {
+		if part, parts, err = config.ParsePartition(cfg.Partition); err != nil {
+			return fmt.Errorf("JOBALERT_PARTITION: %w", err)
+		}
+		durable = fmt.Sprintf("%s-p%d", cfg.Durable, part)
+	}
 	a.store = store.New(a.rdb, store.Config{
 		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
 		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"), PreviousAddressKeys: previousAddressKeys,
-		RecordLease: deps.recordLease,
+		RecordLease: deps.recordLease, Shards: cfg.RedisShards, Partition: part, Partitions: parts,
 	})
+	// The key layout and shard count Redis holds must be this one's.
+	lctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	err = a.store.CheckLayout(lctx)
+	cancel()
+	if err != nil {
+		return redact.Wrap(err)
+	}
 
 	a.natsEv = newNATSEvents(log)
 	a.natsEv.countError = a.m.natsError
@@ -204,7 +221,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		if deps.wrapRecorder != nil {
 			rec = deps.wrapRecorder(rec)
 		}
-		a.consumer = consumer.New(a.js, consumer.Config{Stream: cfg.Stream, Consumer: cfg.Durable, Batch: cfg.ConsumerBatch, InFlight: cfg.ConsumerInFlight,
+		a.consumer = consumer.New(a.js, consumer.Config{Stream: cfg.Stream, Consumer: durable, Batch: cfg.ConsumerBatch, InFlight: cfg.ConsumerInFlight,
 			RecordTimeout: deps.recordTimeout, ShutdownTimeout: a.budget.grace()}, a.index, rec, log, a.m.consumer)
 		if err := a.store.CheckRecordTimeout(a.consumer.RecordTimeout()); err != nil {
 			return fmt.Errorf("consumer: %w", err)
@@ -215,7 +232,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 			return fmt.Errorf("NATS at %s: %w", redact.URLs(cfg.NATSURL), err)
 		}
 		sctx, cancel := context.WithTimeout(ctx, startupTimeout)
-		streams := consumer.StreamConfig{Stream: cfg.Stream, Consumer: cfg.Durable, Replicas: cfg.StreamReplicas,
+		streams := consumer.StreamConfig{Stream: cfg.Stream, Consumer: durable, Replicas: cfg.StreamReplicas,
 			MaxAge: cfg.StreamMaxAge, MaxBytes: cfg.StreamMaxBytes, DLQMaxAge: cfg.DLQMaxAge, DLQMaxBytes: cfg.DLQMaxBytes}
 		err := consumer.EnsureStreams(sctx, a.js, streams)
 		cancel()

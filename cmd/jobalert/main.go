@@ -51,6 +51,7 @@ Usage:
   jobalert publish --check FILE|-                  check them, publish nothing
   jobalert bench gen|match|smtp|pipeline ...       benchmarks (docs/benchmarks.md)
   jobalert config                                  print the effective configuration
+  jobalert migrate                                 move Redis from the unsharded key layout to shards (docs/scaling.md)
   jobalert healthcheck [URL]                       exit 0 when /readyz answers 200 (container healthchecks)
   jobalert admin find|stats|dlq|suppressions ...   the admin API (JOBALERT_ADMIN_TOKEN): subscriptions, DLQ, suppressions
   jobalert version | --version
@@ -139,6 +140,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	case "healthcheck":
 		return runHealthcheck(ctx, rest, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "admin":
 		return runAdmin(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":

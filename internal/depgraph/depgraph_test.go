@@ -44,7 +44,7 @@ var allowed = map[string][]string{
 
 	// The stages, in the order data flows through them.
 	"consumer": {"jobevent", "matcher", "internal/grace"},
-	"store":    {"jobevent", "matcher", "schedule"},
+	"store":    {"jobevent", "matcher", "schedule", "internal/liveness"},
 	"notifier": {"store", "jobevent", "matcher", "schedule", "templates", "internal/grace", "internal/clock", "internal/redact"},
 	"webhook":  {"store", "jobevent", "matcher", "internal/grace", "internal/clock", "internal/redact"},
 	"api":      {"notifier", "webhook", "store", "jobevent", "matcher", "schedule", "templates", "token", "internal/grace", "internal/redact"},
