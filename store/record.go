@@ -439,50 +439,6 @@ func (s *Redis) recordJobRecords(ctx context.Context, r *recording, now time.Tim
 	return nil
 }
 
-// evalEach runs n calls of one script in one pipeline (go-redis splits it
-// per node on a cluster), running again the calls that failed with
-// NOSCRIPT once the script is loaded, and returns their values.
-func (s *Redis) evalEach(ctx context.Context, sc *redis.Script, n int, keys func(int) []string, args func(int) []any) ([]any, error) {
-	out := make([]any, n)
-	todo := make([]int, n)
-	for i := range todo {
-		todo[i] = i
-	}
-	for attempt := 0; len(todo) > 0; attempt++ {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(todo))
-		for j, i := range todo {
-			cmds[j] = sc.EvalSha(ctx, pipe, keys(i), args(i)...)
-		}
-		_, _ = pipe.Exec(ctx) // each command's error is looked at below
-		var again []int
-		for j, cmd := range cmds {
-			err := cmd.Err()
-			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
-				again = append(again, todo[j])
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			out[todo[j]] = cmd.Val()
-		}
-		if len(again) > 0 {
-			if err := s.loadScript(ctx, sc, keys(again[0])[0]); err != nil {
-				return nil, err
-			}
-		}
-		todo = again
-	}
-	return out, nil
-}
-
-// loadScript loads a script where key lives (every primary, on a
-// cluster: ScriptLoad goes to each).
-func (s *Redis) loadScript(ctx context.Context, sc *redis.Script, _ string) error {
-	return sc.Load(ctx, s.rdb).Err()
-}
-
 // recordJobs runs step 1, one script per shard the batch touches: the
 // shards with matches, and for each event not closed the shards its job's
 // record names (where its first event may have left a mark). It returns
@@ -893,43 +849,23 @@ func (s *Redis) push(ctx context.Context, r *recording, out []RecordResult, now 
 // Two keep Redis busy while the client builds the next; more only queue.
 const pushInFlight = 2
 
-// runPush sends one pipeline of pushScript calls and stores each call's
-// result. A call that failed with NOSCRIPT did not run: when Redis lost
-// its scripts (a restart, or SCRIPT FLUSH, possibly while another
-// pipeline was loading it again), those calls run again once the script
-// is loaded; the others ran and must not run twice.
+// runPush sends one pipeline of pushScript calls (evalEach: scripts
+// lost by Redis loaded again, replicas waited for) and stores each call's
+// result.
 func (s *Redis) runPush(ctx context.Context, calls []pushCall) error {
-	todo := make([]int, len(calls))
-	for i := range todo {
-		todo[i] = i
+	res, err := s.evalEach(ctx, pushScript, len(calls), func(i int) []string { return calls[i].keys },
+		func(i int) []any { return calls[i].args })
+	if err != nil {
+		return wrap("record push", err)
 	}
-	for attempt := 0; ; attempt++ {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(todo))
-		for i, c := range todo {
-			cmds[i] = pushScript.EvalSha(ctx, pipe, calls[c].keys, calls[c].args...)
+	for i, v := range res {
+		known, ok := v.(string)
+		if !ok {
+			return wrap("record push", fmt.Errorf("got %T, want a string", v))
 		}
-		_, err := pipe.Exec(ctx)
-		var again []int
-		for i, cmd := range cmds {
-			if cmd.Err() != nil && redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
-				again = append(again, todo[i])
-				continue
-			}
-			known, err := cmd.Text()
-			if err != nil {
-				return wrap("record push", err)
-			}
-			calls[todo[i]].result = known
-		}
-		if len(again) == 0 || attempt > 0 {
-			return wrap("record push", err)
-		}
-		if lerr := pushScript.Load(ctx, s.rdb).Err(); lerr != nil {
-			return wrap("load push script", lerr)
-		}
-		todo = again
+		calls[i].result = known
 	}
+	return nil
 }
 
 // JobRecord is a job record as the notifier reads it at send time.

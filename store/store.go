@@ -69,6 +69,14 @@ type Config struct {
 	// load and follow only the filters of the shards s with
 	// s mod Partitions == Partition; Partitions 0 or 1 is every shard.
 	Partition, Partitions int
+	// WaitReplicas is how many replicas must acknowledge each record
+	// step's and each claim's writes (WAIT) before the event is acked or
+	// the email sent; a shortfall fails the step, which runs again.
+	// JOBALERT_REDIS_WAIT_REPLICAS; negative is auto (ResolveWaitReplicas),
+	// 0 (the default) waits for none.
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT. Default 2 s.
+	WaitTimeout time.Duration
 }
 
 // Redis is the Redis-backed store. It is safe for concurrent use.
@@ -100,6 +108,9 @@ func New(rdb redis.UniversalClient, cfg Config) *Redis {
 	}
 	if len(cfg.AddressKey) == 0 {
 		cfg.AddressKey = []byte("jobalert-unkeyed-address")
+	}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = 2 * time.Second
 	}
 	if cfg.Shards <= 0 {
 		cfg.Shards = DefaultShards

@@ -155,14 +155,20 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
 		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"), PreviousAddressKeys: previousAddressKeys,
 		RecordLease: deps.recordLease, Shards: cfg.RedisShards, Partition: part, Partitions: parts,
+		WaitReplicas: cfg.RedisWaitReplicas,
 	})
 	// The key layout and shard count Redis holds must be this one's.
 	lctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	err = a.store.CheckLayout(lctx)
+	var wait int
+	if err == nil {
+		wait, err = a.store.ResolveWaitReplicas(lctx)
+	}
 	cancel()
 	if err != nil {
 		return redact.Wrap(err)
 	}
+	log.Info("redis key layout checked", "shards", cfg.RedisShards, "wait_replicas", wait, "partition", cfg.Partition)
 
 	a.natsEv = newNATSEvents(log)
 	a.natsEv.countError = a.m.natsError

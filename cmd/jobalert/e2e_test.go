@@ -106,8 +106,17 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	for k, v := range o.env {
 		env[k] = v
 	}
-	if env["JOBALERT_REDIS_URL"] == "" {
+	switch {
+	case env["JOBALERT_REDIS_URL"] != "" || env["JOBALERT_REDIS_CLUSTER"] != "":
+	case o.credentials:
+		// ACL users and passwords are set up on a single server.
 		env["JOBALERT_REDIS_URL"] = testenv.RedisURL(t)
+	default:
+		// The test Redis: a single server, or the cluster of
+		// scripts/with-redis-cluster.sh.
+		for k, v := range testenv.RedisEnv(t) {
+			env[k] = v
+		}
 	}
 	s := &stack{t: t, ns: ns, sink: sink, env: env}
 	if o.metrics {
