@@ -95,9 +95,10 @@ func (s *Redis) DueAt(ctx context.Context, now time.Time, limit int64) ([]Due, e
 //
 // KEYS: the shard's due, the subscription's sub: and pend:, the shard's
 // jobseq, recording, recuntil, live, the digest's key, the key of its
-// fallback id, the shard's outbox.
+// fallback id, the shard's outbox, the shard's outbox owners.
 // ARGV: subscription id, due score as read, next due (ms, "" to drop),
-// now (ms), digest id, lease until (ms), fallback digest id.
+// now (ms), digest id, lease until (ms), fallback digest id, the
+// claiming process's owner id ("" without liveness).
 // Returns the digest id when claimed, -1 when claimed but nothing was
 // ready, 0 when not claimed (lost the race, or the subscription is not
 // active).
@@ -194,6 +195,9 @@ end
 redis.call('HSET', gk, 'sub', sid, 'items', table.concat(items, ','),
   'dropped', dropped, 'created', ARGV[4], 'due', ARGV[2])
 redis.call('ZADD', KEYS[10], ARGV[6], did)
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[11], did, ARGV[8])
+end
 return did
 `)
 
@@ -237,7 +241,7 @@ func (s *Redis) ClaimDue(ctx context.Context, claims []Claim, now time.Time) ([]
 		t := s.k.of(id)
 		alt := c.DigestID + "-" + hex.EncodeToString(suffix)
 		return []string{t.due(), t.sub(id), t.pending(id), t.jobseq(), t.recording(), t.recuntil(), t.live(),
-			t.digest(c.DigestID), t.digest(alt), t.outbox()}
+			t.digest(c.DigestID), t.digest(alt), t.outbox(), t.owners()}
 	}, func(i int) []any {
 		c := claims[i]
 		next := ""
@@ -245,7 +249,7 @@ func (s *Redis) ClaimDue(ctx context.Context, claims []Claim, now time.Time) ([]
 			next = strconv.FormatInt(ms(c.Next), 10)
 		}
 		return []any{c.Due.SubscriptionID, strconv.FormatFloat(c.Due.score, 'f', -1, 64), next, ms(now),
-			c.DigestID, ms(c.LeaseUntil), c.DigestID + "-" + hex.EncodeToString(suffix)}
+			c.DigestID, ms(c.LeaseUntil), c.DigestID + "-" + hex.EncodeToString(suffix), s.owner()}
 	})
 	if err != nil {
 		return nil, wrap("claim", err)
@@ -302,12 +306,16 @@ func (s *Redis) Digest(ctx context.Context, id string) (*DigestRecord, error) {
 
 // leaseScript takes up to ARGV[2] entries of one shard's outbox (KEYS[1])
 // whose time has come and pushes their time to the lease end, so no other
-// replica takes them while this one works. ARGV: now (ms), limit, lease
-// until (ms).
+// replica takes them while this one works, and records this process as
+// their owner (KEYS[2], when ARGV[4] is not ""). ARGV: now (ms), limit,
+// lease until (ms), owner.
 var leaseScript = redis.NewScript(`
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
   redis.call('ZADD', KEYS[1], ARGV[3], id)
+  if ARGV[4] ~= '' then
+    redis.call('HSET', KEYS[2], id, ARGV[4])
+  end
 end
 return ids
 `)
@@ -315,14 +323,20 @@ return ids
 // LeaseOutbox takes up to limit digests whose retry time or lease has
 // come, leasing them until leaseUntil: every shard is asked for its share
 // (at least one), from a start shard that rotates between calls, so a
-// shard with a long outbox does not starve the others.
+// shard with a long outbox does not starve the others. With liveness
+// (WithLiveness), the digests leased by a process that is gone are
+// first made due at once (recoverOrphans).
 func (s *Redis) LeaseOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]string, error) {
+	if err := s.recoverOrphans(ctx, now); err != nil {
+		return nil, err
+	}
 	n := s.cfg.Shards
 	per := max(1, (limit+n-1)/n)
 	start := int(s.outboxTurn.Add(1)) % n
 	res, err := s.evalEach(ctx, leaseScript, n, func(j int) []string {
-		return []string{s.k.shard((start + j) % n).outbox()}
-	}, func(int) []any { return []any{ms(now), per, ms(leaseUntil)} })
+		t := s.k.shard((start + j) % n)
+		return []string{t.outbox(), t.owners()}
+	}, func(int) []any { return []any{ms(now), per, ms(leaseUntil), s.owner()} })
 	if err != nil {
 		return nil, wrap("lease outbox", err)
 	}
@@ -350,6 +364,7 @@ func (s *Redis) RetryDigest(ctx context.Context, id string, at time.Time) (int, 
 	p := s.rdb.TxPipeline()
 	n := p.HIncrBy(ctx, s.k.digest(id), "attempts", 1)
 	p.ZAdd(ctx, s.k.outboxOf(id), redis.Z{Score: float64(ms(at)), Member: id})
+	p.HDel(ctx, s.k.shard(s.k.digestShard(id)).owners(), id) // waiting for its retry, owned by no one
 	if _, err := p.Exec(ctx); err != nil {
 		return 0, wrap("retry digest", err)
 	}
@@ -361,6 +376,7 @@ func (s *Redis) FinishDigest(ctx context.Context, id string) error {
 	p := s.rdb.TxPipeline()
 	p.Del(ctx, s.k.digest(id))
 	p.ZRem(ctx, s.k.outboxOf(id), id)
+	p.HDel(ctx, s.k.shard(s.k.digestShard(id)).owners(), id)
 	_, err := p.Exec(ctx)
 	return wrap("finish digest", err)
 }

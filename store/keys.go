@@ -73,8 +73,13 @@ func (t shardKeys) recuntil() string  { return string(t) + "recuntil" }
 
 // live holds the Record calls' liveness: token → until when (Redis
 // server time, ms) the call counts as alive.
-func (t shardKeys) live() string            { return string(t) + "live" }
-func (t shardKeys) outbox() string          { return string(t) + "outbox" }
+func (t shardKeys) live() string   { return string(t) + "live" }
+func (t shardKeys) outbox() string { return string(t) + "outbox" }
+
+// owners holds which process leased each digest in the outbox: digest id
+// → owner id (internal/liveness), so that a live process takes a dead
+// one's digests over within seconds rather than after the lease.
+func (t shardKeys) owners() string          { return string(t) + "owners" }
 func (t shardKeys) digest(id string) string { return string(t) + "digest:" + id }
 
 // digestShard returns the shard of a digest id (DigestID: the

@@ -87,6 +87,7 @@ type Redis struct {
 	// dueTurn and outboxTurn rotate the shard DueAt and LeaseOutbox
 	// start from.
 	dueTurn, outboxTurn atomic.Uint32
+	live                Liveness // nil: digests wait for their lease
 }
 
 // New returns a store over rdb. It does not touch Redis.

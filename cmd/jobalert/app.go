@@ -20,6 +20,7 @@ import (
 	"github.com/jobalert/jobalert/config"
 	"github.com/jobalert/jobalert/consumer"
 	"github.com/jobalert/jobalert/internal/connect"
+	"github.com/jobalert/jobalert/internal/liveness"
 	"github.com/jobalert/jobalert/internal/connlimit"
 	"github.com/jobalert/jobalert/internal/redact"
 	"github.com/jobalert/jobalert/matcher"
@@ -65,6 +66,7 @@ type app struct {
 	js     jetstream.JetStream
 	rdb    redis.UniversalClient
 	store  *store.Redis
+	live   *liveness.Liveness // the notifier's, for fast recovery of its claims
 	index  *liveIndex
 
 	signer   *token.Signer
@@ -213,6 +215,17 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	}
 
 	if r.notifier {
+		// The digests this process claims carry its owner id; while it
+		// beats nobody takes them, and once it is gone (or restarted) they
+		// are taken over within seconds instead of after their lease.
+		a.live = liveness.New(a.rdb, cfg.KeyPrefix, cfg.Instance)
+		bctx, cancel := context.WithTimeout(ctx, startupTimeout)
+		err := a.live.Beat(bctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %w", connect.RedisTarget(cfg), redact.Wrap(err))
+		}
+		a.store.WithLiveness(a.live)
 		a.digester = notifier.NewDigester(a.store, a.render, a.mailer, webhookQueue{a.hooks}, a.links(),
 			notifier.DigestConfig{Cap: cfg.DigestCap, Workers: cfg.SMTPPool, BounceLimit: cfg.BounceLimit,
 				Tick: deps.digestTick, RetryBase: deps.retryBase,
@@ -344,6 +357,9 @@ func (a *app) Run(ctx context.Context) error {
 		})
 	}
 	if a.roles.notifier {
+		start("liveness", func(ctx context.Context) error {
+			return a.live.Run(ctx, func(err error) { a.log.Warn("liveness beat failed; retrying", "err", err) })
+		})
 		start("digests", a.digester.Run)
 		start("webhooks", a.hooks.Run)
 	}

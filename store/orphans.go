@@ -1,0 +1,113 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Liveness tells which processes still run (internal/liveness): the
+// store records its Owner on every digest it claims or leases, and takes
+// over, at once, the digests of owners that no longer beat.
+type Liveness interface {
+	Owner() string
+	// Alive answers for each owner whether its process still beats.
+	Alive(ctx context.Context, owners ...string) (map[string]bool, error)
+	// SameInstance reports whether owner is an earlier boot of this
+	// instance (so dead: this instance restarted).
+	SameInstance(owner string) bool
+}
+
+// WithLiveness makes the store record its owner on the digests it claims
+// and leases, and take over the orphans of dead processes in LeaseOutbox.
+// Without it, a dead process's digests wait for their lease to run out.
+func (s *Redis) WithLiveness(l Liveness) *Redis {
+	s.live = l
+	return s
+}
+
+func (s *Redis) owner() string {
+	if s.live == nil {
+		return ""
+	}
+	return s.live.Owner()
+}
+
+// recoverScript makes a shard's orphaned digests due at once: ARGV now
+// (ms), then pairs (digest id, its dead owner as read); a pair whose
+// owner changed meanwhile (another process took it) is left alone, and a
+// digest no longer in the outbox (KEYS[1]) is not put back. KEYS[2] the
+// owners hash.
+var recoverScript = redis.NewScript(`
+local n = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[i])
+  end
+end
+return n
+`)
+
+// recoverOrphans makes due at once the outbox digests whose owner is no
+// longer alive: its liveness key expired (a crash, within its TTL), it
+// retired (a clean shutdown), or it is an earlier boot of this instance
+// (a restart takes its own orphans back at once). A liveness read that
+// fails leaves everything to the leases.
+func (s *Redis) recoverOrphans(ctx context.Context, now time.Time) error {
+	if s.live == nil {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, s.cfg.Shards)
+	for k := range cmds {
+		cmds[k] = pipe.HGetAll(ctx, s.k.shard(k).owners())
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return wrap("outbox owners", err)
+	}
+	var owners []string
+	seen := map[string]bool{}
+	for _, c := range cmds {
+		for _, o := range c.Val() {
+			if !seen[o] {
+				seen[o] = true
+				owners = append(owners, o)
+			}
+		}
+	}
+	if len(owners) == 0 {
+		return nil
+	}
+	alive, err := s.live.Alive(ctx, owners...)
+	if err != nil {
+		return nil // the leases decide
+	}
+	self := s.live.Owner()
+	dead := func(o string) bool {
+		return o != self && (!alive[o] || s.live.SameInstance(o))
+	}
+	var shards []int
+	var args [][]any
+	for k, c := range cmds {
+		a := []any{ms(now)}
+		for id, o := range c.Val() {
+			if dead(o) {
+				a = append(a, id, o)
+			}
+		}
+		if len(a) > 1 {
+			shards = append(shards, k)
+			args = append(args, a)
+		}
+	}
+	if len(shards) == 0 {
+		return nil
+	}
+	_, err = s.evalEach(ctx, recoverScript, len(shards), func(j int) []string {
+		t := s.k.shard(shards[j])
+		return []string{t.outbox(), t.owners()}
+	}, func(j int) []any { return args[j] })
+	return wrap("recover orphaned digests", err)
+}
