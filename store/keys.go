@@ -127,3 +127,12 @@ func ShardKeysOf(prefix string, shards, n int) ShardKeys {
 	t := keys{p: prefix, shards: shards}.shard(n)
 	return ShardKeys{Due: t.due(), Filters: t.filters(), Outbox: t.outbox(), JobSeq: t.jobseq(), Jid: t.jid(), Jobs: t.jobs(), JobExp: t.jobexp(), Recording: t.recording()}
 }
+
+// ShardOf returns the shard of subscription id among shards shards (0
+// means DefaultShards): FNV-1a of the id modulo shards.
+func ShardOf(id string, shards int) int {
+	if shards <= 0 {
+		shards = DefaultShards
+	}
+	return keys{shards: shards}.shardOf(id)
+}
