@@ -103,14 +103,16 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // runCalls runs the calls todo once, filling out and errs per call; it
 // returns an error when none ran or WAIT fell short.
 func (s *Redis) runCalls(ctx context.Context, sc *redis.Script, todo []int, keys func(int) []string, args func(int) []any, out []any, errs []error) error {
-	run := func(ctx context.Context, pipe redis.Pipeliner, calls []int) error {
+	run := func(ctx context.Context, c redis.Cmdable, node string, calls []int) error {
+		want := s.waitFor(ctx, c, node)
+		pipe := c.Pipeline()
 		cmds := make([]*redis.Cmd, len(calls))
 		for j, i := range calls {
 			cmds[j] = sc.EvalSha(ctx, pipe, keys(i), args(i)...)
 		}
 		var wait *redis.Cmd
-		if s.cfg.WaitReplicas > 0 {
-			wait = pipe.Do(ctx, "WAIT", s.cfg.WaitReplicas, s.cfg.WaitTimeout.Milliseconds())
+		if want > 0 {
+			wait = pipe.Do(ctx, "WAIT", want, s.cfg.WaitTimeout.Milliseconds())
 		}
 		_, _ = pipe.Exec(ctx) // each command's error is looked at below
 		for j, i := range calls {
@@ -121,15 +123,16 @@ func (s *Redis) runCalls(ctx context.Context, sc *redis.Script, todo []int, keys
 			if err != nil {
 				return fmt.Errorf("WAIT: %w", err)
 			}
-			if int(n) < s.cfg.WaitReplicas {
-				return fmt.Errorf("WAIT: %d of %d replicas acknowledged the writes within %v", n, s.cfg.WaitReplicas, s.cfg.WaitTimeout)
+			if int(n) < want {
+				s.forgetReplicas(node)
+				return fmt.Errorf("WAIT: %d of %d replicas acknowledged the writes within %v", n, want, s.cfg.WaitTimeout)
 			}
 		}
 		return nil
 	}
 	cc, cluster := s.rdb.(*redis.ClusterClient)
-	if !cluster || s.cfg.WaitReplicas <= 0 {
-		return run(ctx, s.rdb.Pipeline(), todo)
+	if !cluster || s.cfg.WaitReplicas == 0 {
+		return run(ctx, s.rdb, "", todo)
 	}
 	// One pipeline per primary, each ending with its WAIT.
 	byNode := map[*redis.Client][]int{}
@@ -147,7 +150,7 @@ func (s *Redis) runCalls(ctx context.Context, sc *redis.Script, todo []int, keys
 	)
 	for node, calls := range byNode {
 		wg.Go(func() {
-			if err := run(ctx, node.Pipeline(), calls); err != nil {
+			if err := run(ctx, node, node.Options().Addr, calls); err != nil {
 				mu.Lock()
 				firstErr = errors.Join(firstErr, err)
 				mu.Unlock()
@@ -158,25 +161,79 @@ func (s *Redis) runCalls(ctx context.Context, sc *redis.Script, todo []int, keys
 	return firstErr
 }
 
-// ResolveWaitReplicas settles Config.WaitReplicas when it is negative
-// (auto, JOBALERT_REDIS_WAIT_REPLICAS=-1): 1 when every primary has a
-// replica connected (INFO replication, connected_slaves), else 0. It
-// returns the value in force.
+// waitFor returns how many replicas the writes sent on c (the primary
+// node, "" on a single server) must reach: Config.WaitReplicas, or in
+// auto mode 1 when that primary has a replica connected, else 0 (a
+// primary left alone after a failover keeps working), from INFO
+// replication read at most every replicaCheckEvery per primary.
+func (s *Redis) waitFor(ctx context.Context, c redis.Cmdable, node string) int {
+	if s.cfg.WaitReplicas >= 0 {
+		return s.cfg.WaitReplicas
+	}
+	s.replicasMu.Lock()
+	e, ok := s.replicas[node]
+	s.replicasMu.Unlock()
+	if ok && time.Since(e.at) < replicaCheckEvery {
+		return min(e.n, 1)
+	}
+	n, err := connectedReplicas(ctx, c)
+	if err != nil {
+		n = 1 // unknown: wait, and let a shortfall fail the step
+	}
+	s.replicasMu.Lock()
+	if s.replicas == nil {
+		s.replicas = map[string]replicaCount{}
+	}
+	s.replicas[node] = replicaCount{n: n, at: time.Now()}
+	s.replicasMu.Unlock()
+	return min(n, 1)
+}
+
+// forgetReplicas drops a primary's cached replica count after a WAIT
+// shortfall, so the next step reads it again.
+func (s *Redis) forgetReplicas(node string) {
+	s.replicasMu.Lock()
+	delete(s.replicas, node)
+	s.replicasMu.Unlock()
+}
+
+// replicaCheckEvery is how long auto mode trusts a primary's replica
+// count.
+const replicaCheckEvery = 5 * time.Second
+
+type replicaCount struct {
+	n  int
+	at time.Time
+}
+
+func connectedReplicas(ctx context.Context, c redis.Cmdable) (int, error) {
+	info, err := c.Info(ctx, "replication").Result()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			_, _ = fmt.Sscan(v, &n) // a field that does not parse counts as no replica
+		}
+	}
+	return n, nil
+}
+
+// ResolveWaitReplicas returns how many replicas the writes wait for now:
+// Config.WaitReplicas, or in auto mode (negative,
+// JOBALERT_REDIS_WAIT_REPLICAS=-1) 1 when every primary has a replica
+// connected (INFO replication, connected_slaves), else 0. Auto mode keeps
+// deciding per primary as replicas come and go.
 func (s *Redis) ResolveWaitReplicas(ctx context.Context) (int, error) {
 	if s.cfg.WaitReplicas >= 0 {
 		return s.cfg.WaitReplicas, nil
 	}
 	least := -1
 	check := func(ctx context.Context, c redis.Cmdable) error {
-		info, err := c.Info(ctx, "replication").Result()
+		n, err := connectedReplicas(ctx, c)
 		if err != nil {
 			return err
-		}
-		n := 0
-		for _, line := range strings.Split(info, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
-				_, _ = fmt.Sscan(v, &n) // a field that does not parse counts as no replica
-			}
 		}
 		if least < 0 || n < least {
 			least = n
@@ -197,6 +254,5 @@ func (s *Redis) ResolveWaitReplicas(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, wrap("replicas of the primary", err)
 	}
-	s.cfg.WaitReplicas = min(least, 1)
-	return s.cfg.WaitReplicas, nil
+	return min(least, 1), nil
 }

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,8 +73,9 @@ type Config struct {
 	// WaitReplicas is how many replicas must acknowledge each record
 	// step's and each claim's writes (WAIT) before the event is acked or
 	// the email sent; a shortfall fails the step, which runs again.
-	// JOBALERT_REDIS_WAIT_REPLICAS; negative is auto (ResolveWaitReplicas),
-	// 0 (the default) waits for none.
+	// JOBALERT_REDIS_WAIT_REPLICAS; negative is auto: 1 on a primary with
+	// a replica connected, else 0, decided per primary as replicas come
+	// and go; 0 (the default) waits for none.
 	WaitReplicas int
 	// WaitTimeout bounds each WAIT. Default 2 s.
 	WaitTimeout time.Duration
@@ -88,6 +90,9 @@ type Redis struct {
 	// start from.
 	dueTurn, outboxTurn atomic.Uint32
 	live                Liveness // nil: digests wait for their lease
+	// replicas caches each primary's replica count in auto WAIT mode.
+	replicasMu sync.Mutex
+	replicas   map[string]replicaCount
 }
 
 // New returns a store over rdb. It does not touch Redis.
