@@ -3,13 +3,20 @@
 # apt-get (for redis-server when it is missing).
 GO ?= go
 
-.PHONY: test test-short test-faults vet lint check-deploy fuzz bench build
+.PHONY: test test-cluster test-short test-faults vet lint check-deploy fuzz bench build
 
 build:
 	$(GO) build -o bin/jobalert ./cmd/jobalert
 
+# The store, notifier and end-to-end tests run a second time on a local
+# Redis Cluster (3 primaries, 3 replicas): the same tests, two modes.
+CLUSTER_PKGS ?= ./store/ ./notifier/ ./cmd/jobalert/
 test: vet
 	./scripts/with-redis.sh $(GO) test -race -count=1 -timeout 15m ./...
+	./scripts/with-redis-cluster.sh $(GO) test -race -count=1 -timeout 15m $(CLUSTER_PKGS)
+
+test-cluster:
+	./scripts/with-redis-cluster.sh $(GO) test -race -count=1 -timeout 15m $(CLUSTER_PKGS)
 
 test-short:
 	./scripts/with-redis.sh $(GO) test -short -count=1 ./...

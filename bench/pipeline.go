@@ -61,6 +61,7 @@ func Pipeline(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&o.events, "events", 1_000, "job events to publish as a backlog")
 	fs.StringVar(&o.natsURL, "nats-url", "", "NATS server to use (default: an embedded JetStream server)")
 	fs.StringVar(&o.redisURL, "redis-url", "", "Redis to use (default: a redis-server child with AOF)")
+	fs.StringVar(&o.redisCluster, "redis-cluster", "", "also record on this Redis Cluster (seed host:port, comma-separated) and compare its rate with the single server's")
 	fs.IntVar(&o.batch, "batch", 256, "consumer batch size (JOBALERT_CONSUMER_BATCH)")
 	fs.StringVar(&o.profile, "profile", "popular", "workload: popular or sparse (see bench gen)")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed of the workload")
@@ -89,7 +90,7 @@ func Pipeline(ctx context.Context, args []string, stdout io.Writer) error {
 
 type pipelineOpts struct {
 	subs, events, batch, pendingLimit int
-	natsURL, redisURL                 string
+	natsURL, redisURL, redisCluster   string
 	profile, fsync, stream            string
 	seed                              uint64
 	cpuProfile                        string
@@ -244,6 +245,12 @@ func (r *pipelineRun) run(ctx context.Context) error {
 		float64(raw.events)/raw.elapsed.Seconds(), float64(raw.pairs)/raw.elapsed.Seconds())
 	r.printf("  redis main thread busy %.0f%% of the phase\n", 100*raw.redisBusy)
 	r.printCommandStats(raw.cmdstats)
+
+	if o.redisCluster != "" {
+		if err := r.clusterPhase(ctx, ix, bodies, seqs, runID, float64(raw.pairs)/raw.elapsed.Seconds()); err != nil {
+			return err
+		}
+	}
 
 	fullEv := float64(full.events) / full.elapsed.Seconds()
 	fullPairs := float64(full.pairs) / full.elapsed.Seconds()
@@ -636,25 +643,49 @@ func (r *pipelineRun) fullPath(ctx context.Context, st *store.Redis, ix *matcher
 // batch, against st (a fresh prefix): the matches are computed before
 // each batch's clock starts.
 func (r *pipelineRun) rawRedis(ctx context.Context, st *store.Redis, ix *matcher.Index, bodies [][]byte, seqs []uint64) (phase, error) {
-	type pending struct {
-		ev    jobevent.Event
-		slots []uint32
-	}
-	all := make([]pending, len(bodies))
-	var scratch []uint32
-	for i, b := range bodies {
-		ev, err := consumer.DecodeEvent(consumer.SubjectCreated, b)
-		if err != nil {
-			return phase{}, fmt.Errorf("bench pipeline: event %d: %w", i, err)
-		}
-		ev.StreamSeq = seqs[i]
-		scratch = ix.Match(&ev.Job, scratch[:0])
-		all[i] = pending{ev: ev, slots: append([]uint32(nil), scratch...)}
+	all, err := matchAll(ix, bodies, seqs)
+	if err != nil {
+		return phase{}, err
 	}
 	before, err := r.startPhase(ctx)
 	if err != nil {
 		return phase{}, err
 	}
+	p, err := r.recordAll(ctx, st, ix, all)
+	if err != nil {
+		return phase{}, err
+	}
+	if err := r.endPhase(ctx, before, &p); err != nil {
+		return phase{}, err
+	}
+	return p, nil
+}
+
+// matchedEvent is an event with the index slots it matched.
+type matchedEvent struct {
+	ev    jobevent.Event
+	slots []uint32
+}
+
+// matchAll decodes and matches the events beforehand.
+func matchAll(ix *matcher.Index, bodies [][]byte, seqs []uint64) ([]matchedEvent, error) {
+	all := make([]matchedEvent, len(bodies))
+	var scratch []uint32
+	for i, b := range bodies {
+		ev, err := consumer.DecodeEvent(consumer.SubjectCreated, b)
+		if err != nil {
+			return nil, fmt.Errorf("bench pipeline: event %d: %w", i, err)
+		}
+		ev.StreamSeq = seqs[i]
+		scratch = ix.Match(&ev.Job, scratch[:0])
+		all[i] = matchedEvent{ev: ev, slots: append([]uint32(nil), scratch...)}
+	}
+	return all, nil
+}
+
+// recordAll records the matched events through st, in batches, inFlight
+// at once, as the consumer does, and times it.
+func (r *pipelineRun) recordAll(ctx context.Context, st *store.Redis, ix *matcher.Index, all []matchedEvent) (phase, error) {
 	// As the consumer does: a goroutine makes each batch's id and key lists
 	// (what ix.MatchKeyed returns, from the slots Match found) ahead of the
 	// recorders, and inFlight batches are recorded at once.
@@ -704,9 +735,6 @@ func (r *pipelineRun) rawRedis(ctx context.Context, st *store.Redis, ix *matcher
 	}
 	p.elapsed = time.Since(start)
 	p.recordTime = p.elapsed
-	if err := r.endPhase(ctx, before, &p); err != nil {
-		return phase{}, err
-	}
 	return p, nil
 }
 
@@ -942,3 +970,43 @@ func cpuModel() string {
 }
 
 func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
+
+// clusterPhase imports the subscriptions into the Redis Cluster of
+// --redis-cluster and records the same events there as the raw Redis
+// phase did on the single server, and prints the cluster's rate, per
+// primary, against the single server's (singlePairs, pairs/s).
+func (r *pipelineRun) clusterPhase(ctx context.Context, ix *matcher.Index, bodies [][]byte, seqs []uint64, runID string, singlePairs float64) error {
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(r.o.redisCluster, ","), ReadTimeout: 10 * time.Second})
+	defer cc.Close()
+	var primaries atomic.Int64
+	if err := cc.ForEachMaster(ctx, func(context.Context, *redis.Client) error {
+		primaries.Add(1)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("bench pipeline: --redis-cluster: %w", err)
+	}
+	st := store.New(cc, store.Config{Prefix: "bench:" + runID + ":cluster:", InstantWindow: time.Minute, PendingLimit: r.o.pendingLimit})
+	t := time.Now()
+	if err := r.importSubs(ctx, st); err != nil {
+		return err
+	}
+	importTime := time.Since(t)
+	all, err := matchAll(ix, bodies, seqs)
+	if err != nil {
+		return err
+	}
+	p, err := r.recordAll(ctx, st, ix, all)
+	if err != nil {
+		return err
+	}
+	pairs := float64(p.pairs) / p.elapsed.Seconds()
+	n := float64(primaries.Load())
+	r.printf("redis cluster (%d primaries; the same record calls, %d shards): import %s; %d events, %d pairs in %s: %.0f events/s, %.0f pairs/s, %.0f pairs/s per primary\n",
+		primaries.Load(), store.DefaultShards, importTime.Round(time.Millisecond), p.events, p.pairs, p.elapsed.Round(time.Millisecond),
+		float64(p.events)/p.elapsed.Seconds(), pairs, pairs/n)
+	r.printf("  cluster / single server: %.3f (goal >= 0.70: %s); per primary / single server: %.3f\n",
+		pairs/singlePairs, verdict(pairs/singlePairs >= 0.7), pairs/n/singlePairs)
+	r.printf("RESULT_CLUSTER primaries=%d pairs=%d cluster_pairs_per_s=%.0f per_primary_pairs_per_s=%.0f single_pairs_per_s=%.0f ratio=%.3f\n",
+		primaries.Load(), p.pairs, pairs, pairs/n, singlePairs, pairs/singlePairs)
+	return nil
+}
