@@ -52,6 +52,11 @@ type Config struct {
 	RedisSentinelMaster   string        `envconfig:"REDIS_SENTINEL_MASTER" desc:"Sentinel master name: Redis is the primary the Sentinels name, followed through failovers"`
 	RedisSentinels        []string      `envconfig:"REDIS_SENTINELS" desc:"Sentinel addresses, host:port, comma-separated (with REDIS_SENTINEL_MASTER)"`
 	RedisSentinelPassword string        `envconfig:"REDIS_SENTINEL_PASSWORD" desc:"password of the Sentinels themselves (their requirepass)" secret:"true"`
+	RedisCluster          []string      `envconfig:"REDIS_CLUSTER" desc:"Redis Cluster seed addresses, host:port, comma-separated: selects cluster mode; REDIS_URL then only lends its user, password and rediss:// scheme (not with Sentinel)"`
+	RedisShards           int           `envconfig:"REDIS_SHARDS" default:"64" desc:"subscription shards, 1..16384, fixed for a deployment: start is refused if it differs from the value stored at first start (docs/scaling.md)"`
+	RedisWaitReplicas     int           `envconfig:"REDIS_WAIT_REPLICAS" default:"-1" desc:"replicas each record step and claim WAITs for before the event is acked or the email sent (-1: auto, 1 when the primary has replicas, else 0)"`
+	Partition             string        `envconfig:"PARTITION" desc:"k/P: this consumer replica holds and matches only the filters of partition k of P, on its own durable CONSUMER-p<k> (empty: all filters)"`
+	Instance              string        `envconfig:"INSTANCE" desc:"stable name of this instance, for the liveness keys that let a restarted process take back its own claimed work at once (default: the host name)"`
 
 	SMTPHost     string        `envconfig:"SMTP_HOST" default:"localhost" desc:"SMTP relay host"`
 	SMTPPort     int           `envconfig:"SMTP_PORT" default:"587" desc:"SMTP relay port"`
@@ -117,6 +122,9 @@ func Load(getenv func(string) string, requireSecret bool) (*Config, error) {
 	// envconfig stops at the first bad value; decoding field by field
 	// reports them all.
 	problems := decodeAll(cfg, getenv)
+	if cfg.Instance == "" {
+		cfg.Instance = hostname()
+	}
 	// A value that did not parse is reported once, not again by the checks.
 	for _, p := range cfg.check(requireSecret) {
 		name, _, _ := strings.Cut(p, ":")
@@ -128,6 +136,22 @@ func Load(getenv func(string) string, requireSecret bool) (*Config, error) {
 		return nil, errors.New(strings.Join(problems, "\n"))
 	}
 	return cfg, nil
+}
+
+// hostname is the default of Instance: the host name, reduced to the
+// characters an instance name allows ("jobalert" when there is none).
+func hostname() string {
+	h, err := os.Hostname()
+	var b strings.Builder
+	for _, r := range h {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-:", r) {
+			b.WriteRune(r)
+		}
+	}
+	if err != nil || b.Len() == 0 {
+		return "jobalert"
+	}
+	return b.String()[:min(b.Len(), 128)]
 }
 
 func reported(problems []string, name string) bool {
@@ -221,6 +245,33 @@ func (c *Config) check(requireSecret bool) []string {
 			bad("REDIS_SENTINELS", "%q is not host:port", a)
 		}
 	}
+	if len(c.RedisCluster) > 0 {
+		switch {
+		case c.RedisSentinelMaster != "" || len(c.RedisSentinels) > 0:
+			bad("REDIS_CLUSTER", "set together with JOBALERT_REDIS_SENTINEL_MASTER/JOBALERT_REDIS_SENTINELS: Redis Cluster and Sentinel are two modes, use one of them")
+		case redisURL != nil && redisURL.Scheme == "unix":
+			bad("REDIS_URL", "a unix socket cannot be used with Redis Cluster (redis:// or rediss://, which only lend their user, password and scheme)")
+		}
+	}
+	for _, a := range c.RedisCluster {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || !isPort(port) {
+			bad("REDIS_CLUSTER", "%q is not host:port", a)
+		}
+	}
+	if c.RedisShards < 1 || c.RedisShards > 16384 {
+		bad("REDIS_SHARDS", "%d must be between 1 and 16384", c.RedisShards)
+	}
+	if c.RedisWaitReplicas < -1 || c.RedisWaitReplicas > 16 {
+		bad("REDIS_WAIT_REPLICAS", "%d must be -1 (auto) or between 0 and 16", c.RedisWaitReplicas)
+	}
+	if c.Partition != "" {
+		if _, _, err := ParsePartition(c.Partition); err != nil {
+			bad("PARTITION", "%v", err)
+		}
+	}
+	if c.Instance != "" && !validInstance(c.Instance) {
+		bad("INSTANCE", "%q must be 1 to 128 letters, digits, dots, dashes, underscores or colons", c.Instance)
+	}
 	switch c.SMTPTLS {
 	case "none", "starttls", "tls":
 	default:
@@ -308,6 +359,39 @@ func (c *Config) check(requireSecret bool) []string {
 		bad("LOG_LEVEL", "%q must be debug, info, warn or error", c.LogLevel)
 	}
 	return p
+}
+
+// ParsePartition reads a partition setting "k/P": partition k of P, with
+// 0 <= k < P. The error says which part is wrong.
+func ParsePartition(s string) (k, p int, err error) {
+	ks, ps, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q is not k/P (e.g. 0/2: partition 0 of 2)", s)
+	}
+	k, errK := strconv.Atoi(ks)
+	p, errP := strconv.Atoi(ps)
+	switch {
+	case errK != nil || errP != nil:
+		return 0, 0, fmt.Errorf("%q is not k/P with whole numbers (e.g. 0/2: partition 0 of 2)", s)
+	case p < 1 || p > 16384:
+		return 0, 0, fmt.Errorf("%q: P, the number of partitions, must be between 1 and 16384", s)
+	case k < 0 || k >= p:
+		return 0, 0, fmt.Errorf("%q: k must be between 0 and P-1 (%d)", s, p-1)
+	}
+	return k, p, nil
+}
+
+func validInstance(s string) bool {
+	if len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-:", r)
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func isPort(s string) bool {

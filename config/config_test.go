@@ -107,6 +107,18 @@ func TestConnectionSettingsThatDoNotGoTogether(t *testing.T) {
 		{map[string]string{"JOBALERT_REDIS_SENTINELS": "a:26379"}, "JOBALERT_REDIS_SENTINEL_MASTER: required"},
 		{map[string]string{"JOBALERT_REDIS_SENTINEL_PASSWORD": "pw"}, "JOBALERT_REDIS_SENTINEL_PASSWORD: set without"},
 		{map[string]string{"JOBALERT_REDIS_SENTINEL_MASTER": "m", "JOBALERT_REDIS_SENTINELS": "a:26379,b"}, `JOBALERT_REDIS_SENTINELS: "b" is not host:port`},
+		{map[string]string{"JOBALERT_REDIS_CLUSTER": "a:7000", "JOBALERT_REDIS_SENTINEL_MASTER": "m", "JOBALERT_REDIS_SENTINELS": "s:26379"}, "JOBALERT_REDIS_CLUSTER: set together with JOBALERT_REDIS_SENTINEL_MASTER"},
+		{map[string]string{"JOBALERT_REDIS_CLUSTER": "a:7000,b"}, `JOBALERT_REDIS_CLUSTER: "b" is not host:port`},
+		{map[string]string{"JOBALERT_REDIS_CLUSTER": "a:7000", "JOBALERT_REDIS_URL": "unix:///run/redis.sock"}, "JOBALERT_REDIS_URL: a unix socket cannot be used with Redis Cluster"},
+		{map[string]string{"JOBALERT_REDIS_SHARDS": "0"}, "JOBALERT_REDIS_SHARDS: 0 must be between 1 and 16384"},
+		{map[string]string{"JOBALERT_REDIS_SHARDS": "16385"}, "JOBALERT_REDIS_SHARDS: 16385 must be between 1 and 16384"},
+		{map[string]string{"JOBALERT_REDIS_WAIT_REPLICAS": "-2"}, "JOBALERT_REDIS_WAIT_REPLICAS: -2 must be -1 (auto)"},
+		{map[string]string{"JOBALERT_PARTITION": "2"}, `JOBALERT_PARTITION: "2" is not k/P`},
+		{map[string]string{"JOBALERT_PARTITION": "a/2"}, `JOBALERT_PARTITION: "a/2" is not k/P with whole numbers`},
+		{map[string]string{"JOBALERT_PARTITION": "2/2"}, `JOBALERT_PARTITION: "2/2": k must be between 0 and P-1 (1)`},
+		{map[string]string{"JOBALERT_PARTITION": "-1/2"}, `JOBALERT_PARTITION: "-1/2": k must be between 0 and P-1 (1)`},
+		{map[string]string{"JOBALERT_PARTITION": "0/0"}, `JOBALERT_PARTITION: "0/0": P, the number of partitions, must be between 1 and 16384`},
+		{map[string]string{"JOBALERT_INSTANCE": "web 1/x"}, `JOBALERT_INSTANCE: "web 1/x" must be 1 to 128 letters`},
 	} {
 		_, err := config.Load(env(c.vars), false)
 		if err == nil || !strings.HasPrefix(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
@@ -267,5 +279,34 @@ func TestPreviousSecretChecked(t *testing.T) {
 	cfg, err := config.Load(env(map[string]string{"JOBALERT_SECRET": "0123456789abcdef0123", "JOBALERT_SECRET_PREVIOUS": "fedcba9876543210fedc"}), true)
 	if err != nil || cfg.SecretPrevious != "fedcba9876543210fedc" {
 		t.Errorf("got %v %v, want the previous secret loaded", cfg, err)
+	}
+}
+
+// The cluster settings: seeds, shards, WAIT, partition and instance, with
+// their defaults.
+func TestClusterSettings(t *testing.T) {
+	cfg, err := config.Load(env(nil), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if cfg.RedisCluster != nil || cfg.RedisShards != 64 || cfg.RedisWaitReplicas != -1 || cfg.Partition != "" || cfg.Instance == "" {
+		t.Errorf("defaults: got cluster %v shards %d wait %d partition %q instance %q, want none, 64, -1 (auto), none, the host name (%s)",
+			cfg.RedisCluster, cfg.RedisShards, cfg.RedisWaitReplicas, cfg.Partition, cfg.Instance, host)
+	}
+	cfg, err = config.Load(env(map[string]string{
+		"JOBALERT_REDIS_CLUSTER": "r1:7000,r2:7001", "JOBALERT_REDIS_SHARDS": "256", "JOBALERT_REDIS_WAIT_REPLICAS": "0",
+		"JOBALERT_PARTITION": "1/3", "JOBALERT_INSTANCE": "worker-1",
+	}), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.RedisCluster, ",") != "r1:7000,r2:7001" || cfg.RedisShards != 256 || cfg.RedisWaitReplicas != 0 || cfg.Instance != "worker-1" {
+		t.Errorf("got cluster %v shards %d wait %d instance %q, want r1:7000,r2:7001, 256, 0, worker-1",
+			cfg.RedisCluster, cfg.RedisShards, cfg.RedisWaitReplicas, cfg.Instance)
+	}
+	k, p, err := config.ParsePartition(cfg.Partition)
+	if k != 1 || p != 3 || err != nil {
+		t.Errorf("ParsePartition(%q): got %d, %d, %v, want 1, 3, nil", cfg.Partition, k, p, err)
 	}
 }
