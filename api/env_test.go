@@ -34,7 +34,7 @@ type env struct {
 	url    string
 	srv    *api.Server
 	st     *store.Redis
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	sink   *smtpsink.Sink
 	signer *token.Signer
@@ -91,7 +91,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	return e
 }
 
-func cleanPrefix(rdb *redis.Client, prefix string) {
+func cleanPrefix(rdb redis.UniversalClient, prefix string) {
 	ctx := context.Background()
 	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {

@@ -56,7 +56,7 @@ func (testLinks) Manage(subID string, _ int) string {
 // restart) share.
 type digestEnv struct {
 	t      *testing.T
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	sink   *smtpsink.Sink
 	st     *store.Redis // the store the test itself writes through

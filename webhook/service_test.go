@@ -32,7 +32,7 @@ const wait = 5 * time.Second
 // env is one test's Redis, key prefix and fake clock, shared by the
 // services it starts (replicas or restarts).
 type env struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	clock  *clock.Fake
 }

@@ -56,9 +56,16 @@ func WaitRedis(tb testing.TB, url string) {
 }
 
 // Redis returns a client for the test Redis and a key prefix unique to this
-// test, so tests sharing one server never see each other's keys.
-func Redis(tb testing.TB) (*redis.Client, string) {
+// test, so tests sharing one server never see each other's keys. Under
+// scripts/with-redis-cluster.sh (JOBALERT_TEST_REDIS_CLUSTER) it is a
+// cluster client of that cluster, so the same tests run in both modes.
+func Redis(tb testing.TB) (redis.UniversalClient, string) {
 	tb.Helper()
+	if addrs := RedisClusterAddrs(); addrs != nil {
+		c := ClusterClient(tb, addrs)
+		waitPing(tb, c, "redis cluster at "+strings.Join(addrs, ","))
+		return c, "t" + RandomHex(6) + ":"
+	}
 	opt, err := redis.ParseURL(RedisURL(tb))
 	if err != nil {
 		tb.Fatalf("parse redis url: %v", err)
@@ -159,10 +166,11 @@ func Eventually(tb testing.TB, timeout time.Duration, cond func() bool, msg stri
 
 // KeysNaming scans every key under prefix and returns a description of each
 // whose name, or any field, member or value, contains one of needles.
-func KeysNaming(t testing.TB, rdb *redis.Client, prefix string, needles ...string) []string {
+func KeysNaming(t testing.TB, rdb redis.UniversalClient, prefix string, needles ...string) []string {
 	t.Helper()
 	ctx := context.Background()
 	var found []string
+	var mu sync.Mutex // ForEachMaster scans the primaries at once
 	check := func(key, where, text string) {
 		for _, n := range needles {
 			if strings.Contains(text, n) {
@@ -170,9 +178,29 @@ func KeysNaming(t testing.TB, rdb *redis.Client, prefix string, needles ...strin
 			}
 		}
 	}
-	iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
+	var keys []string
+	scan := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	var err error
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, scan)
+	case *redis.Client:
+		err = scan(ctx, c)
+	default:
+		t.Fatalf("KeysNaming: cannot scan a %T", rdb)
+	}
+	if err != nil {
+		t.Fatalf("SCAN: %v", err)
+	}
+	for _, k := range keys {
 		check(k, "key name", k)
 		typ, err := rdb.Type(ctx, k).Result()
 		if err != nil {
@@ -201,9 +229,6 @@ func KeysNaming(t testing.TB, rdb *redis.Client, prefix string, needles ...strin
 		for _, v := range vals {
 			check(k, typ+" content", v)
 		}
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatalf("SCAN: %v", err)
 	}
 	return found
 }
