@@ -63,7 +63,7 @@ type app struct {
 	nc     *nats.Conn
 	natsEv *natsEvents
 	js     jetstream.JetStream
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	store  *store.Redis
 	index  *liveIndex
 

@@ -89,16 +89,19 @@ func checkCreds(path string) error {
 	return nil
 }
 
-// Redis returns a client of the configured Redis: the server of
-// JOBALERT_REDIS_URL, or, with JOBALERT_REDIS_SENTINEL_MASTER, the primary
-// the Sentinels of JOBALERT_REDIS_SENTINELS name (redis.NewFailoverClient:
-// it asks them again on each new connection and drops its connections
-// when they announce a failover). The URL's user, password and database
-// apply either way, and so does TLS (rediss://, with JOBALERT_REDIS_TLS_*):
-// with Sentinel, to the Sentinels and to the Redis servers alike, each
-// verified under the address it is reached at. The client does not
+// Redis returns a client of the configured Redis, for every role and
+// command: the server of JOBALERT_REDIS_URL; or, with
+// JOBALERT_REDIS_SENTINEL_MASTER, the primary the Sentinels of
+// JOBALERT_REDIS_SENTINELS name (redis.NewFailoverClient: it asks them
+// again on each new connection and drops its connections when they
+// announce a failover); or, with JOBALERT_REDIS_CLUSTER, a Redis Cluster
+// client of those seeds that notices a failover within seconds (see
+// clusterClient). The URL's user, password and TLS (rediss://, with
+// JOBALERT_REDIS_TLS_*) apply in every mode, and its database outside
+// Cluster; with Sentinel and Cluster its host is not used and each server
+// is verified under the address it is reached at. The client does not
 // connect until used.
-func Redis(cfg *config.Config) (*redis.Client, error) {
+func Redis(cfg *config.Config) (redis.UniversalClient, error) {
 	opt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("%s_REDIS_URL: %w", config.Prefix, err)
@@ -119,6 +122,15 @@ func Redis(cfg *config.Config) (*redis.Client, error) {
 	} else if cfg.RedisTLSCA != "" || cfg.RedisTLSCert != "" {
 		// config.Load reports this too; a Config built by hand gets it here.
 		return nil, fmt.Errorf("%s_REDIS_TLS_*: set, but %s_REDIS_URL is not rediss://", config.Prefix, config.Prefix)
+	}
+	if len(cfg.RedisCluster) > 0 {
+		if cfg.RedisSentinelMaster != "" {
+			return nil, fmt.Errorf("%s_REDIS_CLUSTER: set together with %s_REDIS_SENTINEL_MASTER: use one of them", config.Prefix, config.Prefix)
+		}
+		if opt.Network == "unix" {
+			return nil, fmt.Errorf("%s_REDIS_URL: a unix socket cannot be used with Redis Cluster", config.Prefix)
+		}
+		return clusterClient(cfg.RedisCluster, opt), nil
 	}
 	if cfg.RedisSentinelMaster == "" {
 		return redis.NewClient(opt), nil
@@ -149,9 +161,12 @@ func Redis(cfg *config.Config) (*redis.Client, error) {
 }
 
 // RedisTarget says which Redis the configuration points at, passwords
-// hidden, for messages: "redis at <url>" or "redis Sentinel master <name>
-// at <sentinels>".
+// hidden, for messages: "redis at <url>", "redis Sentinel master <name>
+// at <sentinels>" or "redis Cluster at <seeds>".
 func RedisTarget(cfg *config.Config) string {
+	if len(cfg.RedisCluster) > 0 {
+		return "redis Cluster at " + strings.Join(cfg.RedisCluster, ",")
+	}
 	if cfg.RedisSentinelMaster != "" {
 		return fmt.Sprintf("redis Sentinel master %q at %s", cfg.RedisSentinelMaster, strings.Join(cfg.RedisSentinels, ","))
 	}
