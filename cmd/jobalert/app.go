@@ -21,6 +21,7 @@ import (
 	"github.com/jobalert/jobalert/consumer"
 	"github.com/jobalert/jobalert/internal/connect"
 	"github.com/jobalert/jobalert/internal/connlimit"
+	"github.com/jobalert/jobalert/internal/liveness"
 	"github.com/jobalert/jobalert/internal/redact"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
@@ -64,6 +65,7 @@ type app struct {
 	natsEv *natsEvents
 	js     jetstream.JetStream
 	rdb    redis.UniversalClient
+	live   *liveness.Liveness // this process's liveness key (internal/liveness)
 	store  *store.Redis
 	index  *liveIndex
 
@@ -141,6 +143,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s: %w", connect.RedisTarget(cfg), redact.Wrap(err))
 	}
+	a.live = liveness.New(a.rdb, cfg.KeyPrefix, cfg.Instance)
 	a.store = store.New(a.rdb, store.Config{
 		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
 		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"), PreviousAddressKeys: previousAddressKeys,
@@ -181,7 +184,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		wcfg := webhook.Config{
 			AllowPrivate: cfg.WebhookAllowPrivate, Workers: cfg.WebhookWorkers,
 			PerHost: cfg.WebhookPerHost, PerSubscription: cfg.WebhookPerSubscription, SlowAfter: cfg.WebhookSlowAfter,
-			UserAgent: "jobalert/" + version, OnGone: a.webhookGone, Metrics: a.m.webhook,
+			UserAgent: "jobalert/" + version, OnGone: a.webhookGone, Metrics: a.m.webhook, Liveness: a.live,
 		}
 		if deps.webhookCfg != nil {
 			deps.webhookCfg(&wcfg)
@@ -283,6 +286,19 @@ func (a *app) Run(ctx context.Context) error {
 	work, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 
+	// The liveness key beats until in-flight work has finished, so that
+	// what this process still holds is taken over by others only once it
+	// has let go of it (a crash lets the key expire instead).
+	liveCtx, stopLive := context.WithCancel(context.Background())
+	liveDone := make(chan struct{})
+	go func() {
+		defer close(liveDone)
+		if err := a.live.Run(liveCtx, func(err error) { a.log.Warn("liveness beat", "err", err) }); err != nil {
+			a.log.Warn("liveness key not deleted: others take over this process's claims when it expires", "err", err)
+		}
+	}()
+	defer func() { stopLive(); <-liveDone }()
+
 	var wg sync.WaitGroup
 	failed := make(chan error, 8)
 	start := func(name string, f func(context.Context) error) {
@@ -382,6 +398,8 @@ func (a *app) Run(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("shutdown: in-flight work did not finish within %v; it will be redelivered", b.grace()))
 	}
 	t.Stop()
+	stopLive()
+	<-liveDone
 
 	// 4. Close, in order, within its budget.
 	if err := closeSteps(b.Close, a.closeSteps(true)); err != nil {

@@ -53,7 +53,7 @@ var allowed = map[string][]string{
 	"bench": {"consumer", "store", "notifier", "webhook", "jobevent", "matcher", "schedule", "templates",
 		"internal/grace", "internal/workload", "smtpsink"},
 	"cmd/jobalert": {"api", "bench", "config", "consumer", "jobevent", "matcher", "notifier", "schedule",
-		"smtpsink", "store", "templates", "token", "webhook", "internal/grace", "internal/connlimit", "internal/connect", "internal/redact"},
+		"smtpsink", "store", "templates", "token", "webhook", "internal/grace", "internal/connlimit", "internal/connect", "internal/redact", "internal/liveness"},
 
 	// Tests of the deployment files (docker-compose.yml), no code: kept
 	// apart so that no binary imports the compose loader.
