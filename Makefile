@@ -1,15 +1,27 @@
 # make test: the whole test suite against real NATS (embedded), a throw-away
-# redis-server and the in-process SMTP sink. It needs only Go and, as root,
-# apt-get (for redis-server when it is missing).
+# redis-server and the in-process SMTP sink, then the packages that support
+# it again on a throw-away Redis Cluster (test-cluster). It needs only Go
+# and, as root, apt-get (for redis-server when it is missing).
 GO ?= go
 
-.PHONY: test test-short test-faults vet lint check-deploy fuzz bench build
+.PHONY: test test-cluster test-short test-faults vet lint check-deploy fuzz bench build
 
 build:
 	$(GO) build -o bin/jobalert ./cmd/jobalert
 
 test: vet
 	./scripts/with-redis.sh $(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) test-cluster
+
+# test-cluster: the packages whose tests run on Redis Cluster too, again,
+# on a throw-away local cluster of three primaries and three replicas
+# (scripts/with-redis-cluster.sh; testenv.Redis and testenv.RedisEnv hand
+# them a cluster client and JOBALERT_REDIS_CLUSTER). Every test of them
+# runs (no -run filter). Tests that kill or move nodes start a cluster of
+# their own (testenv.StartRedisCluster) and run in the step above.
+CLUSTER_PKGS ?= ./webhook/ ./internal/liveness/
+test-cluster:
+	./scripts/with-redis-cluster.sh $(GO) test -race -count=1 -timeout 15m $(CLUSTER_PKGS)
 
 test-short:
 	./scripts/with-redis.sh $(GO) test -short -count=1 ./...
