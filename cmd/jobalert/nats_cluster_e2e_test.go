@@ -51,12 +51,16 @@ func TestNATSClusterStreamLeaderKilledMidBacklog(t *testing.T) {
 		}
 	}
 	t.Cleanup(release)
-	s := startStack(t, stackOpts{nats: servers[0], env: map[string]string{
+	env := testenv.RedisEnv(t) // the Redis Cluster under with-redis-cluster.sh
+	for k, v := range map[string]string{
 		"JOBALERT_NATS_URL":        testenv.NATSClusterURLs(servers),
 		"JOBALERT_STREAM_REPLICAS": "3",
 		"JOBALERT_DIGEST_CAP":      "500",
 		"JOBALERT_CONSUMER_BATCH":  "8",
-	}, wrapRecorder: func(r consumer.Recorder) consumer.Recorder {
+	} {
+		env[k] = v
+	}
+	s := startStack(t, stackOpts{nats: servers[0], env: env, wrapRecorder: func(r consumer.Recorder) consumer.Recorder {
 		gate.Recorder = r
 		return gate
 	}})
