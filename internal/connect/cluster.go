@@ -60,7 +60,7 @@ func clusterClient(seeds []string, opt *redis.Options) *redis.ClusterClient {
 		MaxRedirects: clusterMaxRedirects, ClusterStateReloadInterval: clusterReload,
 		MaxRetries: clusterNodeRetries, MinRetryBackoff: clusterMinRetryDelay, MaxRetryBackoff: clusterMaxRetryDelay,
 		DialerRetries: clusterDialRetries,
-		DialTimeout: opt.DialTimeout, ReadTimeout: opt.ReadTimeout, WriteTimeout: opt.WriteTimeout,
+		DialTimeout:   opt.DialTimeout, ReadTimeout: opt.ReadTimeout, WriteTimeout: opt.WriteTimeout,
 		ContextTimeoutEnabled: opt.ContextTimeoutEnabled,
 		PoolFIFO:              opt.PoolFIFO, PoolSize: opt.PoolSize, PoolTimeout: opt.PoolTimeout,
 		MinIdleConns: opt.MinIdleConns, MaxIdleConns: opt.MaxIdleConns, MaxActiveConns: opt.MaxActiveConns,
