@@ -1,6 +1,7 @@
 # make test: the whole test suite against real NATS (embedded), a throw-away
-# redis-server and the in-process SMTP sink. It needs only Go and, as root,
-# apt-get (for redis-server when it is missing).
+# redis-server and the in-process SMTP sink, then the packages that support
+# it again on a throw-away Redis Cluster (test-cluster). It needs only Go
+# and, as root, apt-get (for redis-server when it is missing).
 GO ?= go
 
 .PHONY: test test-cluster test-short test-faults vet lint check-deploy fuzz bench build
@@ -10,11 +11,17 @@ build:
 
 # The store, notifier and end-to-end tests run a second time on a local
 # Redis Cluster (3 primaries, 3 replicas): the same tests, two modes.
-CLUSTER_PKGS ?= ./store/ ./notifier/ ./cmd/jobalert/
 test: vet
 	./scripts/with-redis.sh $(GO) test -race -count=1 -timeout 15m ./...
-	./scripts/with-redis-cluster.sh $(GO) test -race -count=1 -timeout 15m $(CLUSTER_PKGS)
+	$(MAKE) test-cluster
 
+# test-cluster: the packages whose tests run on Redis Cluster too, again,
+# on a throw-away local cluster of three primaries and three replicas
+# (scripts/with-redis-cluster.sh; testenv.Redis and testenv.RedisEnv hand
+# them a cluster client and JOBALERT_REDIS_CLUSTER). Every test of them
+# runs (no -run filter). Tests that kill or move nodes start a cluster of
+# their own (testenv.StartRedisCluster) and run in the step above.
+CLUSTER_PKGS ?= ./store/ ./notifier/ ./cmd/jobalert/ ./webhook/ ./internal/liveness/
 test-cluster:
 	./scripts/with-redis-cluster.sh $(GO) test -race -count=1 -timeout 15m $(CLUSTER_PKGS)
 

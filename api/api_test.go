@@ -325,7 +325,7 @@ func TestConfirmationEmailFailure(t *testing.T) {
 		t.Errorf("got %d subscriptions left after a failed confirmation email, want 0", len(subs))
 	}
 	for _, k := range e.keys() {
-		if strings.Contains(k, ":sub:") || strings.Contains(k, "wh:ep:") || strings.Contains(k, ":rate:") {
+		if strings.Contains(k, ":sub:") || strings.Contains(k, "{wh}ep:") || strings.Contains(k, ":rate:") {
 			t.Errorf("key %s left after a failed confirmation email", k)
 		}
 	}

@@ -251,6 +251,8 @@ func (c *Config) check(requireSecret bool) []string {
 			bad("REDIS_CLUSTER", "set together with JOBALERT_REDIS_SENTINEL_MASTER/JOBALERT_REDIS_SENTINELS: Redis Cluster and Sentinel are two modes, use one of them")
 		case redisURL != nil && redisURL.Scheme == "unix":
 			bad("REDIS_URL", "a unix socket cannot be used with Redis Cluster (redis:// or rediss://, which only lend their user, password and scheme)")
+		case redisURL != nil && strings.Trim(redisURL.Path, "/") != "" && strings.Trim(redisURL.Path, "/") != "0":
+			bad("REDIS_URL", "database %s: Redis Cluster has database 0 only (end the URL with /0 or nothing)", strings.Trim(redisURL.Path, "/"))
 		}
 	}
 	for _, a := range c.RedisCluster {

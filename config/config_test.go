@@ -110,6 +110,7 @@ func TestConnectionSettingsThatDoNotGoTogether(t *testing.T) {
 		{map[string]string{"JOBALERT_REDIS_CLUSTER": "a:7000", "JOBALERT_REDIS_SENTINEL_MASTER": "m", "JOBALERT_REDIS_SENTINELS": "s:26379"}, "JOBALERT_REDIS_CLUSTER: set together with JOBALERT_REDIS_SENTINEL_MASTER"},
 		{map[string]string{"JOBALERT_REDIS_CLUSTER": "a:7000,b"}, `JOBALERT_REDIS_CLUSTER: "b" is not host:port`},
 		{map[string]string{"JOBALERT_REDIS_CLUSTER": "a:7000", "JOBALERT_REDIS_URL": "unix:///run/redis.sock"}, "JOBALERT_REDIS_URL: a unix socket cannot be used with Redis Cluster"},
+		{map[string]string{"JOBALERT_REDIS_CLUSTER": "a:7000", "JOBALERT_REDIS_URL": "redis://:pw@x/2"}, "JOBALERT_REDIS_URL: database 2: Redis Cluster has database 0 only"},
 		{map[string]string{"JOBALERT_REDIS_SHARDS": "0"}, "JOBALERT_REDIS_SHARDS: 0 must be between 1 and 16384"},
 		{map[string]string{"JOBALERT_REDIS_SHARDS": "16385"}, "JOBALERT_REDIS_SHARDS: 16385 must be between 1 and 16384"},
 		{map[string]string{"JOBALERT_REDIS_WAIT_REPLICAS": "-2"}, "JOBALERT_REDIS_WAIT_REPLICAS: -2 must be -1 (auto)"},

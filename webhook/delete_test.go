@@ -134,7 +134,7 @@ func TestDeleteEndpointDuringAttempt(t *testing.T) {
 	if dead, err := svc.DeadLetters(ctx, 10); err != nil || len(dead) != 0 {
 		t.Errorf("DeadLetters: got %+v, %v; want none", dead, err)
 	}
-	if n, err := e.rdb.ZCard(ctx, e.prefix+"wh:q").Result(); err != nil || n != 0 {
+	if n, err := e.rdb.ZCard(ctx, e.prefix+"{wh}q").Result(); err != nil || n != 0 {
 		t.Errorf("queue length: got %d, %v; want 0", n, err)
 	}
 	if n := len(rc.Hits()); n != 1 {
@@ -143,7 +143,7 @@ func TestDeleteEndpointDuringAttempt(t *testing.T) {
 }
 
 // TestSubscriptionIndexLifetime: the per-subscription index that
-// DeleteEndpoint reads (wh:s:<sub>) never expires while a delivery is
+// DeleteEndpoint reads ({wh}s:<sub>) never expires while a delivery is
 // queued, and expires with the last delivered record otherwise.
 func TestSubscriptionIndexLifetime(t *testing.T) {
 	e := newEnv(t)
@@ -152,7 +152,7 @@ func TestSubscriptionIndexLifetime(t *testing.T) {
 	rc := newReceiver(t, e.clock, secret, status(http.StatusOK))
 	svc := e.service(t, webhook.Config{DoneTTL: time.Hour})
 	mustSetEndpoint(t, svc, "sub1", rc.srv.URL, secret)
-	sk := e.prefix + "wh:s:sub1"
+	sk := e.prefix + "{wh}s:sub1"
 	mustEnqueue(t, svc, webhook.Delivery{ID: "sub1.a", SubscriptionID: "sub1"})
 	if ttl, err := e.rdb.PTTL(ctx, sk).Result(); err != nil || ttl != -1 {
 		t.Fatalf("index TTL with a queued delivery: got %v, %v; want none (-1ns)", ttl, err)
@@ -163,7 +163,7 @@ func TestSubscriptionIndexLifetime(t *testing.T) {
 	if err != nil || ttl <= 59*time.Minute || ttl > time.Hour+time.Second {
 		t.Errorf("index TTL after delivery: got %v, %v; want about the 1h DoneTTL", ttl, err)
 	}
-	if dk, _ := e.rdb.PTTL(ctx, e.prefix+"wh:d:sub1.a").Result(); dk <= 0 || dk > ttl+time.Second {
+	if dk, _ := e.rdb.PTTL(ctx, e.prefix+"{wh}d:sub1.a").Result(); dk <= 0 || dk > ttl+time.Second {
 		t.Errorf("record TTL %v, index TTL %v: want the index to expire with the record", dk, ttl)
 	}
 	// Entries of expired records are trimmed at the next write.

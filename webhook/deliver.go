@@ -21,12 +21,26 @@ import (
 // (an attempt cut short by ctx is put back in the queue without counting)
 // and returns nil. Redis errors are logged and retried; they do not stop
 // Run.
+//
+// With Config.Liveness, Run beats once before its first claim, then hands
+// back at once what an earlier boot of this instance still held, and every
+// RecoverInterval what processes that stopped beating held (recoverOrphans).
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	slots := make(chan struct{}, s.cfg.Workers)
 	tick := time.NewTicker(s.cfg.PollInterval)
 	defer tick.Stop()
+	var recoverTick <-chan time.Time
+	if l := s.cfg.Liveness; l != nil {
+		if err := l.Beat(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("webhook liveness", "err", err)
+		}
+		s.recover(ctx, true)
+		rt := time.NewTicker(s.cfg.RecoverInterval)
+		defer rt.Stop()
+		recoverTick = rt.C
+	}
 	for {
 		if free := cap(slots) - len(slots); free > 0 {
 			attempts, more, err := s.claim(ctx, free)
@@ -54,9 +68,74 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+		case <-recoverTick:
+			s.recover(ctx, false)
 		case <-s.wake:
 		}
 	}
+}
+
+// recover runs recoverOrphans and logs what it did.
+func (s *Service) recover(ctx context.Context, atStart bool) {
+	n, err := s.recoverOrphans(ctx, atStart)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("recover webhook deliveries of dead processes", "err", err)
+	case n > 0:
+		s.log.Info("webhook deliveries of dead processes handed back", "deliveries", n)
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// recoverOrphans hands back, due at once, the deliveries claimed by
+// owners that no longer beat (internal/liveness) and, atStart, by earlier
+// boots of this instance (taken back without waiting for their key to
+// expire), instead of after their lease. It returns how many it handed
+// back. When liveness cannot be read it hands back nothing: the leases
+// still apply.
+func (s *Service) recoverOrphans(ctx context.Context, atStart bool) (int, error) {
+	l := s.cfg.Liveness
+	owners, err := s.rdb.ZRange(ctx, s.key("owners"), 0, -1).Result()
+	if err != nil {
+		return 0, err
+	}
+	var ask, orphans []string
+	for _, o := range owners {
+		switch {
+		case o == l.Owner():
+		case atStart && l.SameInstance(o):
+			orphans = append(orphans, o)
+		default:
+			ask = append(ask, o)
+		}
+	}
+	if len(ask) > 0 {
+		alive, err := l.Alive(ctx, ask...)
+		if err != nil {
+			return 0, err
+		}
+		for _, o := range ask {
+			if !alive[o] {
+				orphans = append(orphans, o)
+			}
+		}
+	}
+	total := 0
+	for _, o := range orphans {
+		n, err := recoverScript.Run(ctx, s.rdb, []string{s.key("q"), s.key("owners"), s.key("own", o)},
+			s.base(), s.nowMS(), o).Int()
+		if err != nil {
+			return total, fmt.Errorf("hand back the deliveries of %s: %w", o, err)
+		}
+		if n > 0 {
+			s.log.Info("webhook deliveries of a dead process handed back", "owner", o, "deliveries", n)
+		}
+		total += n
+	}
+	return total, nil
 }
 
 type claim struct{ id, token string }
@@ -79,10 +158,11 @@ func (s *Service) claim(ctx context.Context, n int) (out []attempt, more bool, e
 	now := s.cfg.Clock.Now()
 	nowMS := now.UnixMilli()
 	deferMin := s.deferDelay().Milliseconds()
-	v, err := claimScript.Run(ctx, s.rdb, nil, s.prefix, nowMS, now.Add(s.cfg.Lease).UnixMilli(),
+	v, err := claimScript.Run(ctx, s.rdb, []string{s.key("q"), s.key("dead"), s.key("owners"), s.key("own", s.owner())},
+		s.base(), nowMS, now.Add(s.cfg.Lease).UnixMilli(),
 		n, 4*n+32, s.cfg.PerEndpoint, s.cfg.PerHost, s.cfg.PerSubscription,
 		deferMin, deferMin, (s.cfg.BreakerCooldown/10 + time.Millisecond).Milliseconds(),
-		s.cfg.DeadLetterTTL.Milliseconds(), s.gcTTL(), 1+rand.Int64N(2147483646)).Slice()
+		s.cfg.DeadLetterTTL.Milliseconds(), s.gcTTL(), 1+rand.Int64N(2147483646), s.owner()).Slice()
 	if err != nil {
 		return nil, false, err
 	}
@@ -127,7 +207,7 @@ func (s *Service) claim(ctx context.Context, n int) (out []attempt, more bool, e
 	for k := range hosts {
 		hh, herr := hostHash(k[1])
 		if herr == nil {
-			herr = setHostScript.Run(ctx, s.rdb, nil, s.prefix, k[0], k[1], hh).Err()
+			herr = setHostScript.Run(ctx, s.rdb, []string{s.key("ep", k[0])}, k[1], hh).Err()
 		}
 		if herr != nil {
 			return out, false, fmt.Errorf("set host key of %s: %w", k[0], herr)
@@ -277,7 +357,9 @@ func (s *Service) finish(runCtx context.Context, a attempt, r result) {
 	if outcome == "ok" && s.cfg.SlowAfter > 0 && r.dur > s.cfg.SlowAfter {
 		slow = 1
 	}
-	got, err := finishScript.Run(ctx, s.rdb, nil, s.prefix, a.id, a.token, a.eh, a.hh, a.sub, now.UnixMilli(), outcome, next,
+	keys := []string{s.key("d", a.id), s.key("q"), s.key("dead"), s.key("s", a.sub), s.key("ep", a.sub),
+		s.key("busy", a.eh), s.key("hbusy", a.hh), s.key("sbusy", a.sub), s.key("cb", a.eh), s.key("cbopen"), s.key("own", s.owner())}
+	got, err := finishScript.Run(ctx, s.rdb, keys, a.id, a.token, a.eh, now.UnixMilli(), outcome, next,
 		r.status, errText, a.url, s.cfg.BreakerThreshold, s.cfg.BreakerCooldown.Milliseconds(), hold,
 		s.cfg.DeadLetterTTL.Milliseconds(), s.cfg.DoneTTL.Milliseconds(), s.gcTTL(), slow).Text()
 	log := s.log.With("delivery", a.id, "attempt", a.attempts+1, "status", r.status, "duration", r.dur)

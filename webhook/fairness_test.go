@@ -208,7 +208,7 @@ func TestEndpointWithoutHostKey(t *testing.T) {
 	svc := e.service(t, webhook.Config{})
 	mustSetEndpoint(t, svc, "sub1", rc.srv.URL, secret)
 	ctx := context.Background()
-	ek := e.prefix + "wh:ep:sub1"
+	ek := e.prefix + "{wh}ep:sub1"
 	want, err := e.rdb.HGet(ctx, ek, "hh").Result()
 	if err != nil || len(want) != 24 {
 		t.Fatalf("host key after SetEndpoint: got %q, %v; want 24 hex digits", want, err)

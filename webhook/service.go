@@ -4,7 +4,8 @@
 // replicas), isolated per destination host, subscription and URL
 // (concurrency limits, and a circuit breaker that slow answers trip too),
 // and guarded against SSRF at dial time. It owns the Redis keys under
-// "<prefix>wh:" (docs/webhooks.md, "Redis keys").
+// "<prefix>{wh}", one hash tag, so one Redis Cluster slot (docs/webhooks.md,
+// "Redis keys").
 package webhook
 
 import (
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/jobalert/jobalert/internal/clock"
+	"github.com/jobalert/jobalert/internal/liveness"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/redis/go-redis/v9"
 )
@@ -111,6 +113,16 @@ type Config struct {
 	// before another worker may take it over (default 2*Timeout + 15s,
 	// at least Timeout + 5s).
 	Lease time.Duration
+	// Liveness, if set, is this process's liveness (internal/liveness):
+	// each claim records its owner id, and Run hands back at once the
+	// deliveries claimed by processes that stopped beating, and those of
+	// an earlier boot of this instance, instead of waiting for their
+	// lease. Without it only the lease brings them back. The caller runs
+	// it (Liveness.Run); Run beats once before its first claim.
+	Liveness *liveness.Liveness
+	// RecoverInterval is how often Run looks for deliveries held by dead
+	// owners (default 2s; with Liveness only).
+	RecoverInterval time.Duration
 	// PollInterval is how often workers look for due deliveries besides
 	// being woken by a local Enqueue (default 1s).
 	PollInterval time.Duration
@@ -180,6 +192,9 @@ func (c Config) withDefaults() Config {
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
 	}
+	if c.RecoverInterval <= 0 {
+		c.RecoverInterval = 2 * time.Second
+	}
 	if c.DeadLetterTTL <= 0 {
 		c.DeadLetterTTL = 30 * 24 * time.Hour
 	}
@@ -214,7 +229,7 @@ type Service struct {
 	wake   chan struct{}
 }
 
-// New returns a Service keeping its state in rdb under prefix+"wh:".
+// New returns a Service keeping its state in rdb under prefix+"{wh}".
 // A nil logger discards logs.
 func New(rdb redis.UniversalClient, prefix string, cfg Config, logger *slog.Logger) *Service {
 	cfg = cfg.withDefaults()
@@ -248,8 +263,11 @@ func New(rdb redis.UniversalClient, prefix string, cfg Config, logger *slog.Logg
 	}
 }
 
+// key builds every webhook key name: "<prefix>{wh}" then the parts,
+// colon-separated ("<prefix>{wh}q", "<prefix>{wh}d:<id>"). The hash tag
+// {wh} puts them all in one Redis Cluster slot.
 func (s *Service) key(parts ...string) string {
-	k := s.prefix + "wh:"
+	k := s.base()
 	for i, p := range parts {
 		if i > 0 {
 			k += ":"
@@ -257,6 +275,19 @@ func (s *Service) key(parts ...string) string {
 		k += p
 	}
 	return k
+}
+
+// base is the tagged start of every key, which the scripts that find keys
+// on their way build them from.
+func (s *Service) base() string { return s.prefix + "{wh}" }
+
+// owner is the owner id claims record: this process's liveness owner, or
+// "" without liveness.
+func (s *Service) owner() string {
+	if s.cfg.Liveness == nil {
+		return ""
+	}
+	return s.cfg.Liveness.Owner()
 }
 
 func (s *Service) nowMS() int64 { return s.cfg.Clock.Now().UnixMilli() }
@@ -287,7 +318,7 @@ func (s *Service) SetEndpoint(ctx context.Context, subID, url, secret string) er
 	if err != nil {
 		return err
 	}
-	n, err := setEndpointScript.Run(ctx, s.rdb, nil, s.prefix, subID, url, endpointHash(url), hh, secret, s.nowMS()).Int()
+	n, err := setEndpointScript.Run(ctx, s.rdb, []string{s.key("ep", subID)}, url, endpointHash(url), hh, secret, s.nowMS()).Int()
 	if err != nil {
 		return fmt.Errorf("set webhook endpoint: %w", err)
 	}
@@ -307,7 +338,7 @@ func (s *Service) RotateSecret(ctx context.Context, subID string) (string, error
 		return "", err
 	}
 	until := s.cfg.Clock.Now().Add(RotationOverlap).UnixMilli()
-	n, err := rotateScript.Run(ctx, s.rdb, nil, s.prefix, subID, secret, until).Int()
+	n, err := rotateScript.Run(ctx, s.rdb, []string{s.key("ep", subID)}, secret, until).Int()
 	if err != nil {
 		return "", fmt.Errorf("rotate webhook secret: %w", err)
 	}
@@ -326,7 +357,9 @@ func (s *Service) RotateSecret(ctx context.Context, subID string) (string, error
 // finishes the job.
 func (s *Service) DeleteEndpoint(ctx context.Context, subID string) error {
 	for {
-		left, err := deleteScript.Run(ctx, s.rdb, nil, s.prefix, subID, s.nowMS(), deleteBatch).Int()
+		left, err := deleteScript.Run(ctx, s.rdb,
+			[]string{s.key("ep", subID), s.key("sbusy", subID), s.key("s", subID), s.key("q"), s.key("dead")},
+			s.base(), subID, s.nowMS(), deleteBatch).Int()
 		if err != nil {
 			return fmt.Errorf("delete webhook endpoint: %w", err)
 		}
@@ -437,7 +470,9 @@ func (s *Service) Enqueue(ctx context.Context, d Delivery) error {
 	}
 	now := s.cfg.Clock.Now()
 	due := now.Add(s.delay(0)).UnixMilli()
-	n, err := enqueueScript.Run(ctx, s.rdb, nil, s.prefix, d.ID, d.SubscriptionID, body, now.UnixMilli(), due).Int()
+	n, err := enqueueScript.Run(ctx, s.rdb,
+		[]string{s.key("d", d.ID), s.key("ep", d.SubscriptionID), s.key("q"), s.key("s", d.SubscriptionID)},
+		d.SubscriptionID, body, now.UnixMilli(), due, d.ID).Int()
 	if err != nil {
 		return fmt.Errorf("enqueue webhook delivery %s: %w", d.ID, err)
 	}
@@ -560,7 +595,7 @@ func (s *Service) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, err
 // schedule. ErrNotFound, ErrNotDeadLetter, or ErrEndpointDisabled when the
 // subscription's endpoint is missing or disabled (SetEndpoint first).
 func (s *Service) Replay(ctx context.Context, id string) error {
-	n, err := replayScript.Run(ctx, s.rdb, nil, s.prefix, id, s.nowMS()).Int()
+	n, err := replayScript.Run(ctx, s.rdb, []string{s.key("d", id), s.key("q"), s.key("dead")}, s.base(), id, s.nowMS()).Int()
 	if err != nil {
 		return fmt.Errorf("replay webhook delivery %s: %w", id, err)
 	}

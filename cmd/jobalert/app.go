@@ -65,8 +65,8 @@ type app struct {
 	natsEv *natsEvents
 	js     jetstream.JetStream
 	rdb    redis.UniversalClient
+	live   *liveness.Liveness // this process's liveness key (internal/liveness)
 	store  *store.Redis
-	live   *liveness.Liveness // the notifier's, for fast recovery of its claims
 	index  *liveIndex
 
 	signer   *token.Signer
@@ -153,6 +153,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		}
 		durable = fmt.Sprintf("%s-p%d", cfg.Durable, part)
 	}
+	a.live = liveness.New(a.rdb, cfg.KeyPrefix, cfg.Instance)
 	a.store = store.New(a.rdb, store.Config{
 		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
 		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"), PreviousAddressKeys: previousAddressKeys,
@@ -206,7 +207,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		wcfg := webhook.Config{
 			AllowPrivate: cfg.WebhookAllowPrivate, Workers: cfg.WebhookWorkers,
 			PerHost: cfg.WebhookPerHost, PerSubscription: cfg.WebhookPerSubscription, SlowAfter: cfg.WebhookSlowAfter,
-			UserAgent: "jobalert/" + version, OnGone: a.webhookGone, Metrics: a.m.webhook,
+			UserAgent: "jobalert/" + version, OnGone: a.webhookGone, Metrics: a.m.webhook, Liveness: a.live,
 		}
 		if deps.webhookCfg != nil {
 			deps.webhookCfg(&wcfg)
@@ -218,7 +219,6 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		// The digests this process claims carry its owner id; while it
 		// beats nobody takes them, and once it is gone (or restarted) they
 		// are taken over within seconds instead of after their lease.
-		a.live = liveness.New(a.rdb, cfg.KeyPrefix, cfg.Instance)
 		bctx, cancel := context.WithTimeout(ctx, startupTimeout)
 		err := a.live.Beat(bctx)
 		cancel()
@@ -319,6 +319,19 @@ func (a *app) Run(ctx context.Context) error {
 	work, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 
+	// The liveness key beats until in-flight work has finished, so that
+	// what this process still holds is taken over by others only once it
+	// has let go of it (a crash lets the key expire instead).
+	liveCtx, stopLive := context.WithCancel(context.Background())
+	liveDone := make(chan struct{})
+	go func() {
+		defer close(liveDone)
+		if err := a.live.Run(liveCtx, func(err error) { a.log.Warn("liveness beat", "err", err) }); err != nil {
+			a.log.Warn("liveness key not deleted: others take over this process's claims when it expires", "err", err)
+		}
+	}()
+	defer func() { stopLive(); <-liveDone }()
+
 	var wg sync.WaitGroup
 	failed := make(chan error, 8)
 	start := func(name string, f func(context.Context) error) {
@@ -357,9 +370,6 @@ func (a *app) Run(ctx context.Context) error {
 		})
 	}
 	if a.roles.notifier {
-		start("liveness", func(ctx context.Context) error {
-			return a.live.Run(ctx, func(err error) { a.log.Warn("liveness beat failed; retrying", "err", err) })
-		})
 		start("digests", a.digester.Run)
 		start("webhooks", a.hooks.Run)
 	}
@@ -421,6 +431,8 @@ func (a *app) Run(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("shutdown: in-flight work did not finish within %v; it will be redelivered", b.grace()))
 	}
 	t.Stop()
+	stopLive()
+	<-liveDone
 
 	// 4. Close, in order, within its budget.
 	if err := closeSteps(b.Close, a.closeSteps(true)); err != nil {

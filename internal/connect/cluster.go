@@ -29,14 +29,19 @@ import (
 // reload of it; ClusterStateReloadInterval is shortened to 10 s for changes
 // no command trips over (a replica added). The retries are bounded:
 // clusterMaxRedirects redirects or retries per command across nodes, each
-// node retrying once, with a backoff from 50 ms to 1 s, so a command fails
-// after a few seconds and its caller (a nak, the next poll) tries again.
+// node retrying once, with a backoff from 50 ms to 1 s and one dial per
+// try, so a command fails after a few seconds and its caller (a nak, the
+// next poll) tries again.
 const (
 	clusterMaxRedirects  = 6
 	clusterReload        = 10 * time.Second
 	clusterNodeRetries   = 1
 	clusterMinRetryDelay = 50 * time.Millisecond
 	clusterMaxRetryDelay = time.Second
+	// clusterDialRetries: one dial per try (go-redis's default is 5, 100 ms
+	// apart): a refused connection is final, and the retries above try
+	// again once the slot map may have changed.
+	clusterDialRetries = 1
 )
 
 // clusterClient returns a Redis Cluster client of seeds, taking from opt
@@ -54,7 +59,8 @@ func clusterClient(seeds []string, opt *redis.Options) *redis.ClusterClient {
 
 		MaxRedirects: clusterMaxRedirects, ClusterStateReloadInterval: clusterReload,
 		MaxRetries: clusterNodeRetries, MinRetryBackoff: clusterMinRetryDelay, MaxRetryBackoff: clusterMaxRetryDelay,
-		DialTimeout: opt.DialTimeout, ReadTimeout: opt.ReadTimeout, WriteTimeout: opt.WriteTimeout,
+		DialerRetries: clusterDialRetries,
+		DialTimeout:   opt.DialTimeout, ReadTimeout: opt.ReadTimeout, WriteTimeout: opt.WriteTimeout,
 		ContextTimeoutEnabled: opt.ContextTimeoutEnabled,
 		PoolFIFO:              opt.PoolFIFO, PoolSize: opt.PoolSize, PoolTimeout: opt.PoolTimeout,
 		MinIdleConns: opt.MinIdleConns, MaxIdleConns: opt.MaxIdleConns, MaxActiveConns: opt.MaxActiveConns,

@@ -130,6 +130,9 @@ func Redis(cfg *config.Config) (redis.UniversalClient, error) {
 		if opt.Network == "unix" {
 			return nil, fmt.Errorf("%s_REDIS_URL: a unix socket cannot be used with Redis Cluster", config.Prefix)
 		}
+		if opt.DB != 0 {
+			return nil, fmt.Errorf("%s_REDIS_URL: database %d: Redis Cluster has database 0 only", config.Prefix, opt.DB)
+		}
 		return clusterClient(cfg.RedisCluster, opt), nil
 	}
 	if cfg.RedisSentinelMaster == "" {

@@ -46,7 +46,7 @@ var allowed = map[string][]string{
 	"consumer": {"jobevent", "matcher", "internal/grace"},
 	"store":    {"jobevent", "matcher", "schedule", "internal/liveness"},
 	"notifier": {"store", "jobevent", "matcher", "schedule", "templates", "internal/grace", "internal/clock", "internal/redact"},
-	"webhook":  {"store", "jobevent", "matcher", "internal/grace", "internal/clock", "internal/redact"},
+	"webhook":  {"store", "jobevent", "matcher", "internal/grace", "internal/clock", "internal/redact", "internal/liveness"},
 	"api":      {"notifier", "webhook", "store", "jobevent", "matcher", "schedule", "templates", "token", "internal/grace", "internal/redact"},
 
 	// Wiring and tools.

@@ -4,13 +4,17 @@
 //
 // Each process has an owner id, "<instance>/<boot id>": the instance is the
 // stable name of the machine or container (JOBALERT_INSTANCE), the boot id is
-// random and new at every start. While the process runs, Run keeps the key
+// new at every start: the start time (16 hex digits of Unix nanoseconds, so
+// boot ids sort by start) and 6 random hex digits. While the process runs, Run keeps the key
 // "<prefix>live:<owner>" set with a short expiry (TTL, refreshed every
 // Every); a clean shutdown deletes it, a crash lets it expire. A claim
 // records its owner; whoever finds a claim whose owner is not Alive may take
 // it, and a restarted process whose instance name matches (SameInstance)
 // takes its own orphans back at once, without waiting for the key to
-// expire.
+// expire. Only an earlier boot counts: two processes that were given the
+// same instance name by mistake never take each other's claims for
+// orphans the other way round, and a process takes its own orphans only
+// once, at start (the caller's choice).
 //
 // Each owner has a key of its own, in whatever Redis Cluster slot its name
 // hashes to: Alive asks them with one pipelined EXISTS per owner, which the
@@ -52,10 +56,11 @@ type Liveness struct {
 // with a fresh boot id, keyed under prefix (JOBALERT_REDIS_PREFIX). The
 // instance must not contain "/" or braces, which config already refuses.
 func New(rdb redis.Cmdable, prefix, instance string) *Liveness {
-	b := make([]byte, 6)
+	b := make([]byte, 3)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	boot := fmt.Sprintf("%016x%s", time.Now().UnixNano(), hex.EncodeToString(b))
 	return &Liveness{
-		rdb: rdb, prefix: prefix, instance: instance, owner: instance + "/" + hex.EncodeToString(b),
+		rdb: rdb, prefix: prefix, instance: instance, owner: instance + "/" + boot,
 		ttl: DefaultTTL, every: DefaultEvery,
 	}
 }
@@ -147,10 +152,12 @@ func (l *Liveness) Alive(ctx context.Context, owners ...string) (map[string]bool
 }
 
 // SameInstance reports whether owner is an earlier boot of this instance:
-// the same instance name, another boot id. Such an owner is dead (this
-// instance restarted), so its claims are this process's to take back at
-// once, without waiting for its key to expire.
+// the same instance name, a boot id that sorts before this one's. Such an
+// owner is dead (this instance restarted), so its claims are this
+// process's to take back at once, at start, without waiting for its key
+// to expire.
 func (l *Liveness) SameInstance(owner string) bool {
-	inst, _, ok := strings.Cut(owner, "/")
-	return ok && inst == l.instance && owner != l.owner
+	inst, boot, ok := strings.Cut(owner, "/")
+	_, mine, _ := strings.Cut(l.owner, "/")
+	return ok && inst == l.instance && boot < mine
 }

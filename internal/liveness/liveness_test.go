@@ -72,15 +72,17 @@ func TestDeadAfterTTLWithoutCleanup(t *testing.T) {
 
 func TestSameInstance(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
+	before := liveness.New(rdb, prefix, "web-1")
 	a := liveness.New(rdb, prefix, "web-1")
-	again := liveness.New(rdb, prefix, "web-1")
+	after := liveness.New(rdb, prefix, "web-1")
 	other := liveness.New(rdb, prefix, "web-10")
 	for _, c := range []struct {
 		owner string
 		want  bool
 	}{
-		{again.Owner(), true}, // an earlier (or later) boot of web-1
-		{a.Owner(), false},    // itself
+		{before.Owner(), true}, // an earlier boot of web-1
+		{after.Owner(), false}, // a later one: a live process given the same name
+		{a.Owner(), false},     // itself
 		{other.Owner(), false},
 		{"web-1", false}, // no boot id: not an owner id
 		{"", false},
@@ -89,7 +91,7 @@ func TestSameInstance(t *testing.T) {
 			t.Errorf("SameInstance(%q) for %s: got %v, want %v", c.owner, a.Owner(), got, c.want)
 		}
 	}
-	if a.Owner() == again.Owner() {
+	if a.Owner() == after.Owner() {
 		t.Errorf("two boots share the owner id %s, want a fresh boot id each", a.Owner())
 	}
 }
