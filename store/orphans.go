@@ -52,8 +52,9 @@ return n
 
 // recoverOrphans makes due at once the outbox digests whose owner is no
 // longer alive: its liveness key expired (a crash, within its TTL), it
-// retired (a clean shutdown), or it is an earlier boot of this instance
-// (a restart takes its own orphans back at once). A liveness read that
+// retired (a clean shutdown), or, on the first pass only, it is an
+// earlier boot of this instance (a restart takes its own orphans back at
+// once; see liveness.SameInstance). A liveness read that
 // fails leaves everything to the leases.
 func (s *Redis) recoverOrphans(ctx context.Context, now time.Time) error {
 	if s.live == nil {
@@ -78,6 +79,7 @@ func (s *Redis) recoverOrphans(ctx context.Context, now time.Time) error {
 		}
 	}
 	if len(owners) == 0 {
+		s.tookOwn.Store(true)
 		return nil
 	}
 	alive, err := s.live.Alive(ctx, owners...)
@@ -85,8 +87,13 @@ func (s *Redis) recoverOrphans(ctx context.Context, now time.Time) error {
 		return nil // the leases decide
 	}
 	self := s.live.Owner()
+	// An earlier boot of this instance is taken for dead on the first
+	// pass only (a restart takes its own back at once): afterwards a
+	// claim whose owner beats is never taken, even from a live process
+	// that was given the same instance name by mistake.
+	atStart := !s.tookOwn.Load()
 	dead := func(o string) bool {
-		return o != self && (!alive[o] || s.live.SameInstance(o))
+		return o != self && (!alive[o] || atStart && s.live.SameInstance(o))
 	}
 	var shards []int
 	var args [][]any
@@ -103,11 +110,16 @@ func (s *Redis) recoverOrphans(ctx context.Context, now time.Time) error {
 		}
 	}
 	if len(shards) == 0 {
+		s.tookOwn.Store(true)
 		return nil
 	}
 	_, err = s.evalEach(ctx, recoverScript, len(shards), func(j int) []string {
 		t := s.k.shard(shards[j])
 		return []string{t.outbox(), t.owners()}
 	}, func(j int) []any { return args[j] })
-	return wrap("recover orphaned digests", err)
+	if err != nil {
+		return wrap("recover orphaned digests", err)
+	}
+	s.tookOwn.Store(true)
+	return nil
 }

@@ -90,6 +90,10 @@ type Redis struct {
 	// start from.
 	dueTurn, outboxTurn atomic.Uint32
 	live                Liveness // nil: digests wait for their lease
+	// tookOwn is set once recoverOrphans has taken back this instance's
+	// earlier boots' digests: that happens at start only, so that two
+	// live processes given one instance name never take each other's.
+	tookOwn atomic.Bool
 	// replicas caches each primary's replica count in auto WAIT mode.
 	replicasMu sync.Mutex
 	replicas   map[string]replicaCount
