@@ -27,7 +27,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jobalert/jobalert/config"
 	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/internal/connect"
 	"github.com/jobalert/jobalert/internal/testenv"
 	"github.com/jobalert/jobalert/internal/workload"
 	"github.com/jobalert/jobalert/matcher"
@@ -160,21 +162,25 @@ func (n *natsServer) restart() {
 type pair struct{ sub, job string }
 
 // rig is everything one scenario runs against. Each scenario has its own
-// redis-server, NATS server, SMTP sink and services.
+// redis-server (or Redis Cluster), NATS server, SMTP sink and services.
 type rig struct {
 	t     *testing.T
 	n     int // scenario number
 	start time.Time
 
-	redis *redisServer
-	nats  *natsServer
-	sink  *smtpsink.Sink
+	redis   *redisServer          // single-node scenarios
+	cluster *testenv.RedisCluster // Redis Cluster scenarios
+	nats    *natsServer
+	sink    *smtpsink.Sink
 
-	rdb    *redis.Client
-	st     *store.Redis
-	prefix string
-	nc     *nats.Conn
-	js     jetstream.JetStream
+	rdb redis.UniversalClient
+	st  *store.Redis
+	// durables are the consumers the services read JOBS through: the
+	// default one, or one per filter partition.
+	durables []string
+	prefix   string
+	nc       *nats.Conn
+	js       jetstream.JetStream
 
 	gen      *workload.Generator
 	ref      *matcher.Reference
@@ -185,10 +191,47 @@ type rig struct {
 	services []*service
 }
 
+// newRig starts a scenario's servers, with a single redis-server.
 func newRig(t *testing.T, n int) *rig {
 	t.Helper()
-	r := &rig{t: t, n: n, start: time.Now(), prefix: "fi:", expected: map[pair]bool{}, ref: matcher.NewReference()}
-	r.redis = startRedis(t)
+	return newRigOn(t, n, false)
+}
+
+// newClusterRig starts a scenario's servers, with a Redis Cluster of three
+// primaries and three replicas (testenv.StartRedisCluster,
+// cluster-node-timeout 2 s) instead of a single redis-server.
+func newClusterRig(t *testing.T, n int) *rig {
+	t.Helper()
+	return newRigOn(t, n, true)
+}
+
+func newRigOn(t *testing.T, n int, cluster bool) *rig {
+	t.Helper()
+	r := &rig{t: t, n: n, start: time.Now(), prefix: "fi:", expected: map[pair]bool{}, ref: matcher.NewReference(),
+		durables: []string{consumer.DefaultConsumer}}
+	redisEnv := map[string]string{}
+	if cluster {
+		r.cluster = testenv.StartRedisCluster(t)
+		r.logf("redis cluster: primaries %v, replicas %v", r.cluster.Primaries, r.cluster.Replicas)
+		redisEnv["JOBALERT_REDIS_CLUSTER"] = strings.Join(r.cluster.Addrs, ",")
+		// The service's own cluster client (internal/connect), which
+		// follows a failover within seconds.
+		rdb, err := connect.Redis(&config.Config{RedisURL: "redis://127.0.0.1:6379/0", RedisCluster: r.cluster.Addrs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.rdb = rdb
+	} else {
+		r.redis = startRedis(t)
+		redisEnv["JOBALERT_REDIS_URL"] = r.redis.URL
+		opt, err := redis.ParseURL(r.redis.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.rdb = redis.NewClient(opt)
+	}
+	t.Cleanup(func() { _ = r.rdb.Close() })
+	r.st = store.New(r.rdb, store.Config{Prefix: r.prefix})
 	r.nats = startNATS(t)
 	sink, err := smtpsink.New(smtpsink.Options{})
 	if err != nil {
@@ -196,14 +239,6 @@ func newRig(t *testing.T, n int) *rig {
 	}
 	t.Cleanup(func() { _ = sink.Close() })
 	r.sink = sink
-
-	opt, err := redis.ParseURL(r.redis.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.rdb = redis.NewClient(opt)
-	t.Cleanup(func() { _ = r.rdb.Close() })
-	r.st = store.New(r.rdb, store.Config{Prefix: r.prefix})
 
 	r.nc, err = nats.Connect(r.nats.URL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
 		nats.RetryOnFailedConnect(true), nats.Name("faults-"+strconv.Itoa(n)))
@@ -222,7 +257,6 @@ func newRig(t *testing.T, n int) *rig {
 	}
 	r.env = map[string]string{
 		"JOBALERT_NATS_URL":         r.nats.URL,
-		"JOBALERT_REDIS_URL":        r.redis.URL,
 		"JOBALERT_REDIS_PREFIX":     r.prefix,
 		"JOBALERT_SMTP_HOST":        sink.Host(),
 		"JOBALERT_SMTP_PORT":        strconv.Itoa(sink.Port()),
@@ -236,6 +270,9 @@ func newRig(t *testing.T, n int) *rig {
 		"JOBALERT_DIGEST_CAP":       strconv.Itoa(digestCap),
 		"JOBALERT_SHUTDOWN_TIMEOUT": "10s",
 		"JOBALERT_LOG_LEVEL":        "info",
+	}
+	for k, v := range redisEnv {
+		r.env[k] = v
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -406,24 +443,36 @@ func (r *rig) waitPublished(p *publisher, n int) {
 	testenv.Eventually(r.t, 2*time.Minute, func() bool { return p.n.Load() >= int64(n) }, "%d events not published (at %d)", n, p.n.Load())
 }
 
-// consumerInfo returns the durable consumer's state, or nil while NATS is
-// unreachable.
+// consumerInfo returns the state of the rig's durable consumers summed
+// (pending, ack pending, redelivered; the lowest ack floor), or nil while
+// NATS is unreachable or a durable does not exist yet.
 func (r *rig) consumerInfo() *jetstream.ConsumerInfo {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	c, err := r.js.Consumer(ctx, consumer.DefaultStream, consumer.DefaultConsumer)
-	if err != nil {
-		return nil
+	var sum *jetstream.ConsumerInfo
+	for _, d := range r.durables {
+		c, err := r.js.Consumer(ctx, consumer.DefaultStream, d)
+		if err != nil {
+			return nil
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return nil
+		}
+		if sum == nil {
+			sum = info
+			continue
+		}
+		sum.NumPending += info.NumPending
+		sum.NumAckPending += info.NumAckPending
+		sum.NumRedelivered += info.NumRedelivered
+		sum.AckFloor.Stream = min(sum.AckFloor.Stream, info.AckFloor.Stream)
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return nil
-	}
-	return info
+	return sum
 }
 
-// acked returns how many stream messages the durable consumer has acked in
-// order (its ack floor), or -1 when unknown.
+// acked returns how many stream messages the durable consumers have acked
+// in order (the lowest ack floor), or -1 when unknown.
 func (r *rig) acked() int {
 	if info := r.consumerInfo(); info != nil {
 		return int(info.AckFloor.Stream)
@@ -469,7 +518,13 @@ func (r *rig) spawn(name string, extra map[string]string) *service {
 	r.t.Helper()
 	s := &service{t: r.t, name: name, addr: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(r.t)),
 		logPath: filepath.Join(r.t.TempDir(), name+".log")}
+	// Each process is its own instance (JOBALERT_INSTANCE, as
+	// docs/operations.md asks of replicas) unless extra names one: a
+	// restart that passes its predecessor's takes its orphans back at once.
 	env := append([]string{}, "PATH="+os.Getenv("PATH"), "JOBALERT_HTTP_ADDR="+s.addr)
+	if _, ok := extra["JOBALERT_INSTANCE"]; !ok {
+		env = append(env, "JOBALERT_INSTANCE="+name)
+	}
 	for k, v := range r.env {
 		if _, ok := extra[k]; !ok {
 			env = append(env, k+"="+v)
@@ -849,18 +904,56 @@ func (r *rig) tally(in *inbox) tally {
 // counted too. It returns the tally; on timeout, the tally as it stands.
 func (r *rig) waitDelivered(timeout, quiet time.Duration) tally {
 	r.t.Helper()
+	t, _ := r.waitDeliveredBy(timeout, quiet, time.Time{})
+	return t
+}
+
+// recoveryLimit is how soon after a kill -9 every alert must have arrived
+// (issue 14): a dead process's claims are taken over through the liveness
+// keys within seconds, not after the 2-minute lease.
+const recoveryLimit = 30 * time.Second
+
+// waitRecovered is waitDelivered after a fault at fault: it fails the test
+// when the last expected pair has not arrived within recoveryLimit of it
+// (checked as it polls, the moment the limit passes), and returns the
+// recovery time, from the fault to the last pair, with the tally.
+func (r *rig) waitRecovered(fault time.Time, timeout, quiet time.Duration) (tally, time.Duration) {
+	r.t.Helper()
+	t, done := r.waitDeliveredBy(timeout, quiet, fault.Add(recoveryLimit))
+	took := done.Sub(fault)
+	if done.IsZero() {
+		took = -1
+	}
+	line := fmt.Sprintf("scenario=%d recovery=%.1fs (fault to the last expected pair; limit %v)", r.n, took.Seconds(), recoveryLimit)
+	fmt.Println(line)
+	r.logf("%s", line)
+	return t, took
+}
+
+// waitDeliveredBy is waitDelivered that also returns when the last expected
+// pair arrived (zero if it did not) and, when limit is not zero, fails the
+// test once limit passes with pairs still missing.
+func (r *rig) waitDeliveredBy(timeout, quiet time.Duration, limit time.Time) (tally, time.Time) {
+	r.t.Helper()
 	in := newInbox()
 	deadline := time.Now().Add(timeout)
 	lastLost := -1
 	nextLog := time.Now().Add(15 * time.Second)
+	var done time.Time
 	for {
 		t := r.tally(in)
 		if t.Lost == 0 {
+			done = time.Now()
 			break
+		}
+		if !limit.IsZero() && time.Now().After(limit) {
+			r.t.Errorf("%v after the fault: got %d of %d expected pairs delivered, want all within %v (%s)",
+				recoveryLimit, t.Expected-t.Lost, t.Expected, recoveryLimit, r.pipelineState())
+			limit = time.Time{}
 		}
 		if time.Now().After(deadline) {
 			r.logf("timed out after %v waiting for delivery: %d of %d pairs missing", timeout, t.Lost, t.Expected)
-			return t
+			return t, time.Time{}
 		}
 		if time.Now().After(nextLog) || lastLost < 0 {
 			r.logf("waiting: %d of %d pairs delivered, %d emails, %s", t.Expected-t.Lost, t.Expected, t.Emails, r.pipelineState())
@@ -881,7 +974,7 @@ func (r *rig) waitDelivered(timeout, quiet time.Duration) tally {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return r.tally(in)
+	return r.tally(in), done
 }
 
 // idle reports whether nothing is left to do: no event unacked in NATS, no
