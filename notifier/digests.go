@@ -374,14 +374,21 @@ func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.D
 // pauses between tries are real time: they wait for Redis, not for the
 // schedule.
 func (d *Digester) markEmailDone(ctx context.Context, id string) error {
+	return d.persist(ctx, id, "mark email sent", func() error { return d.store.MarkDigest(ctx, id, "email") })
+}
+
+// persist runs a write of digest id's state until it succeeds, for up to
+// a quarter of the lease in real time, with pauses from 50 ms to 2 s: a
+// Redis failover (a few seconds) does not leave the digest to its lease.
+func (d *Digester) persist(ctx context.Context, id, what string, write func() error) error {
 	deadline := time.Now().Add(d.cfg.Lease / 4)
 	delay := 50 * time.Millisecond
 	for {
-		err := d.store.MarkDigest(ctx, id, "email")
+		err := write()
 		if err == nil || ctx.Err() != nil || time.Now().Add(delay).After(deadline) {
 			return err
 		}
-		d.log.Warn("mark email sent failed; retrying", "digest", id, "err", err, "in", delay)
+		d.log.Warn(what+" failed; retrying", "digest", id, "err", err, "in", delay)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -427,7 +434,14 @@ func (d *Digester) retry(ctx context.Context, id string, attempts int) outcome {
 		delay = d.cfg.RetryMax
 	}
 	delay = delay/2 + rand.N(delay/2+1) // jitter: half to the whole delay
-	if _, err := d.store.RetryDigest(ctx, id, d.cfg.Clock.Now().Add(delay)); err != nil {
+	// A failure here is most likely the Redis outage that made the send
+	// fail: retried (persist), so that a failover does not leave the
+	// digest to its 2-minute lease while this process lives.
+	at := d.cfg.Clock.Now().Add(delay)
+	if err := d.persist(ctx, id, "reschedule digest", func() error {
+		_, err := d.store.RetryDigest(ctx, id, at)
+		return err
+	}); err != nil {
 		d.log.Error("reschedule digest failed; its lease will run out and it is retried then", "digest", id, "err", err)
 	}
 	return outcomeDeferred
