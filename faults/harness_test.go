@@ -480,6 +480,21 @@ func (r *rig) acked() int {
 	return -1
 }
 
+// ackedBy returns the ack floor of one durable consumer, or -1 when unknown.
+func (r *rig) ackedBy(durable string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := r.js.Consumer(ctx, consumer.DefaultStream, durable)
+	if err != nil {
+		return -1
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return -1
+	}
+	return int(info.AckFloor.Stream)
+}
+
 // waitAcked waits until the consumer's ack floor reaches n.
 func (r *rig) waitAcked(n int, timeout time.Duration) {
 	r.t.Helper()

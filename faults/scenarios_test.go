@@ -106,8 +106,10 @@ func TestScenario2ThreeReplicasOneKilled(t *testing.T) {
 		line := fmt.Sprintf("scenario=2 replica=%s recorded=%d share=%.0f%%", s.name, s.recorded(), 100*float64(s.recorded())/float64(max(total, 1)))
 		fmt.Println(line)
 		r.logf("%s", line)
-		// An even split is a third each until the kill, at 40%.
-		if s.recorded() < len(jobs)/20 {
+		// An even split is a third each until the kill, at 40%; the
+		// victim's count is its last scrape's, which under load may come
+		// before its first batch was recorded.
+		if s != victim && s.recorded() < len(jobs)/20 {
 			t.Errorf("%s recorded %d of %d events: the work is not spread", s.name, s.recorded(), len(jobs))
 		}
 	}
