@@ -53,7 +53,8 @@ fuzz:
 # test-faults: the fault-injection suite (faults/, docs/operations.md): the
 # built binary as child processes, a redis-server child with AOF it kills
 # -9, an embedded NATS server it restarts, the SMTP sink's fault modes.
-# Scenarios run four at a time; the whole suite takes about 4 minutes.
+# Scenarios 8-10 run on a throw-away local Redis Cluster (redis-cli).
+# Scenarios run four at a time; the whole suite takes about 1.5 minutes.
 # with-redis.sh is there to install redis-server when it is missing.
 test-faults: build
 	./scripts/with-redis.sh env JOBALERT_FAULTS_BIN=$(CURDIR)/bin/jobalert \
