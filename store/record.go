@@ -17,21 +17,25 @@ import (
 	"github.com/jobalert/jobalert/jobevent"
 )
 
-// Recording a batch of job events takes three steps, so that a
+// Recording a batch of job events takes a few steps, so that a
 // subscription matching several jobs of the batch gets one RPUSH for all
 // of them (at 1M subscriptions a batch of 32 popular jobs matches 2.3
 // times fewer subscriptions than it has matches, 250 jobs 7.7 times;
-// Redis spends its time per command, much less per value):
+// Redis spends its time per command, much less per value). The batch is
+// split by subscription shard (keys.go); every script touches one slot:
 //
-//  1. jobsScript, one call per batch: every event gets its job's sequence
-//     number (new on a job's first appearance) and the job record is
-//     written; a job appearing for the first time, with matches, is
-//     marked as recording.
-//  2. pushScript, pipelined, each call a group of whole subscriptions:
-//     every subscription's items of the batch, in event order.
-//  3. doneScript, one call: the marks of step 1 are cleared.
+//  0. jobRecordScript, one call per event, under the job's own tag: the
+//     job record (newest data, closed) and the shards the job matched.
+//  1. jobsScript, one call per shard the batch touches: every event gets
+//     its job's sequence number in the shard (new on a job's first
+//     appearance there); a fresh job is marked as recording.
+//  2. pushScript, pipelined, each call a group of whole subscriptions of
+//     one shard: every subscription's items of the batch, in event order.
+//  3. doneScript, one call per shard: the marks of step 1 are cleared.
 //
-// Dedup is per subscription, never per (subscription, job) pair:
+// Everything below holds per shard: a subscription's items, cov and
+// marks are all its shard's. Dedup is per subscription, never per
+// (subscription, job) pair:
 //   - a first appearance (fresh sequence) is new to everyone it matches;
 //   - a later event for a known job (a redelivery, a jobs.updated) adds the
 //     job only where it is not pending already and no sent digest covered
@@ -42,8 +46,8 @@ import (
 // job as covered before all its first items are pushed. A job's first
 // appearance gets two marks:
 //   - "seq/token", the first recorder's own, while the call runs: until
-//     it is done, its liveness key rec:<token> (refreshed while the call
-//     runs) expires, or its lease runs out (RecordLease, longer than a
+//     it is done, its liveness entry in the shard's live hash (refreshed
+//     while the call runs) lapses, or its lease runs out (RecordLease, longer than a
 //     Record call may last). A later event of the job (a redelivery racing
 //     a slow first delivery, an update in the other batch in flight) may
 //     push the job to a subscription the first recorder has not reached
