@@ -90,6 +90,9 @@ type Redis struct {
 	// start from.
 	dueTurn, outboxTurn atomic.Uint32
 	live                Liveness // nil: digests wait for their lease
+	// deadSince is when each owner was first seen dead (recoverOrphans).
+	deadMu    sync.Mutex
+	deadSince map[string]time.Time
 	// replicas caches each primary's replica count in auto WAIT mode.
 	replicasMu sync.Mutex
 	replicas   map[string]replicaCount
