@@ -91,7 +91,7 @@ func (s *Redis) DueAt(ctx context.Context, now time.Time, limit int64) ([]Due, e
 // whose digest covered it. Items above it (pushed by a batch still
 // recording) stay pending for the next digest; an instant subscription is
 // claimed again for them soon. Marks past their end, and a Record call's
-// marks once its liveness key is gone, are dropped here.
+// marks once its liveness entry has lapsed, are dropped here.
 //
 // KEYS: the shard's due, the subscription's sub: and pend:, the shard's
 // jobseq, recording, recuntil, live, the digest's key, the key of its

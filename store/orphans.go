@@ -50,12 +50,18 @@ end
 return n
 `)
 
+// orphanConfirm is how long an owner must keep looking dead before its
+// digests are taken: a liveness key lost in a failover (its last beat not
+// yet on the replica) is beaten again within a beat (2 s), so a live
+// process is not mistaken for a dead one.
+const orphanConfirm = 2500 * time.Millisecond
+
 // recoverOrphans makes due at once the outbox digests whose owner is no
-// longer alive: its liveness key expired (a crash, within its TTL), it
-// retired (a clean shutdown), or, on the first pass only, it is an
-// earlier boot of this instance (a restart takes its own orphans back at
-// once; see liveness.SameInstance). A liveness read that
-// fails leaves everything to the leases.
+// longer alive: its liveness key is gone (a crash, once its TTL ran out;
+// a clean shutdown) and still gone orphanConfirm later by now's clock,
+// or, on the first pass only, it is an earlier boot of this instance (a
+// restart takes its own orphans back at once; see liveness.SameInstance).
+// A liveness read that fails leaves everything to the leases.
 func (s *Redis) recoverOrphans(ctx context.Context, now time.Time) error {
 	if s.live == nil {
 		return nil
@@ -92,9 +98,34 @@ func (s *Redis) recoverOrphans(ctx context.Context, now time.Time) error {
 	// claim whose owner beats is never taken, even from a live process
 	// that was given the same instance name by mistake.
 	atStart := !s.tookOwn.Load()
-	dead := func(o string) bool {
-		return o != self && (!alive[o] || atStart && s.live.SameInstance(o))
+	s.deadMu.Lock()
+	if s.deadSince == nil {
+		s.deadSince = map[string]time.Time{}
 	}
+	confirmed := map[string]bool{}
+	for _, o := range owners {
+		switch {
+		case o == self:
+		case atStart && s.live.SameInstance(o):
+			confirmed[o] = true
+		case alive[o]:
+			delete(s.deadSince, o)
+		default:
+			since, seen := s.deadSince[o]
+			if !seen {
+				s.deadSince[o] = now
+			} else if now.Sub(since) >= orphanConfirm {
+				confirmed[o] = true
+			}
+		}
+	}
+	for o := range s.deadSince {
+		if !seen[o] {
+			delete(s.deadSince, o) // its digests are gone
+		}
+	}
+	s.deadMu.Unlock()
+	dead := func(o string) bool { return confirmed[o] }
 	var shards []int
 	var args [][]any
 	for k, c := range cmds {

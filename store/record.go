@@ -17,21 +17,25 @@ import (
 	"github.com/jobalert/jobalert/jobevent"
 )
 
-// Recording a batch of job events takes three steps, so that a
+// Recording a batch of job events takes a few steps, so that a
 // subscription matching several jobs of the batch gets one RPUSH for all
 // of them (at 1M subscriptions a batch of 32 popular jobs matches 2.3
 // times fewer subscriptions than it has matches, 250 jobs 7.7 times;
-// Redis spends its time per command, much less per value):
+// Redis spends its time per command, much less per value). The batch is
+// split by subscription shard (keys.go); every script touches one slot:
 //
-//  1. jobsScript, one call per batch: every event gets its job's sequence
-//     number (new on a job's first appearance) and the job record is
-//     written; a job appearing for the first time, with matches, is
-//     marked as recording.
-//  2. pushScript, pipelined, each call a group of whole subscriptions:
-//     every subscription's items of the batch, in event order.
-//  3. doneScript, one call: the marks of step 1 are cleared.
+//  0. jobRecordScript, one call per event, under the job's own tag: the
+//     job record (newest data, closed) and the shards the job matched.
+//  1. jobsScript, one call per shard the batch touches: every event gets
+//     its job's sequence number in the shard (new on a job's first
+//     appearance there); a fresh job is marked as recording.
+//  2. pushScript, pipelined, each call a group of whole subscriptions of
+//     one shard: every subscription's items of the batch, in event order.
+//  3. doneScript, one call per shard: the marks of step 1 are cleared.
 //
-// Dedup is per subscription, never per (subscription, job) pair:
+// Everything below holds per shard: a subscription's items, cov and
+// marks are all its shard's. Dedup is per subscription, never per
+// (subscription, job) pair:
 //   - a first appearance (fresh sequence) is new to everyone it matches;
 //   - a later event for a known job (a redelivery, a jobs.updated) adds the
 //     job only where it is not pending already and no sent digest covered
@@ -42,8 +46,8 @@ import (
 // job as covered before all its first items are pushed. A job's first
 // appearance gets two marks:
 //   - "seq/token", the first recorder's own, while the call runs: until
-//     it is done, its liveness key rec:<token> (refreshed while the call
-//     runs) expires, or its lease runs out (RecordLease, longer than a
+//     it is done, its liveness entry in the shard's live hash (refreshed
+//     while the call runs) lapses, or its lease runs out (RecordLease, longer than a
 //     Record call may last). A later event of the job (a redelivery racing
 //     a slow first delivery, an update in the other batch in flight) may
 //     push the job to a subscription the first recorder has not reached
@@ -114,6 +118,13 @@ return {closed, fs}
 var jobsScript = redis.NewScript(`
 local now, ttl, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local jid, jobs, jobexp, rk, uk = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+-- Many values a call, in slices within Lua's stack: Redis spends its time
+-- per command much more than per value.
+local function many(cmd, key, list)
+  for i = 1, #list, 6000 do
+    redis.call(cmd, key, unpack(list, i, math.min(i + 5999, #list)))
+  end
+end
 -- A job's entries here expire the job TTL after its last event.
 for _, seq in ipairs(redis.call('ZRANGEBYSCORE', jobexp, '-inf', now, 'LIMIT', 0, 100)) do
   local id = redis.call('HGET', jobs, seq)
@@ -123,10 +134,39 @@ for _, seq in ipairs(redis.call('ZRANGEBYSCORE', jobexp, '-inf', now, 'LIMIT', 0
   redis.call('HDEL', jobs, seq)
   redis.call('ZREM', jobexp, seq)
 end
-local out, marked = {}, false
-for i = 7, #ARGV, 4 do
-  local kind, id, sseq, matched = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3] == '1'
-  local seq = redis.call('HGET', jid, id)
+local n = (#ARGV - 6) / 4
+local ids = {}
+for j = 1, n do
+  ids[j] = ARGV[4 * j + 4]
+end
+local known = {}
+for i = 1, n, 6000 do
+  local got = redis.call('HMGET', jid, unpack(ids, i, math.min(i + 5999, n)))
+  for x = 1, #got do
+    known[i + x - 1] = got[x]
+  end
+end
+-- The fresh jobs (first appearance here, with matches) get consecutive
+-- sequence numbers in event order; a job twice in the batch is fresh the
+-- first time only.
+local nfresh, seen = 0, {}
+for j = 1, n do
+  local a = 4 * j + 3
+  if ARGV[a] ~= 'c' and not known[j] and ARGV[a + 3] == '1' and not seen[ids[j]] then
+    seen[ids[j]] = true
+    nfresh = nfresh + 1
+  end
+end
+local nextSeq = 0
+if nfresh > 0 then
+  nextSeq = redis.call('INCRBY', KEYS[1], nfresh) - nfresh
+end
+local out, assigned = {}, {}
+local newIds, newSeqs, marks, untl, exp = {}, {}, {}, {}, {}
+for j = 1, n do
+  local a = 4 * j + 3
+  local kind, id, sseq = ARGV[a], ids[j], ARGV[a + 2]
+  local seq = known[j] or assigned[id]
   local mode = 0
   if kind == 'c' then
     -- A closed job is left out of every digest: nothing newer need wait
@@ -141,27 +181,42 @@ for i = 7, #ARGV, 4 do
     end
   elseif seq then
     mode = 2
-  elseif matched then
-    seq = tostring(redis.call('INCR', KEYS[1]))
-    redis.call('HSET', jid, id, seq)
-    redis.call('HSET', jobs, seq, id)
+  elseif ARGV[a + 3] == '1' then
+    nextSeq = nextSeq + 1
+    seq = tostring(nextSeq)
+    assigned[id] = seq
     mode = 1
+    newIds[#newIds + 1] = id
+    newIds[#newIds + 1] = seq
+    newSeqs[#newSeqs + 1] = seq
+    newSeqs[#newSeqs + 1] = id
     -- Only a job's first appearance is marked: it is the only event whose
     -- items are pushed unchecked. A later event checks and pushes each
     -- item in one step (pushScript), so it needs no mark; marking it
     -- would hold every newer item back behind an old job while it runs.
     local own, flag = seq .. '/' .. token, seq .. '#' .. sseq
-    redis.call('ZADD', rk, tonumber(seq), own, tonumber(seq), flag)
-    redis.call('HSET', uk, own, ARGV[4] .. ':' .. now, flag, ARGV[5] .. ':' .. now)
-    marked = true
+    marks[#marks + 1] = seq
+    marks[#marks + 1] = own
+    marks[#marks + 1] = seq
+    marks[#marks + 1] = flag
+    untl[#untl + 1] = own
+    untl[#untl + 1] = ARGV[4] .. ':' .. now
+    untl[#untl + 1] = flag
+    untl[#untl + 1] = ARGV[5] .. ':' .. now
   end
   if seq then
-    redis.call('ZADD', jobexp, now + ttl, seq)
+    exp[#exp + 1] = now + ttl
+    exp[#exp + 1] = seq
   end
   out[#out + 1] = tonumber(seq or '0')
   out[#out + 1] = mode
 end
-if marked then
+many('HSET', jid, newIds)
+many('HSET', jobs, newSeqs)
+many('ZADD', rk, marks)
+many('HSET', uk, untl)
+many('ZADD', jobexp, exp)
+if #marks > 0 then
   local t = redis.call('TIME')
   redis.call('HSET', KEYS[7], token, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[6]))
 end
@@ -254,10 +309,15 @@ return table.concat(known)
 var doneScript = redis.NewScript(`
 local token = ARGV[1]
 redis.call('HDEL', KEYS[3], token)
+local ms = {}
 for i = 2, #ARGV, 2 do
-  local own, flag = ARGV[i] .. '/' .. token, ARGV[i] .. '#' .. ARGV[i + 1]
-  redis.call('ZREM', KEYS[1], own, flag)
-  redis.call('HDEL', KEYS[2], own, flag)
+  ms[#ms + 1] = ARGV[i] .. '/' .. token
+  ms[#ms + 1] = ARGV[i] .. '#' .. ARGV[i + 1]
+end
+for i = 1, #ms, 6000 do
+  local j = math.min(i + 5999, #ms)
+  redis.call('ZREM', KEYS[1], unpack(ms, i, j))
+  redis.call('HDEL', KEYS[2], unpack(ms, i, j))
 end
 return 0
 `)

@@ -94,6 +94,9 @@ type Redis struct {
 	// earlier boots' digests: that happens at start only, so that two
 	// live processes given one instance name never take each other's.
 	tookOwn atomic.Bool
+	// deadSince is when each owner was first seen dead (recoverOrphans).
+	deadMu    sync.Mutex
+	deadSince map[string]time.Time
 	// replicas caches each primary's replica count in auto WAIT mode.
 	replicasMu sync.Mutex
 	replicas   map[string]replicaCount
