@@ -2,12 +2,13 @@
 // work a dead process had claimed (outbox digests, webhook deliveries) is
 // taken over within seconds instead of after its lease.
 //
-// Each process has an owner id, "<instance>/<boot id>": the instance is the
-// stable name of the machine or container (JOBALERT_INSTANCE), the boot id is
-// new at every start: the start time (16 hex digits of Unix nanoseconds, so
-// boot ids sort by start) and 6 random hex digits. While the process runs, Run keeps the key
-// "<prefix>live:<owner>" set with a short expiry (TTL, refreshed every
-// Every); a clean shutdown deletes it, a crash lets it expire. A claim
+// Each process has an owner id, "<instance>/<boot id>": the instance is
+// the stable name of the machine or container (JOBALERT_INSTANCE), the
+// boot id is new at every start: the start time (16 hex digits of Unix
+// nanoseconds, so boot ids sort by start) and 6 random hex digits. While
+// the process runs, Run keeps the key "<prefix>live:<owner>" set with a
+// short expiry (TTL, refreshed every Every); a clean shutdown deletes it,
+// a crash lets it expire. A claim
 // records its owner; whoever finds a claim whose owner is not Alive may take
 // it, and a restarted process whose instance name matches (SameInstance)
 // takes its own orphans back at once, without waiting for the key to
