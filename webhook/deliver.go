@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,9 +94,12 @@ func (s *Service) recover(ctx context.Context, atStart bool) {
 // recoverOrphans hands back, due at once, the deliveries claimed by
 // owners that no longer beat (internal/liveness) and, atStart, by earlier
 // boots of this instance (taken back without waiting for their key to
-// expire), instead of after their lease. It returns how many it handed
-// back. When liveness cannot be read it hands back nothing: the leases
-// still apply.
+// expire), instead of after their lease. An owner must be seen not
+// beating twice, at least one beat interval (Liveness.Every) apart, so
+// that a key lost by a Redis failover, which its process sets again at its
+// next beat, does not hand back a live process's work. It returns how
+// many it handed back. When liveness cannot be read it hands back
+// nothing: the leases still apply.
 func (s *Service) recoverOrphans(ctx context.Context, atStart bool) (int, error) {
 	l := s.cfg.Liveness
 	owners, err := s.rdb.ZRange(ctx, s.key("owners"), 0, -1).Result()
@@ -117,11 +121,21 @@ func (s *Service) recoverOrphans(ctx context.Context, atStart bool) (int, error)
 		if err != nil {
 			return 0, err
 		}
-		for _, o := range ask {
-			if !alive[o] {
+		now := l.Now()
+		s.deadMu.Lock()
+		for o, since := range s.deadSince {
+			if alive[o] || !slices.Contains(ask, o) {
+				delete(s.deadSince, o)
+			} else if now.Sub(since) >= l.Every() {
 				orphans = append(orphans, o)
 			}
 		}
+		for _, o := range ask {
+			if _, seen := s.deadSince[o]; !seen && !alive[o] {
+				s.deadSince[o] = now
+			}
+		}
+		s.deadMu.Unlock()
 	}
 	total := 0
 	for _, o := range orphans {
@@ -133,6 +147,9 @@ func (s *Service) recoverOrphans(ctx context.Context, atStart bool) (int, error)
 		if n > 0 {
 			s.log.Info("webhook deliveries of a dead process handed back", "owner", o, "deliveries", n)
 		}
+		s.deadMu.Lock()
+		delete(s.deadSince, o)
+		s.deadMu.Unlock()
 		total += n
 	}
 	return total, nil

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobalert/jobalert/internal/clock"
 	"github.com/jobalert/jobalert/internal/liveness"
 	"github.com/jobalert/jobalert/internal/testenv"
 	"github.com/jobalert/jobalert/webhook"
@@ -129,4 +130,60 @@ func TestRestartTakesBackItsOwnOrphansAtOnce(t *testing.T) {
 	}
 	run(t, restarted)
 	waitDelivered(t, restarted, "dlv_mine")
+}
+
+// A live process whose liveness key was lost (a Redis failover that
+// dropped its last beat) sets it again at its next beat; an owner is
+// handed back only when seen dead twice a beat interval apart, so its
+// work stays with it. A dead one is handed back at the second look.
+func TestLostBeatDoesNotHandBackLiveWork(t *testing.T) {
+	e := newEnv(t)
+	secret := mustSecret(t)
+	rc := hanging(t, e, secret)
+	cfg := webhook.Config{Lease: 10 * time.Minute, Timeout: 30 * time.Second}
+	ctx := context.Background()
+
+	la := liveness.New(e.rdb, e.prefix, "web-a")
+	acfg := cfg
+	acfg.Liveness = la
+	a := e.service(t, acfg)
+	mustSetEndpoint(t, a, "sub1", rc.srv.URL, secret)
+	run(t, a)
+	mustEnqueue(t, a, webhook.Delivery{ID: "dlv_live", SubscriptionID: "sub1"})
+	waitHits(t, rc, 1)
+
+	clk := clock.NewFake(time.Now())
+	lb := liveness.New(e.rdb, e.prefix, "web-b").WithClock(clk)
+	if err := lb.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bcfg := cfg
+	bcfg.Liveness = lb
+	b := e.service(t, bcfg)
+	look := func(want int, what string) {
+		t.Helper()
+		if n, err := webhook.RecoverOrphans(b, ctx, false); err != nil || n != want {
+			t.Fatalf("%s: handed back %d, %v, want %d", what, n, err, want)
+		}
+	}
+
+	if err := e.rdb.Del(ctx, e.prefix+"live:"+la.Owner()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	look(0, "first look at an owner whose key was lost")
+	clk.Advance(la.Every() / 2)
+	look(0, "second look within a beat interval")
+	if err := la.Beat(ctx); err != nil { // its next beat
+		t.Fatal(err)
+	}
+	clk.Advance(la.Every())
+	look(0, "a look a beat interval later, after it beat again")
+
+	// Now it is dead for good (no more beats).
+	if err := e.rdb.Del(ctx, e.prefix+"live:"+la.Owner()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	look(0, "first look at a dead owner")
+	clk.Advance(la.Every())
+	look(1, "second look a beat interval later")
 }

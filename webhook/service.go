@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jobalert/jobalert/internal/clock"
@@ -227,6 +228,11 @@ type Service struct {
 	log    *slog.Logger
 	client *http.Client
 	wake   chan struct{}
+
+	// deadMu guards deadSince: when each owner was first seen not beating
+	// (recoverOrphans).
+	deadMu    sync.Mutex
+	deadSince map[string]time.Time
 }
 
 // New returns a Service keeping its state in rdb under prefix+"{wh}".
@@ -259,7 +265,8 @@ func New(rdb redis.UniversalClient, prefix string, cfg Config, logger *slog.Logg
 				return http.ErrUseLastResponse // a 3xx is an answer, and a failure
 			},
 		},
-		wake: make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
+		deadSince: map[string]time.Time{},
 	}
 }
 

@@ -2,8 +2,10 @@ package connect_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,4 +107,103 @@ func TestClusterClientFollowsAFailoverWithinSeconds(t *testing.T) {
 	defer cancel()
 	t.Logf("for comparison, go-redis's defaults %s after the promotion: SET %s: %v",
 		time.Since(promoted).Round(time.Millisecond), keys[0], plain.Set(cctx, keys[0], "plain", 0).Err())
+}
+
+// A slot moved to another primary while a client keeps writing to it, by
+// script and by plain command: the client follows ASK during the move and
+// MOVED after it, retrying TRYAGAIN on the way, within its bound, and no
+// write fails or is lost.
+func TestClusterClientRidesASlotMigration(t *testing.T) {
+	rc := testenv.StartRedisCluster(t)
+	u, err := connect.Redis(load(t, map[string]string{"JOBALERT_REDIS_CLUSTER": strings.Join(rc.Addrs, ",")}))
+	if err != nil {
+		t.Fatalf("connect.Redis: got %v, want a client", err)
+	}
+	rdb := u.(*redis.ClusterClient)
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+
+	const tag = "{mig}"
+	slot, err := rdb.ClusterKeySlot(ctx, tag+"n").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := rdb.MasterForKey(ctx, tag+"n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := node.Options().Addr, ""
+	for _, p := range rc.Primaries {
+		if p != from {
+			to = p
+			break
+		}
+	}
+	// Keys already there, so that the move takes many batches.
+	for i := range 300 {
+		if err := rdb.Set(ctx, tag+"old:"+strconv.Itoa(i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	step := redis.NewScript(`redis.call('INCR', KEYS[1]); redis.call('RPUSH', KEYS[2], ARGV[1]); return 1`)
+	var (
+		writes   atomic.Int64
+		failures = make(chan error, 100)
+		stop     = make(chan struct{})
+		done     = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			err := step.Run(ctx, rdb, []string{tag + "n", tag + "log"}, i).Err()
+			if err == nil {
+				err = rdb.Set(ctx, tag+"new:"+strconv.Itoa(i), i, 0).Err()
+			}
+			if err != nil {
+				select {
+				case failures <- fmt.Errorf("write %d: %w", i, err):
+				default:
+				}
+				return
+			}
+			writes.Add(1)
+		}
+	}()
+	testenv.Eventually(t, 10*time.Second, func() bool { return writes.Load() >= 50 }, "the writer never got going")
+	before := writes.Load()
+	moved := rc.MigrateSlot(t, int(slot), from, to, 10)
+	during := writes.Load() - before
+	testenv.Eventually(t, 10*time.Second, func() bool { return writes.Load() >= before+during+50 }, "writes stopped after the move")
+	close(stop)
+	<-done
+	select {
+	case err := <-failures:
+		t.Fatalf("a write failed during the move: %v", err)
+	default:
+	}
+	n := writes.Load()
+	t.Logf("slot %d moved from %s to %s: %d keys in batches of 10, %d writes during the move, %d in all", slot, from, to, moved, during, n)
+	if during == 0 {
+		t.Errorf("no write ran during the move: the test did not test the move")
+	}
+	if got, err := rdb.Get(ctx, tag+"n").Int64(); err != nil || got != n {
+		t.Errorf("counter: got %d, %v, want %d (one per write)", got, err, n)
+	}
+	if got, err := rdb.LLen(ctx, tag+"log").Result(); err != nil || got != n {
+		t.Errorf("log: got %d entries, %v, want %d", got, err, n)
+	}
+	if got, err := rdb.Get(ctx, tag+"old:299").Int(); err != nil || got != 299 {
+		t.Errorf("a key from before the move: got %d, %v, want 299", got, err)
+	}
+	// The reload a MOVED asks for runs in the background.
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		node, err = rdb.MasterForKey(ctx, tag+"n")
+		return err == nil && node.Options().Addr == to
+	}, "the slot map names %v (%v) for slot %d, want %s", node, err, slot, to)
 }

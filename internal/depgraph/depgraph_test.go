@@ -31,7 +31,7 @@ var allowed = map[string][]string{
 	"internal/grace":    {},
 	"internal/clock":    {},
 	"internal/redact":   {},
-	"internal/liveness": {}, // which processes still beat, for fast recovery of claimed work
+	"internal/liveness": {"internal/clock"}, // which processes still beat, for fast recovery of claimed work
 	"internal/workload": {"matcher"},
 	"internal/connect":  {"config", "internal/redact"}, // the NATS options and the Redis client of the configuration
 	"internal/testenv":  {},                            // tests only

@@ -2,12 +2,13 @@
 // work a dead process had claimed (outbox digests, webhook deliveries) is
 // taken over within seconds instead of after its lease.
 //
-// Each process has an owner id, "<instance>/<boot id>": the instance is the
-// stable name of the machine or container (JOBALERT_INSTANCE), the boot id is
-// new at every start: the start time (16 hex digits of Unix nanoseconds, so
-// boot ids sort by start) and 6 random hex digits. While the process runs, Run keeps the key
-// "<prefix>live:<owner>" set with a short expiry (TTL, refreshed every
-// Every); a clean shutdown deletes it, a crash lets it expire. A claim
+// Each process has an owner id, "<instance>/<boot id>": the instance is
+// the stable name of the machine or container (JOBALERT_INSTANCE), the
+// boot id is new at every start: the start time (16 hex digits of Unix
+// nanoseconds, so boot ids sort by start) and 6 random hex digits. While
+// the process runs, Run keeps the key "<prefix>live:<owner>" set with a
+// short expiry (TTL, refreshed every Every); a clean shutdown deletes it,
+// a crash lets it expire. A claim
 // records its owner; whoever finds a claim whose owner is not Alive may take
 // it, and a restarted process whose instance name matches (SameInstance)
 // takes its own orphans back at once, without waiting for the key to
@@ -18,8 +19,8 @@
 //
 // Each owner has a key of its own, in whatever Redis Cluster slot its name
 // hashes to: Alive asks them with one pipelined EXISTS per owner, which the
-// cluster client splits by node. Expiry is Redis's (PX), so no local clock
-// decides anything here.
+// cluster client splits by node. Expiry is Redis's (PX); the local clock
+// (WithClock) only times a reader's second look at an owner it saw dead.
 package liveness
 
 import (
@@ -32,6 +33,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/jobalert/jobalert/internal/clock"
 )
 
 // Defaults: a key lives 6 s and is refreshed every 2 s, so two refreshes
@@ -50,6 +53,7 @@ type Liveness struct {
 	owner    string
 	ttl      time.Duration
 	every    time.Duration
+	clock    clock.Clock
 }
 
 // New returns the liveness of a process of instance (JOBALERT_INSTANCE),
@@ -61,7 +65,7 @@ func New(rdb redis.Cmdable, prefix, instance string) *Liveness {
 	boot := fmt.Sprintf("%016x%s", time.Now().UnixNano(), hex.EncodeToString(b))
 	return &Liveness{
 		rdb: rdb, prefix: prefix, instance: instance, owner: instance + "/" + boot,
-		ttl: DefaultTTL, every: DefaultEvery,
+		ttl: DefaultTTL, every: DefaultEvery, clock: clock.Real{},
 	}
 }
 
@@ -72,6 +76,17 @@ func (l *Liveness) WithTiming(ttl, every time.Duration) *Liveness {
 	return l
 }
 
+// WithClock sets the clock that readers measure Every with (Now); the
+// keys themselves expire in Redis's time. Tests move a clock.Fake.
+func (l *Liveness) WithClock(c clock.Clock) *Liveness {
+	l.clock = c
+	return l
+}
+
+// Now is the time of the liveness clock (the real time by default), which
+// readers use to tell when an owner seen dead may be looked at again.
+func (l *Liveness) Now() time.Time { return l.clock.Now() }
+
 // Owner is this process's owner id, "<instance>/<boot id>", to record in
 // every claim.
 func (l *Liveness) Owner() string { return l.owner }
@@ -79,6 +94,12 @@ func (l *Liveness) Owner() string { return l.owner }
 // TTL is how long a beat lasts: a process that stops beating looks dead
 // at most this long after its last beat.
 func (l *Liveness) TTL() time.Duration { return l.ttl }
+
+// Every is how often a running process beats: a key that was lost (a
+// Redis failover that dropped the last beat) is back within this long, so
+// a reader that saw an owner dead once looks again this much later before
+// it takes the owner's work.
+func (l *Liveness) Every() time.Duration { return l.every }
 
 func (l *Liveness) key(owner string) string { return l.prefix + "live:" + owner }
 

@@ -236,3 +236,61 @@ func (rc *RedisCluster) wait(tb testing.TB, timeout time.Duration, what string, 
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// MigrateSlot moves slot from the primary at from to the primary at to
+// while clients keep using it, as `redis-cli --cluster reshard` does:
+// IMPORTING on to, MIGRATING on from, the keys moved batch by batch
+// (batch keys a MIGRATE, so that clients meet ASK and TRYAGAIN on the
+// way), then SETSLOT NODE on every node. It returns how many keys moved.
+func (rc *RedisCluster) MigrateSlot(tb testing.TB, slot int, from, to string, batch int) int {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	node := func(addr string) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+		tb.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	src, dst := node(from), node(to)
+	srcID, err := src.ClusterMyID(ctx).Result()
+	if err != nil {
+		tb.Fatalf("CLUSTER MYID %s: %v", from, err)
+	}
+	dstID, err := dst.ClusterMyID(ctx).Result()
+	if err != nil {
+		tb.Fatalf("CLUSTER MYID %s: %v", to, err)
+	}
+	must := func(what string, err error) {
+		tb.Helper()
+		if err != nil {
+			tb.Fatalf("migrate slot %d from %s to %s: %s: %v", slot, from, to, what, err)
+		}
+	}
+	must("SETSLOT IMPORTING", dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err())
+	must("SETSLOT MIGRATING", src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err())
+	host, port, _ := net.SplitHostPort(to)
+	moved := 0
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, slot, batch).Result()
+		must("GETKEYSINSLOT", err)
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must("MIGRATE", src.Do(ctx, args...).Err())
+		moved += len(keys)
+	}
+	// The new owner first, then the old one, then the others, as
+	// redis-cli does.
+	must("SETSLOT NODE on the target", dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
+	must("SETSLOT NODE on the source", src.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
+	for _, a := range rc.Primaries {
+		if a != from && a != to {
+			must("SETSLOT NODE on "+a, node(a).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
+		}
+	}
+	return moved
+}
