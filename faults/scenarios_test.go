@@ -82,8 +82,9 @@ func TestScenario2ThreeReplicasOneKilled(t *testing.T) {
 	r := newRig(t, 2)
 	jobs := r.workload(600, 3000) // sized as scenario 1's
 
-	r.publish(jobEvents(jobs), 0)
-	r.logf("backlog of %d events published", len(jobs))
+	// The replicas are all fetching before the events come (as fast as
+	// NATS takes them), so that no replica finds the backlog gone while
+	// it loads its filters.
 	var svcs []*service
 	for i := range 3 {
 		svcs = append(svcs, r.spawn(fmt.Sprintf("replica-%d", i+1), nil))
@@ -92,6 +93,7 @@ func TestScenario2ThreeReplicasOneKilled(t *testing.T) {
 		s.waitReady()
 	}
 	stopScrape := r.scrapeEvery(200*time.Millisecond, svcs...)
+	p := r.publishInBackground(jobEvents(jobs), 0)
 
 	r.waitAcked(1200, 2*time.Minute)
 	victim := svcs[1]
@@ -100,6 +102,8 @@ func TestScenario2ThreeReplicasOneKilled(t *testing.T) {
 	killed := time.Now()
 	r.logf("killed -9 %s at ack floor %d; it had recorded %d events", victim.name, r.acked(), victim.recorded())
 
+	<-p.done
+	r.logf("%d events published", len(jobs))
 	res, _ := r.waitRecovered(killed, 4*time.Minute, 2*time.Second)
 	stopScrape()
 	total := 0
