@@ -456,7 +456,9 @@ func (d *Digester) release(ctx context.Context, id string) {
 }
 
 func (d *Digester) finish(ctx context.Context, id string, o outcome) outcome {
-	if err := d.store.FinishDigest(ctx, id); err != nil {
+	// Retried like email_done (persist): a digest left unfinished stays
+	// leased, and is looked at again only when its 2-minute lease runs out.
+	if err := d.persist(ctx, id, "finish digest", func() error { return d.store.FinishDigest(ctx, id) }); err != nil {
 		d.log.Warn("finish digest failed; it may be looked at again", "digest", id, "err", err)
 	}
 	return o
