@@ -111,7 +111,7 @@ func TestScenario10ClusterPartitionsKilled(t *testing.T) {
 	t.Parallel()
 	r := newClusterRig(t, 10)
 	r.durables = []string{"jobalert-p0", "jobalert-p1"}
-	jobs := r.workload(600, 3000)
+	jobs := r.workload(400, 2000) // sized as scenario 1's
 	r.publish(jobEvents(jobs), 0)
 	r.logf("backlog of %d events published", len(jobs))
 
