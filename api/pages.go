@@ -96,22 +96,24 @@ type view struct {
 // formValues are the subscription form's inputs as typed, so a page with
 // errors shows them again.
 type formValues struct {
-	Email            string
-	Keywords         string
-	ExcludeKeywords  string // one per line
-	Visa             map[string]bool
-	Locations        string // one per line
-	Remote           bool
-	MinSalary        string
-	Seniority        map[string]bool
-	Companies        string // one per line
-	ExcludeCompanies string // one per line
-	Tags             string // one per line
-	Frequency        string
-	Timezone         string
-	SendHour         int
-	WeeklyDay        string
-	AutoTZ           bool // let the script fill in the browser's zone
+	Email           string
+	Keywords        string
+	ExcludeKeywords string // one per line
+	Visa            map[string]bool
+	Locations       string // one per line
+	Remote          bool
+	MinSalary       string
+	// IncludeUnknownVisa: "also jobs that don't say" (docs/matching.md §4a).
+	IncludeUnknownVisa bool
+	Seniority          map[string]bool
+	Companies          string // one per line
+	ExcludeCompanies   string // one per line
+	Tags               string // one per line
+	Frequency          string
+	Timezone           string
+	SendHour           int
+	WeeklyDay          string
+	AutoTZ             bool // let the script fill in the browser's zone
 }
 
 var commonZones = []string{
@@ -188,6 +190,7 @@ func formFromSubscription(sub *store.Subscription) formValues {
 		Visa: map[string]bool{}, Seniority: map[string]bool{}, MinSalary: "",
 		Companies: lines(f.Companies), ExcludeCompanies: lines(f.ExcludeCompanies), Tags: lines(f.Tags),
 		Frequency: sub.Frequency, Timezone: sub.Timezone, SendHour: sub.SendHour, WeeklyDay: sub.WeeklyDay,
+		IncludeUnknownVisa: f.IncludeUnknownVisa,
 	}
 	for _, v := range f.VisaTypes {
 		fv.Visa[v] = true
@@ -231,21 +234,23 @@ func parseForm(r *http.Request, bad fieldErrors) (subscriptionInput, formValues)
 		Keywords:        r.PostFormValue("keywords"),
 		ExcludeKeywords: r.PostFormValue("exclude_keywords"),
 		Visa:            map[string]bool{}, Seniority: map[string]bool{},
-		Locations:        r.PostFormValue("locations"),
-		Remote:           r.PostFormValue("remote") != "",
-		MinSalary:        strings.TrimSpace(r.PostFormValue("min_salary")),
-		Companies:        r.PostFormValue("companies"),
-		ExcludeCompanies: r.PostFormValue("exclude_companies"),
-		Tags:             r.PostFormValue("tags"),
-		Frequency:        r.PostFormValue("frequency"),
-		Timezone:         strings.TrimSpace(r.PostFormValue("timezone")),
-		WeeklyDay:        r.PostFormValue("weekly_day"),
+		Locations:          r.PostFormValue("locations"),
+		Remote:             r.PostFormValue("remote") != "",
+		IncludeUnknownVisa: r.PostFormValue("include_unknown_visa") != "",
+		MinSalary:          strings.TrimSpace(r.PostFormValue("min_salary")),
+		Companies:          r.PostFormValue("companies"),
+		ExcludeCompanies:   r.PostFormValue("exclude_companies"),
+		Tags:               r.PostFormValue("tags"),
+		Frequency:          r.PostFormValue("frequency"),
+		Timezone:           strings.TrimSpace(r.PostFormValue("timezone")),
+		WeeklyDay:          r.PostFormValue("weekly_day"),
 	}
 	in := subscriptionInput{
 		Email: fv.Email, Frequency: fv.Frequency, Timezone: fv.Timezone, WeeklyDay: fv.WeeklyDay,
 		Filter: matcher.Filter{
 			Keywords: fv.Keywords, ExcludeKeywords: splitLines(fv.ExcludeKeywords), Locations: splitLines(fv.Locations),
 			Companies: splitLines(fv.Companies), ExcludeCompanies: splitLines(fv.ExcludeCompanies), Tags: splitLines(fv.Tags),
+			IncludeUnknownVisa: fv.IncludeUnknownVisa,
 		},
 	}
 	for _, v := range r.PostForm["visa_types"] {
