@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/mail"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -164,6 +165,32 @@ func (s *Server) liftSuppression(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("suppression lifted", "email", redact.Address(addr), "was_suppressed", lifted, "by", "admin")
 	writeJSON(w, http.StatusOK, map[string]bool{"lifted": lifted})
+}
+
+// lookupJob is POST /v1/admin/jobs/lookup with {"id": "..."}: the job the
+// id's events are recorded under and why (docs/events.md, Reposts). The id
+// goes in the body: job ids may hold any character but control ones.
+func (s *Server) lookupJob(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		bodyError(w, err)
+		return
+	}
+	var req struct {
+		ID string `json:"id"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || strings.TrimSpace(req.ID) == "" {
+		writeError(w, http.StatusBadRequest, codeInvalid, "invalid field(s)", map[string]string{"id": "required: the body must be {\"id\":\"<job id>\"}"})
+		return
+	}
+	info, err := s.deps.Store.RepostLookup(r.Context(), strings.TrimSpace(req.ID))
+	if err != nil {
+		s.adminStoreError(w, "job lookup", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
 }
 
 // dlqOrUnavailable returns the DLQ, or answers 503 when this process has

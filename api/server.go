@@ -134,6 +134,7 @@ type Store interface {
 	Stats(ctx context.Context) (store.Stats, error)
 	SuppressionCounts(ctx context.Context) (suppressed, bounceCounts int64, err error)
 	LiftSuppression(ctx context.Context, email string) (bool, error)
+	RepostLookup(ctx context.Context, id string) (store.RepostInfo, error)
 }
 
 // Tokens issues and verifies link tokens; *token.Signer is the real one.
@@ -314,6 +315,7 @@ func (s *Server) table() []route {
 		{"GET", "/v1/admin/stats", s.requireAdmin(s.stats)},
 		{"GET", "/v1/admin/suppressions", s.requireAdmin(s.suppressions)},
 		{"POST", "/v1/admin/suppressions/lift", s.requireAdmin(s.liftSuppression)},
+		{"POST", "/v1/admin/jobs/lookup", s.requireAdmin(s.lookupJob)},
 		{"GET", "/v1/admin/jobs/dead-letters", s.requireAdmin(s.listDeadEvents)},
 		{"GET", "/v1/admin/jobs/dead-letters/{seq}", s.requireAdmin(s.getDeadEvent)},
 		{"POST", "/v1/admin/jobs/dead-letters/{seq}/replay", s.requireAdmin(s.replayDeadEvent)},

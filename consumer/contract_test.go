@@ -387,7 +387,7 @@ func TestSchemaAgreesWithDecoderOnForms(t *testing.T) {
 		{"locations", `[]`, ""},
 		{"description", `"line 1\n\tline 2"`, ""},
 		{"source", `{"board":"example"}`, ""},
-		{"visa_sponsorship", `"Unknown"`, ""},
+		{"visa_sponsorship", `"unknown"`, ""},
 		{"visa_sponsorship", `"maybe"`, "visa_sponsorship"},
 		{"canonical_id", `"a\u0001b"`, "canonical_id"},
 		{"canonical_id", `"role-7"`, ""},

@@ -142,7 +142,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		return fmt.Errorf("%s: %w", connect.RedisTarget(cfg), redact.Wrap(err))
 	}
 	a.store = store.New(a.rdb, store.Config{
-		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
+		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, RepostWindow: cfg.RepostWindow, PendingLimit: 4 * cfg.DigestCap,
 		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"), PreviousAddressKeys: previousAddressKeys,
 		RecordLease: deps.recordLease,
 	})
@@ -206,6 +206,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		}
 		a.consumer = consumer.New(a.js, consumer.Config{Stream: cfg.Stream, Consumer: cfg.Durable, Batch: cfg.ConsumerBatch, InFlight: cfg.ConsumerInFlight,
 			RecordTimeout: deps.recordTimeout, ShutdownTimeout: a.budget.grace()}, a.index, rec, log, a.m.consumer)
+		a.consumer.UseReposts(a.store)
 		if err := a.store.CheckRecordTimeout(a.consumer.RecordTimeout()); err != nil {
 			return fmt.Errorf("consumer: %w", err)
 		}
