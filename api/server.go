@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -204,6 +205,9 @@ type Deps struct {
 	Metrics http.Handler
 	Emails  EmailCounter
 	Logger  *slog.Logger
+	// Preview answers POST /v1/preview and the form's Preview button; nil:
+	// they answer 503 and the form shows no preview.
+	Preview Previewer
 }
 
 // Server serves the API and the pages.
@@ -218,7 +222,8 @@ type Server struct {
 	// allowedOrigin holds AllowedOrigins, for the CORS answers.
 	allowedOrigin map[string]bool
 	routes        []route
-	admin         [32]byte // sha256 of the admin token
+	admin         [32]byte      // sha256 of the admin token
+	previews      chan struct{} // one slot per preview running (previewAllowed)
 }
 
 // route is one registered pattern. Routes are declared once, in
@@ -261,6 +266,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cop:    http.NewCrossOriginProtection(),
 		signup: http.NewCrossOriginProtection(),
 		admin:  sha256.Sum256([]byte(cfg.AdminToken)),
+		// Previews are CPU only: a few per core keep the answers
+		// fast and the rest of the server responsive.
+		previews: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 	}
 	for _, c := range []*http.CrossOriginProtection{s.cop, s.signup} {
 		if err := c.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
@@ -293,6 +301,8 @@ func (s *Server) table() []route {
 		{"GET", "/readyz", s.readyz},
 		{"GET", "/metrics", s.metrics},
 
+		{"POST", "/v1/preview", s.previewJSON},
+		{"OPTIONS", "/v1/preview", s.preflight},
 		{"POST", "/v1/subscriptions", s.createSubscription},
 		{"OPTIONS", "/v1/subscriptions", s.preflight},
 		{"GET", "/v1/subscriptions/{id}", s.requireAdmin(s.getSubscription)},

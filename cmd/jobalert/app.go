@@ -24,6 +24,7 @@ import (
 	"github.com/jobalert/jobalert/internal/redact"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
+	"github.com/jobalert/jobalert/preview"
 	"github.com/jobalert/jobalert/store"
 	"github.com/jobalert/jobalert/token"
 	"github.com/jobalert/jobalert/webhook"
@@ -66,6 +67,7 @@ type app struct {
 	rdb    *redis.Client
 	store  *store.Redis
 	index  *liveIndex
+	recent *preview.Recent // the live preview's jobs (api role)
 
 	signer   *token.Signer
 	render   *notifier.Renderer
@@ -230,6 +232,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	}
 
 	if r.api {
+		a.recent = preview.New()
 		ln := deps.listener
 		if ln == nil {
 			if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -326,6 +329,7 @@ func (a *app) Run(ctx context.Context) error {
 		start("webhooks", a.hooks.Run)
 	}
 	if a.roles.api {
+		start("live preview", a.followPreview)
 		start("http", func(context.Context) error {
 			if err := a.http.Serve(a.listener); !errors.Is(err, http.ErrServerClosed) {
 				return err
