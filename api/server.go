@@ -297,6 +297,9 @@ func (s *Server) table() []route {
 		{"GET", "/{$}", s.subscribePage},
 		{"POST", "/{$}", s.subscribeForm},
 		{"GET", "/static/{file}", s.static},
+		{"GET", "/embed", s.embedPage},
+		{"POST", "/embed", s.embedForm},
+		{"GET", "/embed.js", s.embedScript},
 		{"GET", "/healthz", s.healthz},
 		{"GET", "/readyz", s.readyz},
 		{"GET", "/metrics", s.metrics},
@@ -390,12 +393,20 @@ func (s *Server) methodNotAllowed(allow string) http.HandlerFunc {
 // headers sets the security headers on every response.
 func (s *Server) headers(next http.Handler) http.Handler {
 	hsts := strings.HasPrefix(s.cfg.PublicURL, "https://")
+	const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+		"form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors "
+	// The embedded form alone may be framed, by this site and the
+	// allowed origins (docs/embed.md, docs/security.md).
+	embedAncestors := strings.Join(append([]string{"'self'"}, s.cfg.AllowedOrigins...), " ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "+
-			"form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'")
+		if r.URL.Path == "/embed" {
+			h.Set("Content-Security-Policy", csp+embedAncestors)
+		} else {
+			h.Set("Content-Security-Policy", csp+"'none'")
+			h.Set("X-Frame-Options", "DENY")
+		}
 		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		if hsts {
