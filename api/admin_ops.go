@@ -117,6 +117,11 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		s.adminStoreError(w, "stats", err)
 		return
 	}
+	feedback, err := s.deps.Store.UnsubscribeFeedback(r.Context())
+	if err != nil {
+		s.adminStoreError(w, "unsubscribe feedback", err)
+		return
+	}
 	type subscriptions struct {
 		Total                int                       `json:"total"`
 		ByStatus             map[string]int            `json:"by_status"`
@@ -131,10 +136,14 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		Outbox        int64         `json:"outbox"`
 		Suppressed    int64         `json:"suppressed"`
 		BounceCounts  int64         `json:"bounce_counts"`
+		// UnsubscribeReasons counts the answers of the question after an
+		// unsubscribe, and switched_weekly those who took weekly instead.
+		UnsubscribeReasons map[string]int64 `json:"unsubscribe_reasons"`
 	}{
 		Subscriptions: subscriptions{Total: st.Subscriptions, ByStatus: st.ByStatus, ByFrequency: st.ByFrequency,
 			ByStatusAndFrequency: st.ByStatusAndFrequency, WithPendingItems: st.SubscriptionsWithPending},
 		PendingItems: st.PendingItems, Due: st.Due, Outbox: st.Outbox, Suppressed: st.Suppressed, BounceCounts: st.BounceCounts,
+		UnsubscribeReasons: feedback,
 	})
 }
 

@@ -20,7 +20,7 @@ import (
 
 // Page templates under templates/web, each rendered inside web/layout.html
 // with the shared form fields of web/fields.html.
-var pageNames = []string{"subscribe", "inbox", "confirm", "message", "unsubscribe", "manage", "action"}
+var pageNames = []string{"subscribe", "inbox", "confirm", "message", "unsubscribe", "unsubscribed", "manage", "action"}
 
 // Static files under templates/web served at /static/.
 var staticFiles = map[string]string{

@@ -135,6 +135,8 @@ type Store interface {
 	Stats(ctx context.Context) (store.Stats, error)
 	SuppressionCounts(ctx context.Context) (suppressed, bounceCounts int64, err error)
 	LiftSuppression(ctx context.Context, email string) (bool, error)
+	RecordUnsubscribeReason(ctx context.Context, subID, reason string) (bool, error)
+	UnsubscribeFeedback(ctx context.Context) (map[string]int64, error)
 	RepostLookup(ctx context.Context, id string) (store.RepostInfo, error)
 }
 
@@ -316,6 +318,7 @@ func (s *Server) table() []route {
 		{"POST", "/v1/confirm", s.confirm},
 		{"GET", "/v1/unsubscribe", s.unsubscribePage},
 		{"POST", "/v1/unsubscribe", s.unsubscribe},
+		{"POST", "/v1/unsubscribe/feedback", s.unsubscribeFeedback},
 		{"GET", "/v1/manage", s.managePage},
 		{"POST", "/v1/manage", s.manage},
 		{"GET", "/v1/manage/delete-all", s.deleteAllPage},

@@ -20,7 +20,7 @@ const adminUsage = `Usage: jobalert admin COMMAND [flags] [ARG]
 
 Commands (each answers --help):
   find EMAIL                          every subscription of an address, and whether it is suppressed
-  stats                               subscriptions by status and frequency, pending items, outbox
+  stats                               subscriptions by status and frequency, pending items, outbox, unsubscribe reasons
   dlq list [--after SEQ] [--limit N]  poison job events in JOBS_DLQ, oldest first
   dlq show SEQ                        one poison event, with its data
   dlq replay SEQ                      publish it again to JOBS and remove it from the DLQ
@@ -52,7 +52,7 @@ var adminCommands = map[string]adminCommand{
 		},
 	},
 	"stats": {
-		usage: "admin stats [--url URL]\n\nPrints subscriptions by status and frequency, pending items, the due schedule,\nthe outbox and the suppression list's size. It reads every subscription.",
+		usage: "admin stats [--url URL]\n\nPrints subscriptions by status and frequency, pending items, the due schedule,\nthe outbox, the suppression list's size and the answers to the question after\nan unsubscribe (unsubscribe_reasons). It reads every subscription.",
 		call: func([]string, url.Values) (string, string, any) {
 			return http.MethodGet, "/v1/admin/stats", nil
 		},
