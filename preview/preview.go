@@ -44,10 +44,11 @@ type Item struct {
 
 // entry is one job held.
 type entry struct {
-	item  Item
-	at    int64 // PostedAt in Unix seconds, for the time checks
-	p     *matcher.PreparedJob
-	alive bool
+	item    Item
+	at      int64 // PostedAt in Unix seconds, for the time checks
+	p       *matcher.PreparedJob
+	alive   bool
+	aliases []string // PutAliased's, kept for compact
 }
 
 // Recent is the set of recent jobs. It is safe for concurrent use: any
@@ -56,6 +57,10 @@ type Recent struct {
 	mu   sync.RWMutex
 	jobs []entry
 	byID map[string]int32
+	// alias maps a repost alias to the id of the job it names, and of
+	// maps the id of a posting collapsed into another job to that job's.
+	alias map[string]string
+	of    map[string]string
 
 	// Posting lists: the job indexes having each value. A job removed or
 	// replaced stays in them, dead, until compact.
@@ -71,7 +76,7 @@ type Recent struct {
 // New returns an empty set.
 func New() *Recent {
 	return &Recent{byID: map[string]int32{}, tokens: map[string][]int32{}, companies: map[string][]int32{},
-		locComps: map[string][]int32{}, tags: map[string][]int32{}}
+		locComps: map[string][]int32{}, tags: map[string][]int32{}, alias: map[string]string{}, of: map[string]string{}}
 }
 
 // Len returns the number of jobs held.
@@ -84,7 +89,14 @@ func (r *Recent) Len() int {
 // Put adds a job, or replaces the one held under its id. seen is when it
 // was first seen; the job's time is its posted_at, or seen when it has
 // none or one later than seen.
-func (r *Recent) Put(j *matcher.Job, seen time.Time) {
+func (r *Recent) Put(j *matcher.Job, seen time.Time) { r.PutAliased(j, seen, nil) }
+
+// PutAliased is Put for a job event of the stream, with the job's repost
+// aliases (store.RepostAliases, as strings): a job one of whose aliases
+// names another job held is that job, as the consumer records it
+// (docs/events.md, Reposts), so a repost is not counted twice. Later
+// events and the close of the collapsed id apply to that job too.
+func (r *Recent) PutAliased(j *matcher.Job, seen time.Time, aliases []string) {
 	at := j.PostedAt
 	if at.IsZero() || at.After(seen) {
 		at = seen
@@ -95,13 +107,38 @@ func (r *Recent) Put(j *matcher.Job, seen time.Time) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if i, ok := r.byID[j.ID]; ok {
+	id := j.ID
+	if of, ok := r.of[id]; ok {
+		id = of
+	} else if _, held := r.byID[id]; !held {
+		for _, a := range aliases {
+			if other, ok := r.alias[a]; ok && other != id {
+				if _, alive := r.byID[other]; alive {
+					r.of[id] = other
+					id = other
+					break
+				}
+			}
+		}
+	}
+	e.item.ID, e.aliases = id, aliases
+	for _, a := range aliases {
+		if _, ok := r.alias[a]; !ok {
+			r.alias[a] = id
+		} else if _, alive := r.byID[r.alias[a]]; !alive {
+			r.alias[a] = id
+		}
+	}
+	if i, ok := r.byID[id]; ok {
 		r.jobs[i].alive = false
 		r.dead++
+		if len(aliases) == 0 {
+			e.aliases = r.jobs[i].aliases
+		}
 	}
 	i := int32(len(r.jobs))
 	r.jobs = append(r.jobs, e)
-	r.byID[j.ID] = i
+	r.byID[id] = i
 	r.post(i, e.p)
 	r.maybeCompact()
 }
@@ -110,6 +147,9 @@ func (r *Recent) Put(j *matcher.Job, seen time.Time) {
 func (r *Recent) Remove(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if of, ok := r.of[id]; ok {
+		id = of
+	}
 	if i, ok := r.byID[id]; ok {
 		r.jobs[i].alive = false
 		r.dead++
@@ -169,12 +209,22 @@ func (r *Recent) maybeCompact() {
 	r.jobs, r.dead, r.remote, r.visa = nil, 0, nil, [16][]int32{}
 	r.byID, r.tokens, r.companies = map[string]int32{}, map[string][]int32{}, map[string][]int32{}
 	r.locComps, r.tags = map[string][]int32{}, map[string][]int32{}
+	oldOf := r.of
+	r.alias, r.of = map[string]string{}, map[string]string{}
 	for _, e := range old {
 		if e.alive {
 			i := int32(len(r.jobs))
 			r.jobs = append(r.jobs, e)
 			r.byID[e.item.ID] = i
 			r.post(i, e.p)
+			for _, a := range e.aliases {
+				r.alias[a] = e.item.ID
+			}
+		}
+	}
+	for from, to := range oldOf {
+		if _, ok := r.byID[to]; ok {
+			r.of[from] = to
 		}
 	}
 }

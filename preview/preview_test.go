@@ -216,3 +216,28 @@ func report(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50_us")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99_us")
 }
+
+// A repost put with the aliases of its role is the job it reposts: it
+// counts once, shows the newest posting, and its close removes the job.
+func TestPreviewCollapsesReposts(t *testing.T) {
+	r := preview.New()
+	r.PutAliased(&matcher.Job{ID: "a", Title: "Go Engineer", Company: "Acme", URL: "https://x/a", PostedAt: now.Add(-48 * time.Hour)}, now, []string{"role:acme/go"})
+	r.PutAliased(&matcher.Job{ID: "b", Title: "Go Engineer", Company: "Acme", URL: "https://x/b", PostedAt: now.Add(-time.Hour)}, now, []string{"role:acme/go"})
+	r.PutAliased(&matcher.Job{ID: "c", Title: "Go Developer", Company: "Globex", PostedAt: now.Add(-time.Hour)}, now, []string{"role:globex/go"})
+	got, err := r.Preview(matcher.Filter{Keywords: "go"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Last7Days != 2 || r.Len() != 2 {
+		t.Fatalf("after a repost: got %d jobs (%d held) want 2", got.Last7Days, r.Len())
+	}
+	for _, it := range got.Newest {
+		if it.Company == "Acme" && it.URL != "https://x/b" {
+			t.Errorf("the reposted job: got url %q want the newest posting's", it.URL)
+		}
+	}
+	r.Remove("b") // the repost's own id closes the job
+	if r.Len() != 1 {
+		t.Errorf("after closing the repost's id: got %d jobs held want 1", r.Len())
+	}
+}

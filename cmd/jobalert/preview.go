@@ -11,6 +11,7 @@ import (
 	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/preview"
+	"github.com/jobalert/jobalert/store"
 )
 
 // previewOverlap is how far before the end of the record scan the preview
@@ -95,5 +96,12 @@ func (a *app) previewEvent(msg jetstream.Msg) {
 		a.recent.Remove(ev.Job.ID)
 		return
 	}
-	a.recent.Put(&ev.Job, seen)
+	// A repost counts once in the preview, as the consumer records it.
+	var aliases []string
+	if a.cfg.RepostWindow > 0 {
+		for reason, v := range store.RepostAliases(&ev.Job) {
+			aliases = append(aliases, string(reason)+"\x00"+v)
+		}
+	}
+	a.recent.PutAliased(&ev.Job, seen, aliases)
 }
