@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"strings"
 	"time"
 )
 
@@ -46,12 +47,13 @@ const (
 // §4a): VisaSponsorship when it is "yes", "no" or "unknown" (any case),
 // otherwise "yes" when the job lists visa types and "unknown" when not.
 func (j *Job) Sponsorship() string {
-	switch lowerRunes(j.VisaSponsorship) {
-	case SponsorshipYes:
+	// EqualFold, not lower-casing: Match allocates nothing.
+	switch s := j.VisaSponsorship; {
+	case strings.EqualFold(s, SponsorshipYes):
 		return SponsorshipYes
-	case SponsorshipNo:
+	case strings.EqualFold(s, SponsorshipNo):
 		return SponsorshipNo
-	case SponsorshipUnknown:
+	case strings.EqualFold(s, SponsorshipUnknown):
 		return SponsorshipUnknown
 	}
 	if len(j.VisaTypes) > 0 {
