@@ -7,11 +7,13 @@ import (
 	"github.com/jobalert/jobalert/jobevent"
 )
 
-// Reposts tells which job an event is about before it is recorded
-// (docs/events.md, "Reposts"): store.Redis.ResolveRepost. It must be
-// idempotent: a redelivered event gets the answer its first delivery got.
+// Reposts tells which job each event of a batch is about before it is
+// recorded (docs/events.md, "Reposts"): store.Redis.ResolveReposts. It
+// answers one Repost per event, in order, as if the events were resolved
+// one after the other, and must be idempotent: a redelivered event gets
+// the answer its first delivery got.
 type Reposts interface {
-	ResolveRepost(ctx context.Context, ev jobevent.Event) (jobevent.Repost, error)
+	ResolveReposts(ctx context.Context, evs []jobevent.Event) ([]jobevent.Repost, error)
 }
 
 // UseReposts makes the consumer collapse reposts with r: a jobs.created
@@ -27,11 +29,19 @@ func (c *Consumer) resolveReposts(ctx context.Context, items []*item) error {
 	if c.reposts == nil {
 		return nil
 	}
-	for _, it := range items {
-		rp, err := c.reposts.ResolveRepost(ctx, it.ev)
-		if err != nil {
-			return fmt.Errorf("resolve reposts: %w", err)
-		}
+	evs := make([]jobevent.Event, len(items))
+	for i, it := range items {
+		evs[i] = it.ev
+	}
+	rps, err := c.reposts.ResolveReposts(ctx, evs)
+	if err != nil {
+		return fmt.Errorf("resolve reposts: %w", err)
+	}
+	if len(rps) != len(items) {
+		return fmt.Errorf("resolve reposts: %d answers for %d events", len(rps), len(items))
+	}
+	for i, it := range items {
+		rp := rps[i]
 		if it.ev.Kind == jobevent.Created {
 			it.repost = repostDecision(rp.Reason)
 		}

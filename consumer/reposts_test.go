@@ -15,14 +15,18 @@ import (
 // call fails, as Redis might.
 type fakeReposts struct{ calls atomic.Int32 }
 
-func (f *fakeReposts) ResolveRepost(_ context.Context, ev jobevent.Event) (jobevent.Repost, error) {
+func (f *fakeReposts) ResolveReposts(_ context.Context, evs []jobevent.Event) ([]jobevent.Repost, error) {
 	if f.calls.Add(1) == 1 {
-		return jobevent.Repost{}, errors.New("redis down")
+		return nil, errors.New("redis down")
 	}
-	if len(ev.Job.ID) > 2 && ev.Job.ID[:2] == "r-" {
-		return jobevent.Repost{Of: ev.Job.ID[2:], Reason: jobevent.RepostSameRole}, nil
+	out := make([]jobevent.Repost, len(evs))
+	for i, ev := range evs {
+		out[i] = jobevent.Repost{Of: ev.Job.ID}
+		if len(ev.Job.ID) > 2 && ev.Job.ID[:2] == "r-" {
+			out[i] = jobevent.Repost{Of: ev.Job.ID[2:], Reason: jobevent.RepostSameRole}
+		}
 	}
-	return jobevent.Repost{Of: ev.Job.ID}, nil
+	return out, nil
 }
 
 // A jobs.created resolved to another job is recorded as a jobs.updated of

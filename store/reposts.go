@@ -99,12 +99,6 @@ func (s *Redis) aliases(j *matcher.Job) []alias {
 	return out
 }
 
-// ResolveRepost resolves ev with the configured RepostWindow at the current
-// time: ResolveRepostAt.
-func (s *Redis) ResolveRepost(ctx context.Context, ev jobevent.Event) (jobevent.Repost, error) {
-	return s.ResolveRepostAt(ctx, ev, s.cfg.RepostWindow, time.Now())
-}
-
 // ResolveRepostAt returns the job id ev is to be recorded under (see the
 // comment above). A jobs.created resolves through its aliases when window
 // is positive; a jobs.updated or jobs.closed, and a redelivered

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,20 +29,27 @@ func mustRepostStore(t *testing.T) *store.Redis {
 // next posting of the role. (Nothing expires within a test.)
 type repostModel struct {
 	alias  map[string]string // "reason\x00value" -> job id
-	of     map[string]string // event id -> job id, once resolved
-	closed map[string]bool
+	of     map[string]jobevent.Repost // event id -> its answer, once resolved
+	closed map[string]int    // job id -> the number of the event that closed it
 }
 
 func newRepostModel() *repostModel {
-	return &repostModel{alias: map[string]string{}, of: map[string]string{}, closed: map[string]bool{}}
+	return &repostModel{alias: map[string]string{}, of: map[string]jobevent.Repost{}, closed: map[string]int{}}
 }
 
-func (m *repostModel) resolve(ev jobevent.Event) jobevent.Repost {
+// closedAt reports whether job was closed by event n or an earlier one.
+func (m *repostModel) closedAt(job string, n int) bool {
+	c, ok := m.closed[job]
+	return ok && c <= n
+}
+
+// resolve is the rule for event number n of the stream.
+func (m *repostModel) resolve(ev jobevent.Event, n int) jobevent.Repost {
 	id := ev.Job.ID
 	var got jobevent.Repost
 	switch of, ok := m.of[id]; {
 	case ok:
-		got = jobevent.Repost{Of: of}
+		got = of
 	case ev.Kind != jobevent.Created:
 		got = jobevent.Repost{Of: id}
 	default:
@@ -53,8 +61,8 @@ func (m *repostModel) resolve(ev jobevent.Event) jobevent.Repost {
 			if !ok {
 				continue
 			}
-			if j, ok := m.alias[string(r)+"\x00"+v]; ok && j != id && !m.closed[j] {
-				got = jobevent.Repost{Of: j}
+			if j, ok := m.alias[string(r)+"\x00"+v]; ok && j != id && !m.closedAt(j, n) {
+				got = jobevent.Repost{Of: j, Reason: r}
 				break
 			}
 		}
@@ -68,10 +76,12 @@ func (m *repostModel) resolve(ev jobevent.Event) jobevent.Repost {
 				m.alias[k] = got.Of
 			}
 		}
-		m.of[id] = got.Of
+		m.of[id] = got
 	}
 	if ev.Kind == jobevent.Closed {
-		m.closed[got.Of] = true
+		if _, ok := m.closed[got.Of]; !ok {
+			m.closed[got.Of] = n
+		}
 	}
 	return got
 }
@@ -100,6 +110,63 @@ func TestRepostsAgainstModel(t *testing.T) {
 		var ids []string
 		var events []jobevent.Event
 		holds := map[string]map[string]bool{} // sub -> jobs it was matched with
+		// Even seeds resolve one event at a time (ResolveRepostAt), odd
+		// ones in batches of 1 to 8 (ResolveRepostsAt), as the consumer.
+		batched := seed%2 == 1
+		var batch []jobevent.Event
+		var wants []jobevent.Repost
+		var nums []int // each batch event's number in the stream
+		flush := func() {
+			var got []jobevent.Repost
+			if batched {
+				var err error
+				if got, err = s.ResolveRepostsAt(ctx, batch, time.Hour, t0); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				for _, ev := range batch {
+					r, err := s.ResolveRepostAt(ctx, ev, time.Hour, t0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, r)
+				}
+			}
+			for i, ev := range batch {
+				if got[i].Of != wants[i].Of || got[i].Reason != wants[i].Reason {
+					t.Fatalf("seed %d: %s %s: got %+v want %+v", seed, ev.Kind, ev.Job.ID, got[i], wants[i])
+				}
+				if ev.Kind == jobevent.Created && got[i].Of != ev.Job.ID {
+					collapsed++
+				}
+				rec := ev
+				rec.Job.ID = got[i].Of
+				if rec.Kind == jobevent.Created && got[i].Of != ev.Job.ID {
+					rec.Kind = jobevent.Updated
+				}
+				var matched []string
+				if rec.Kind != jobevent.Closed {
+					for _, sub := range subs {
+						if r.IntN(2) == 0 {
+							matched = append(matched, sub.ID)
+						}
+					}
+				}
+				if _, err := s.RecordResults(ctx, []jobevent.Matched{{Event: rec, SubscriptionIDs: matched}}, t0); err != nil {
+					t.Fatal(err)
+				}
+				if !m.closedAt(got[i].Of, nums[i]) {
+					for _, id := range matched {
+						if holds[id] == nil {
+							holds[id] = map[string]bool{}
+						}
+						holds[id][got[i].Of] = true
+					}
+				}
+			}
+			batch, wants, nums = batch[:0], wants[:0], nums[:0]
+		}
+		size := 1 + r.IntN(8)
 		for step := range 60 {
 			var ev jobevent.Event
 			switch k := r.IntN(10); {
@@ -123,44 +190,15 @@ func TestRepostsAgainstModel(t *testing.T) {
 				continue // closes are rare, or every role ends up new
 			}
 			events = append(events, ev)
-			want := m.resolve(ev)
-			got, err := s.ResolveRepostAt(ctx, ev, time.Hour, t0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Of != want.Of {
-				t.Fatalf("seed %d step %d: %s %s: got of %q want %q", seed, step, ev.Kind, ev.Job.ID, got.Of, want.Of)
-			}
-			if ev.Kind == jobevent.Created && got.Of != ev.Job.ID {
-				collapsed++
-			}
-			rec := ev
-			rec.Job.ID = got.Of
-			if rec.Kind == jobevent.Created && got.Of != ev.Job.ID {
-				rec.Kind = jobevent.Updated
-			}
-			var matched []string
-			if rec.Kind != jobevent.Closed {
-				for _, sub := range subs {
-					if r.IntN(2) == 0 {
-						matched = append(matched, sub.ID)
-					}
-				}
-			}
-			if _, err := s.RecordResults(ctx, []jobevent.Matched{{Event: rec, SubscriptionIDs: matched}}, t0); err != nil {
-				t.Fatal(err)
-			}
-			if !m.closed[got.Of] || rec.Kind == jobevent.Closed {
-				for _, id := range matched {
-					if holds[id] == nil {
-						holds[id] = map[string]bool{}
-					}
-					if !m.closed[got.Of] {
-						holds[id][got.Of] = true
-					}
-				}
+			batch = append(batch, ev)
+			wants = append(wants, m.resolve(ev, len(events)))
+			nums = append(nums, len(events))
+			if len(batch) >= size {
+				flush()
+				size = 1 + r.IntN(8)
 			}
 		}
+		flush()
 		for _, sub := range subs {
 			items := pending(t, s, sub.ID)
 			if got, want := len(items), len(holds[sub.ID]); got != want {
@@ -256,5 +294,51 @@ func TestRepostAliases(t *testing.T) {
 		if a[k] != v {
 			t.Errorf("alias %s: got %q want %q", k, a[k], v)
 		}
+	}
+}
+
+// Consumers resolving batches at once (replicas, two batches in flight)
+// agree: every posting of one role ends up under one job, whoever won
+// each alias.
+func TestRepostsResolvedConcurrently(t *testing.T) {
+	ctx := context.Background()
+	s := mustRepostStore(t)
+	roles := []string{"Backend Engineer", "Data Engineer", "SRE", "Designer"}
+	const workers, perWorker = 4, 40
+	got := make([][]jobevent.Repost, workers)
+	evs := make([][]jobevent.Event, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		for i := range perWorker {
+			role := roles[(w+i)%len(roles)]
+			evs[w] = append(evs[w], jobevent.Event{Kind: jobevent.Created, Job: matcher.Job{
+				ID: fmt.Sprintf("w%d-%d", w, i), Title: role, Company: "Acme", Locations: []string{"Seattle, WA"}}})
+		}
+		wg.Go(func() {
+			for b := 0; b < perWorker; b += 5 {
+				r, err := s.ResolveRepostsAt(ctx, evs[w][b:b+5], time.Hour, t0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[w] = append(got[w], r...)
+			}
+		})
+	}
+	wg.Wait()
+	of := map[string]string{} // role -> the job its postings are
+	for w := range workers {
+		for i, r := range got[w] {
+			role := evs[w][i].Job.Title
+			if of[role] == "" {
+				of[role] = r.Of
+			}
+			if r.Of != of[role] {
+				t.Errorf("%s (%s): got of %q, another posting of the role got %q", evs[w][i].Job.ID, role, r.Of, of[role])
+			}
+		}
+	}
+	if len(of) != len(roles) {
+		t.Errorf("got %d jobs for %d roles", len(of), len(roles))
 	}
 }
