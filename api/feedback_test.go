@@ -75,3 +75,21 @@ func TestUnsubscribeReason(t *testing.T) {
 		}
 	}
 }
+
+// POST /v1/admin/jobs/lookup: which job an id's events are recorded under.
+func TestAdminJobLookup(t *testing.T) {
+	e := newEnv(t)
+	auth := []string{"Content-Type", "application/json", "Authorization", "Bearer " + adminToken}
+	res := e.do("POST", "/v1/admin/jobs/lookup", `{"id":"never-seen"}`, auth...)
+	if res.status != 200 || !strings.Contains(res.body, `"id":"never-seen","of":"","reason":""`) {
+		t.Errorf("unknown id: got %d %s", res.status, res.body)
+	}
+	for _, body := range []string{`{}`, `{"id":"  "}`, `{"job":"x"}`, `[]`} {
+		if res := e.do("POST", "/v1/admin/jobs/lookup", body, auth...); res.status != 400 || res.fields(t)["id"] == "" {
+			t.Errorf("%s: got %d %s want 400 naming id", body, res.status, res.body)
+		}
+	}
+	if res := e.do("POST", "/v1/admin/jobs/lookup", `{"id":"x"}`, "Content-Type", "application/json"); res.status != 401 {
+		t.Errorf("without the admin token: got %d want 401", res.status)
+	}
+}

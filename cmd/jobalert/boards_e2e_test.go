@@ -46,7 +46,10 @@ func TestRepostReachesOnlyNewSubscribers(t *testing.T) {
 	}
 	info, err := s.app.store.RepostLookup(context.Background(), "b1-repost")
 	if err != nil || info.Of != "b1-orig" || info.Reason != jobevent.RepostSameRole {
-		t.Errorf("admin job b1-repost: got %+v, %v want of b1-orig by same_role", info, err)
+		t.Errorf("lookup b1-repost: got %+v, %v want of b1-orig by same_role", info, err)
+	}
+	if out := s.admin("job", "b1-repost"); !strings.Contains(out, `"of": "b1-orig"`) || !strings.Contains(out, `"reason": "same_role"`) {
+		t.Errorf("jobalert admin job b1-repost: got %s want of b1-orig, reason same_role", out)
 	}
 }
 
