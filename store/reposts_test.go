@@ -28,9 +28,9 @@ func mustRepostStore(t *testing.T) *store.Redis {
 // then that job's for good; a closed job's aliases are taken over by the
 // next posting of the role. (Nothing expires within a test.)
 type repostModel struct {
-	alias  map[string]string // "reason\x00value" -> job id
+	alias  map[string]string          // "reason\x00value" -> job id
 	of     map[string]jobevent.Repost // event id -> its answer, once resolved
-	closed map[string]int    // job id -> the number of the event that closed it
+	closed map[string]int             // job id -> the number of the event that closed it
 }
 
 func newRepostModel() *repostModel {
