@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/mail"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -116,6 +117,11 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		s.adminStoreError(w, "stats", err)
 		return
 	}
+	feedback, err := s.deps.Store.UnsubscribeFeedback(r.Context())
+	if err != nil {
+		s.adminStoreError(w, "unsubscribe feedback", err)
+		return
+	}
 	type subscriptions struct {
 		Total                int                       `json:"total"`
 		ByStatus             map[string]int            `json:"by_status"`
@@ -130,10 +136,14 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		Outbox        int64         `json:"outbox"`
 		Suppressed    int64         `json:"suppressed"`
 		BounceCounts  int64         `json:"bounce_counts"`
+		// UnsubscribeReasons counts the answers of the question after an
+		// unsubscribe, and switched_weekly those who took weekly instead.
+		UnsubscribeReasons map[string]int64 `json:"unsubscribe_reasons"`
 	}{
 		Subscriptions: subscriptions{Total: st.Subscriptions, ByStatus: st.ByStatus, ByFrequency: st.ByFrequency,
 			ByStatusAndFrequency: st.ByStatusAndFrequency, WithPendingItems: st.SubscriptionsWithPending},
 		PendingItems: st.PendingItems, Due: st.Due, Outbox: st.Outbox, Suppressed: st.Suppressed, BounceCounts: st.BounceCounts,
+		UnsubscribeReasons: feedback,
 	})
 }
 
@@ -164,6 +174,32 @@ func (s *Server) liftSuppression(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("suppression lifted", "email", redact.Address(addr), "was_suppressed", lifted, "by", "admin")
 	writeJSON(w, http.StatusOK, map[string]bool{"lifted": lifted})
+}
+
+// lookupJob is POST /v1/admin/jobs/lookup with {"id": "..."}: the job the
+// id's events are recorded under and why (docs/events.md, Reposts). The id
+// goes in the body: job ids may hold any character but control ones.
+func (s *Server) lookupJob(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		bodyError(w, err)
+		return
+	}
+	var req struct {
+		ID string `json:"id"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || strings.TrimSpace(req.ID) == "" {
+		writeError(w, http.StatusBadRequest, codeInvalid, "invalid field(s)", map[string]string{"id": "required: the body must be {\"id\":\"<job id>\"}"})
+		return
+	}
+	info, err := s.deps.Store.RepostLookup(r.Context(), strings.TrimSpace(req.ID))
+	if err != nil {
+		s.adminStoreError(w, "job lookup", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
 }
 
 // dlqOrUnavailable returns the DLQ, or answers 503 when this process has

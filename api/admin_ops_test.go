@@ -67,7 +67,8 @@ func TestAdminFindStatsSuppressions(t *testing.T) {
 	st := e.do("GET", "/v1/admin/stats", "", auth...)
 	want := `{"subscriptions":{"total":4,"by_status":{"active":2,"paused":1,"unsubscribed":1},"by_frequency":{"daily":3,"instant":1},` +
 		`"by_status_and_frequency":{"active":{"daily":1,"instant":1},"paused":{"daily":1},"unsubscribed":{"daily":1}},"with_pending_items":1},` +
-		`"pending_items":1,"due":2,"outbox":0,"suppressed":0,"bounce_counts":0}`
+		`"pending_items":1,"due":2,"outbox":0,"suppressed":0,"bounce_counts":0,` +
+		`"unsubscribe_reasons":{"found_job":0,"not_relevant":0,"other":0,"switched_weekly":0,"too_many":0}}`
 	if st.status != http.StatusOK || strings.TrimSpace(st.body) != want {
 		t.Errorf("stats: got %d %s\nwant %s", st.status, st.body, want)
 	}

@@ -258,7 +258,7 @@ func TestBrowserJourney(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#page-unsubscribe #unsubscribe")),
 		shot(t, "9-unsubscribe"),
 		chromedp.Click(chromedp.CSS("#unsubscribe")),
-		chromedp.WaitVisible(chromedp.CSS("#page-message")),
+		chromedp.WaitVisible(chromedp.CSS("#page-unsubscribed #feedback")),
 		shot(t, "10-unsubscribed"),
 	)
 	if got := e.status(sub.ID); got != store.StatusUnsubscribed {
@@ -267,5 +267,17 @@ func TestBrowserJourney(t *testing.T) {
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
 	if u, err := url.Parse(loc); err != nil || u.Path != "/v1/unsubscribe" {
 		t.Errorf("ended at %s", loc)
+	}
+
+	// 8. The optional question: "too many emails", and weekly instead.
+	do("weekly instead",
+		chromedp.Click(chromedp.CSS(`input[name=reason][value=too_many]`)),
+		chromedp.Click(chromedp.CSS("#switch-weekly")),
+		chromedp.WaitVisible(chromedp.CSS("#page-message")),
+		shot(t, "11-weekly-instead"),
+	)
+	got, _ = e.st.GetSubscription(context.Background(), sub.ID)
+	if got.Status != store.StatusActive || got.Frequency != "weekly" {
+		t.Errorf("after weekly instead: status %s frequency %s, want active weekly", got.Status, got.Frequency)
 	}
 }

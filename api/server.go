@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -134,6 +135,9 @@ type Store interface {
 	Stats(ctx context.Context) (store.Stats, error)
 	SuppressionCounts(ctx context.Context) (suppressed, bounceCounts int64, err error)
 	LiftSuppression(ctx context.Context, email string) (bool, error)
+	RecordUnsubscribeReason(ctx context.Context, subID, reason string) (bool, error)
+	UnsubscribeFeedback(ctx context.Context) (map[string]int64, error)
+	RepostLookup(ctx context.Context, id string) (store.RepostInfo, error)
 }
 
 // Tokens issues and verifies link tokens; *token.Signer is the real one.
@@ -203,6 +207,9 @@ type Deps struct {
 	Metrics http.Handler
 	Emails  EmailCounter
 	Logger  *slog.Logger
+	// Preview answers POST /v1/preview and the form's Preview button; nil:
+	// they answer 503 and the form shows no preview.
+	Preview Previewer
 }
 
 // Server serves the API and the pages.
@@ -217,7 +224,8 @@ type Server struct {
 	// allowedOrigin holds AllowedOrigins, for the CORS answers.
 	allowedOrigin map[string]bool
 	routes        []route
-	admin         [32]byte // sha256 of the admin token
+	admin         [32]byte      // sha256 of the admin token
+	previews      chan struct{} // one slot per preview running (previewAllowed)
 }
 
 // route is one registered pattern. Routes are declared once, in
@@ -260,6 +268,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cop:    http.NewCrossOriginProtection(),
 		signup: http.NewCrossOriginProtection(),
 		admin:  sha256.Sum256([]byte(cfg.AdminToken)),
+		// Previews are CPU only: a few per core keep the answers
+		// fast and the rest of the server responsive.
+		previews: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 	}
 	for _, c := range []*http.CrossOriginProtection{s.cop, s.signup} {
 		if err := c.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
@@ -288,10 +299,15 @@ func (s *Server) table() []route {
 		{"GET", "/{$}", s.subscribePage},
 		{"POST", "/{$}", s.subscribeForm},
 		{"GET", "/static/{file}", s.static},
+		{"GET", "/embed", s.embedPage},
+		{"POST", "/embed", s.embedForm},
+		{"GET", "/embed.js", s.embedScript},
 		{"GET", "/healthz", s.healthz},
 		{"GET", "/readyz", s.readyz},
 		{"GET", "/metrics", s.metrics},
 
+		{"POST", "/v1/preview", s.previewJSON},
+		{"OPTIONS", "/v1/preview", s.preflight},
 		{"POST", "/v1/subscriptions", s.createSubscription},
 		{"OPTIONS", "/v1/subscriptions", s.preflight},
 		{"GET", "/v1/subscriptions/{id}", s.requireAdmin(s.getSubscription)},
@@ -302,6 +318,7 @@ func (s *Server) table() []route {
 		{"POST", "/v1/confirm", s.confirm},
 		{"GET", "/v1/unsubscribe", s.unsubscribePage},
 		{"POST", "/v1/unsubscribe", s.unsubscribe},
+		{"POST", "/v1/unsubscribe/feedback", s.unsubscribeFeedback},
 		{"GET", "/v1/manage", s.managePage},
 		{"POST", "/v1/manage", s.manage},
 		{"GET", "/v1/manage/delete-all", s.deleteAllPage},
@@ -314,6 +331,7 @@ func (s *Server) table() []route {
 		{"GET", "/v1/admin/stats", s.requireAdmin(s.stats)},
 		{"GET", "/v1/admin/suppressions", s.requireAdmin(s.suppressions)},
 		{"POST", "/v1/admin/suppressions/lift", s.requireAdmin(s.liftSuppression)},
+		{"POST", "/v1/admin/jobs/lookup", s.requireAdmin(s.lookupJob)},
 		{"GET", "/v1/admin/jobs/dead-letters", s.requireAdmin(s.listDeadEvents)},
 		{"GET", "/v1/admin/jobs/dead-letters/{seq}", s.requireAdmin(s.getDeadEvent)},
 		{"POST", "/v1/admin/jobs/dead-letters/{seq}/replay", s.requireAdmin(s.replayDeadEvent)},
@@ -378,12 +396,20 @@ func (s *Server) methodNotAllowed(allow string) http.HandlerFunc {
 // headers sets the security headers on every response.
 func (s *Server) headers(next http.Handler) http.Handler {
 	hsts := strings.HasPrefix(s.cfg.PublicURL, "https://")
+	const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+		"form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors "
+	// The embedded form alone may be framed, by this site and the
+	// allowed origins (docs/embed.md, docs/security.md).
+	embedAncestors := strings.Join(append([]string{"'self'"}, s.cfg.AllowedOrigins...), " ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "+
-			"form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'")
+		if r.URL.Path == "/embed" {
+			h.Set("Content-Security-Policy", csp+embedAncestors)
+		} else {
+			h.Set("Content-Security-Policy", csp+"'none'")
+			h.Set("X-Frame-Options", "DENY")
+		}
 		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		if hsts {

@@ -119,14 +119,22 @@ func (s *Server) allowOrigin(w http.ResponseWriter, r *http.Request) bool {
 
 // readBody reads at most MaxBodyBytes of the request body.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	return io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	return readBodyMax(w, r, MaxBodyBytes)
 }
 
-func bodyError(w http.ResponseWriter, err error) {
+// readBodyMax reads at most max bytes of the request body.
+func readBodyMax(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+}
+
+func bodyError(w http.ResponseWriter, err error) { bodyErrorMax(w, err, MaxBodyBytes) }
+
+// bodyErrorMax answers a body that could not be read, or was over max.
+func bodyErrorMax(w http.ResponseWriter, err error, max int64) {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge,
-			fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes), nil)
+			fmt.Sprintf("the body is larger than %d bytes", max), nil)
 		return
 	}
 	writeError(w, http.StatusBadRequest, codeInvalid, "could not read the body", nil)

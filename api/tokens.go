@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/jobalert/jobalert/matcher"
+	"github.com/jobalert/jobalert/schedule"
 	"github.com/jobalert/jobalert/store"
 	"github.com/jobalert/jobalert/token"
 	"github.com/jobalert/jobalert/webhook"
@@ -292,13 +293,88 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := s.newView("You're unsubscribed")
-	v.Message = []string{"You will get no more emails for this alert."}
 	if sub.Email != "" {
 		v.Summary = matcher.Summary(sub.Filter)
 		v.Link, v.LinkText = s.links.Manage(sub.ID, sub.TokenVersion), "Changed your mind? Manage this alert"
+		if sub.Status != store.StatusSuppressed {
+			v.Token = tok // the optional question posts the same link back
+		}
 	}
+	s.render(w, http.StatusOK, "unsubscribed", v)
+}
+
+// unsubscribeFeedback is POST /v1/unsubscribe/feedback, the question the
+// page shows after an unsubscribe: a reason (too_many, not_relevant,
+// found_job, other), counted once per subscription for `jobalert admin
+// stats`, and "weekly instead" (weekly=1), which starts the alert again as
+// a weekly one. It is authorised by the same signed unsubscribe token as
+// the unsubscribe, and refused from another site's page.
+func (s *Server) unsubscribeFeedback(w http.ResponseWriter, r *http.Request) {
+	if err := s.cop.Check(r); err != nil {
+		s.renderMessage(w, http.StatusForbidden, "Form refused", "This form was sent from another site. Open the unsubscribe link from an email again.")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		s.renderMessage(w, http.StatusBadRequest, "Form not readable", "The form could not be read. Open the unsubscribe link again and retry.")
+		return
+	}
+	id, ok := s.verify(w, r, r.PostFormValue("token"), token.Unsubscribe)
+	if !ok {
+		return
+	}
+	reason, weekly := r.PostFormValue("reason"), r.PostFormValue("weekly") != ""
+	if weekly && reason == "" {
+		reason = "too_many"
+	}
+	if reason != "" && !contains(store.UnsubscribeReasons, reason) {
+		s.renderMessage(w, http.StatusBadRequest, "Answer not understood",
+			"Pick one of the answers on the page, or just close it: you are unsubscribed either way.")
+		return
+	}
+	ctx := r.Context()
+	if reason != "" {
+		if _, err := s.deps.Store.RecordUnsubscribeReason(ctx, id, reason); err != nil {
+			s.storeError(w, r, "unsubscribe reason", err)
+			return
+		}
+	}
+	if !weekly {
+		s.renderMessage(w, http.StatusOK, "Thank you", "Your answer helps us send better alerts. You are unsubscribed.")
+		return
+	}
+	sub, err := s.deps.Store.UpdateSubscription(ctx, id, s.cfg.Clock(), func(sub *store.Subscription) error {
+		if sub.Status == store.StatusSuppressed || sub.Status == store.StatusPending {
+			return errNotResumable
+		}
+		sub.Status, sub.Frequency = store.StatusActive, schedule.Weekly
+		if sub.WeeklyDay == "" {
+			sub.WeeklyDay = defaultWeekly
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, errNotResumable):
+		s.renderMessage(w, http.StatusConflict, "This alert cannot be started again", "Subscribe again to start a new alert.")
+		return
+	case err != nil:
+		s.storeError(w, r, "switch to weekly", err)
+		return
+	}
+	if _, err := s.deps.Store.RecordUnsubscribeReason(ctx, id, store.SwitchedWeekly); err != nil {
+		s.log.Warn("count a switch to weekly", "subscription", id, "err", err)
+	}
+	s.log.Info("unsubscribed, then switched to weekly", "subscription", id)
+	v := s.newView("You'll get one email a week")
+	v.Summary = matcher.Summary(sub.Filter)
+	v.Message = []string{"Your alert is on again, as one weekly email. " + scheduleText(sub)}
+	v.Link, v.LinkText = s.links.Manage(sub.ID, sub.TokenVersion), "Manage this alert"
 	s.render(w, http.StatusOK, "message", v)
 }
+
+// errNotResumable: the subscription may not be started again from an
+// unsubscribe link (suppressed, or never confirmed).
+var errNotResumable = errors.New("subscription cannot be resumed")
 
 // tokenSubscription verifies the ?token= of a page for scope and reads the
 // subscription it names; on failure it has answered and ok is false.

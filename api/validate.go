@@ -115,6 +115,8 @@ func decodeFilter(raw json.RawMessage, f *matcher.Filter, bad fieldErrors) {
 			field(raw, name, &f.Seniority, list, bad)
 		case "tags":
 			field(raw, name, &f.Tags, list, bad)
+		case "include_unknown_visa":
+			field(raw, name, &f.IncludeUnknownVisa, "true or false", bad)
 		default:
 			bad.add(name, "unknown field")
 		}
@@ -308,6 +310,12 @@ func validateFilter(f *matcher.Filter, bad fieldErrors) {
 			strings.Join(unknownVisa, ", "), strings.Join(matcher.VisaCodes(), ", "))
 	} else {
 		f.VisaTypes = dedupe(f.VisaTypes)
+	}
+	// include_unknown_visa widens a visa clause (docs/matching.md §4a);
+	// without one it means nothing, and a form that always sends the box
+	// must not be refused for it.
+	if len(f.VisaTypes) == 0 {
+		f.IncludeUnknownVisa = false
 	}
 
 	var unknownLevel []string

@@ -171,3 +171,17 @@ func TestMainDispatch(t *testing.T) {
 		t.Errorf("gen without --out: got nil want an error")
 	}
 }
+
+func TestPreviewCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := bench.Main(context.Background(), []string{"preview", "--jobs", "2000", "--filters", "50", "--scan"}, &out); err != nil {
+		t.Fatalf("bench preview: %v\n%s", err, out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	last := lines[len(lines)-1]
+	for _, want := range []string{"RESULT jobs=2000 filters=50 p50_us=", " p99_us=", " scan_p99_us=", " speedup_p99="} {
+		if !strings.Contains(last, want) {
+			t.Errorf("last line: got %q want it to contain %q", last, want)
+		}
+	}
+}

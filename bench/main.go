@@ -23,6 +23,7 @@ func Commands() map[string]Command {
 		"gen":      Gen,
 		"match":    Match,
 		"pipeline": Pipeline,
+		"preview":  Preview,
 		"smtp":     SMTP,
 	}
 }

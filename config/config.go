@@ -85,6 +85,7 @@ type Config struct {
 	DigestCap                 int           `envconfig:"DIGEST_CAP" default:"25" desc:"jobs listed per email; the rest are counted"`
 	BounceLimit               int           `envconfig:"BOUNCE_LIMIT" default:"1" desc:"hard bounces before an address is suppressed"`
 	JobTTL                    time.Duration `envconfig:"JOB_TTL" default:"720h" desc:"how long job records are kept after their last event"`
+	RepostWindow              time.Duration `envconfig:"REPOST_WINDOW" default:"720h" desc:"a job posted again (same normalised company, title and first location, same canonical_id or same url) within this long of its last posting is the same job (docs/events.md, Reposts); 0 turns collapsing off; at most JOB_TTL"`
 	ConfirmTTL                time.Duration `envconfig:"CONFIRM_TTL" default:"168h" desc:"how long a confirmation link is valid; an unconfirmed subscription is deleted after it"`
 	ManageTTL                 time.Duration `envconfig:"MANAGE_TTL" default:"2160h" desc:"how long a manage link is valid (each email carries a fresh one)"`
 	SubscriptionsPerEmail     int           `envconfig:"SUBSCRIPTIONS_PER_EMAIL" default:"20" desc:"subscriptions one address may hold"`
@@ -273,6 +274,12 @@ func (c *Config) check(requireSecret bool) []string {
 	}
 	if c.Instance != "" && !validInstance(c.Instance) {
 		bad("INSTANCE", "%q must be 1 to 128 letters, digits, dots, dashes, underscores or colons", c.Instance)
+	}
+	switch {
+	case c.RepostWindow < 0:
+		bad("REPOST_WINDOW", "%s must be 0 (off) or more", c.RepostWindow)
+	case c.RepostWindow > c.JobTTL:
+		bad("REPOST_WINDOW", "%s is longer than JOBALERT_JOB_TTL (%s): a repost of a job whose record has expired would alert everyone again; raise JOB_TTL or shorten the window", c.RepostWindow, c.JobTTL)
 	}
 	switch c.SMTPTLS {
 	case "none", "starttls", "tls":

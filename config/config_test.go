@@ -311,3 +311,26 @@ func TestClusterSettings(t *testing.T) {
 		t.Errorf("ParsePartition(%q): got %d, %d, %v, want 1, 3, nil", cfg.Partition, k, p, err)
 	}
 }
+
+// The repost window defaults to 30 days, 0 turns it off, and it may not
+// outlast the job records (docs/events.md, Reposts).
+func TestRepostWindowChecked(t *testing.T) {
+	cfg, err := config.Load(env(nil), false)
+	if err != nil || cfg.RepostWindow != 30*24*time.Hour {
+		t.Fatalf("default: got %v, %v want 720h", cfg.RepostWindow, err)
+	}
+	if cfg, err := config.Load(env(map[string]string{"JOBALERT_REPOST_WINDOW": "0"}), false); err != nil || cfg.RepostWindow != 0 {
+		t.Errorf("off: got %v, %v want 0", cfg.RepostWindow, err)
+	}
+	for v, want := range map[string]string{
+		"1000h": "JOBALERT_REPOST_WINDOW: 1000h0m0s is longer than JOBALERT_JOB_TTL (720h0m0s)",
+		"-1h":   "JOBALERT_REPOST_WINDOW: -1h0m0s must be 0 (off) or more",
+	} {
+		if _, err := config.Load(env(map[string]string{"JOBALERT_REPOST_WINDOW": v}), false); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v want %q", v, err, want)
+		}
+	}
+	if _, err := config.Load(env(map[string]string{"JOBALERT_REPOST_WINDOW": "1000h", "JOBALERT_JOB_TTL": "1000h"}), false); err != nil {
+		t.Errorf("window = JOB_TTL: got %v want it accepted", err)
+	}
+}

@@ -130,6 +130,7 @@ type Consumer struct {
 	rec     Recorder
 	log     *slog.Logger
 	metrics *Metrics
+	reposts Reposts // nil: no repost collapsing
 }
 
 // New returns a Consumer reading through js with the given matcher and
@@ -268,7 +269,8 @@ type item struct {
 	ev        jobevent.Event
 	ids       []string
 	keys      []uint32
-	poison    error // non-nil: the message is poison, for this reason
+	poison    error  // non-nil: the message is poison, for this reason
+	repost    string // a jobs.created's repost decision (metric label), once resolved
 }
 
 // handle takes one fetched batch through decode, match, DLQ, Record and
@@ -411,6 +413,9 @@ func (c *Consumer) recordAndAck(ctx context.Context, items []*item) {
 			c.log.Warn("ack failed; the event will be redelivered", "err", err, "seq", it.seq)
 		}
 		c.metrics.event(it.kind, "recorded")
+		if it.repost != "" {
+			c.metrics.repostDecided(it.repost)
+		}
 		c.metrics.matched(len(it.ids))
 		if it.ev.Kind != jobevent.Closed {
 			c.metrics.matchedJob(len(it.ids))
@@ -419,10 +424,6 @@ func (c *Consumer) recordAndAck(ctx context.Context, items []*item) {
 }
 
 func (c *Consumer) record(ctx context.Context, items []*item) (err error) {
-	batch := make([]jobevent.Matched, len(items))
-	for i, it := range items {
-		batch[i] = jobevent.Matched{Event: it.ev, SubscriptionIDs: it.ids, Keys: it.keys}
-	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RecordTimeout)
 	defer cancel()
 	defer func() {
@@ -430,6 +431,13 @@ func (c *Consumer) record(ctx context.Context, items []*item) (err error) {
 			err = &panicError{value: r, stack: debug.Stack()}
 		}
 	}()
+	if err := c.resolveReposts(ctx, items); err != nil {
+		return err
+	}
+	batch := make([]jobevent.Matched, len(items))
+	for i, it := range items {
+		batch[i] = jobevent.Matched{Event: it.ev, SubscriptionIDs: it.ids, Keys: it.keys}
+	}
 	return c.rec.Record(ctx, batch)
 }
 
@@ -565,6 +573,7 @@ type Metrics struct {
 	matchDuration prometheus.Histogram
 	matchesPerJob prometheus.Histogram
 	recordErrors  prometheus.Counter
+	reposts       *prometheus.CounterVec
 	fetchErrors   prometheus.Counter
 	batchDuration prometheus.Histogram
 	batchSize     prometheus.Histogram
@@ -618,6 +627,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Subscriptions matched by one recorded created or updated job.",
 			Buckets: []float64{0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000},
 		}),
+		reposts: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "jobalert_consumer_repost_decisions_total",
+			Help: "Recorded jobs.created events by repost decision: new (a job of its own), or the alias that made it a repost of an earlier job (canonical_id, apply_url, same_role).",
+		}, []string{"decision"}),
 		recordErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "jobalert_consumer_record_errors_total",
 			Help: "Failed Record calls (their batch is redelivered).",
@@ -644,6 +657,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	for _, c := range poisonCauses {
 		m.poisons.WithLabelValues(c)
+	}
+	for _, d := range repostDecisions {
+		m.reposts.WithLabelValues(d)
 	}
 	return m
 }
@@ -693,6 +709,12 @@ func (m *Metrics) visaDropped(n int) {
 func (m *Metrics) matched(n int) {
 	if m != nil {
 		m.matches.Add(float64(n))
+	}
+}
+
+func (m *Metrics) repostDecided(decision string) {
+	if m != nil {
+		m.reposts.WithLabelValues(decision).Inc()
 	}
 }
 

@@ -387,6 +387,10 @@ func TestSchemaAgreesWithDecoderOnForms(t *testing.T) {
 		{"locations", `[]`, ""},
 		{"description", `"line 1\n\tline 2"`, ""},
 		{"source", `{"board":"example"}`, ""},
+		{"visa_sponsorship", `"unknown"`, ""},
+		{"visa_sponsorship", `"maybe"`, "visa_sponsorship"},
+		{"canonical_id", `"a\u0001b"`, "canonical_id"},
+		{"canonical_id", `"role-7"`, ""},
 	} {
 		agree(t, c.field+" = "+c.value, jobSchema, consumer.SubjectCreated, with(t, created, c.field, c.value), c.refused)
 	}

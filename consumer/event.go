@@ -110,6 +110,9 @@ type wireJob struct {
 	URL         string      `json:"url"`
 	PostedAt    string      `json:"posted_at"`
 	Description string      `json:"description"`
+	// VisaSponsorship and CanonicalID: docs/events.md, docs/matching.md §4a.
+	VisaSponsorship string `json:"visa_sponsorship"`
+	CanonicalID     string `json:"canonical_id"`
 }
 
 type wireSalary struct {
@@ -210,6 +213,14 @@ func decodeJob(data []byte) (matcher.Job, []string, error) {
 		return matcher.Job{}, nil, err
 	}
 	j.Description = cleanText(w.Description, MaxDescription)
+	if j.VisaSponsorship, err = cleanSponsorship(w.VisaSponsorship); err != nil {
+		return matcher.Job{}, nil, err
+	}
+	if strings.TrimSpace(w.CanonicalID) != "" {
+		if j.CanonicalID, err = cleanIDField("canonical_id", w.CanonicalID); err != nil {
+			return matcher.Job{}, nil, err
+		}
+	}
 	return j, dropped, nil
 }
 
@@ -260,19 +271,40 @@ func typeReason(te *json.UnmarshalTypeError) string {
 	return "want " + te.Type.String() + ", got " + te.Value
 }
 
-func cleanID(s string) (string, error) {
+func cleanID(s string) (string, error) { return cleanIDField("id", s) }
+
+// cleanIDField checks a job id in the field named (id, canonical_id).
+func cleanIDField(field, s string) (string, error) {
 	s = strings.TrimSpace(s)
 	switch {
 	case s == "":
-		return "", fieldErr("id", "required")
+		return "", fieldErr(field, "required")
 	case len(s) > MaxID:
-		return "", fieldErr("id", "%d bytes, longer than %d", len(s), MaxID)
+		return "", fieldErr(field, "%d bytes, longer than %d", len(s), MaxID)
 	case strings.ContainsFunc(s, unicode.IsControl):
-		return "", fieldErr("id", "contains a control character")
+		return "", fieldErr(field, "contains a control character")
 	case !utf8.ValidString(s) || strings.ContainsRune(s, utf8.RuneError):
-		return "", fieldErr("id", "not valid UTF-8")
+		return "", fieldErr(field, "not valid UTF-8")
 	}
 	return s, nil
+}
+
+// Sponsorships are the accepted visa_sponsorship values (docs/matching.md §4a).
+var Sponsorships = []string{matcher.SponsorshipYes, matcher.SponsorshipNo, matcher.SponsorshipUnknown}
+
+// cleanSponsorship accepts a visa_sponsorship value in any case and
+// returns it in lower case; "" is absent.
+func cleanSponsorship(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", nil
+	}
+	for _, v := range Sponsorships {
+		if strings.EqualFold(s, v) {
+			return v, nil
+		}
+	}
+	return "", fieldErr("visa_sponsorship", "%q is not one of %s", cleanLine(s, maxShort), strings.Join(Sponsorships, ", "))
 }
 
 // cleanLine makes s a single trimmed line of at most max bytes: control

@@ -61,3 +61,23 @@ type Matched struct {
 	// keys.
 	Keys []uint32
 }
+
+// Repost is what the consumer found about an event's job id before
+// recording it (docs/events.md, Reposts): Of is the id the event is
+// recorded under (the event's own id for a new job), Reason why it is not
+// the event's own id.
+type Repost struct {
+	Of     string
+	Reason RepostReason
+}
+
+// RepostReason says why an event's job was taken for another job.
+type RepostReason string
+
+// The reasons of Repost; "" is a job of its own.
+const (
+	RepostNone        RepostReason = ""             // the job is its own
+	RepostCanonicalID RepostReason = "canonical_id" // same producer-given canonical_id
+	RepostApplyURL    RepostReason = "apply_url"    // same url
+	RepostSameRole    RepostReason = "same_role"    // same normalised company, title and first location
+)

@@ -36,6 +36,9 @@ func Compile(f Filter) (*Compiled, error) {
 		}
 		c.Visa |= bit
 	}
+	if c.Visa != 0 && f.IncludeUnknownVisa {
+		c.Visa |= unknownVisaBit
+	}
 	for _, l := range f.Locations {
 		if comps := KeyComponents(l); len(comps) > 0 {
 			c.Locations = append(c.Locations, comps)

@@ -142,6 +142,9 @@ func (c *compiler) compile(d *dict, intern func([]byte) *entry, f *Filter, out *
 		}
 		cond |= uint32(bit)
 	}
+	if cond != 0 && f.IncludeUnknownVisa {
+		cond |= uint32(unknownVisaBit)
+	}
 	sen := uint32(0)
 	for _, s := range f.Seniority {
 		bit := uint32(0)

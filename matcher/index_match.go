@@ -448,10 +448,7 @@ func (s *jobScratch) prepare(d *dict, remote *entry, j *Job) {
 	}
 
 	// Cheap clauses.
-	s.jm = anyBit | anyBit<<16
-	for _, v := range j.VisaTypes {
-		s.jm |= uint32(visaBitNoAlloc(v))
-	}
+	s.jm = anyBit | anyBit<<16 | uint32(jobVisaBits(j, visaBitNoAlloc))
 	if j.Seniority != "" {
 		for i, lvl := range seniorityLevels {
 			if eqLower(j.Seniority, lvl) {

@@ -97,6 +97,7 @@ func (w randWorld) filter() matcher.Filter {
 		}
 		if w.r.IntN(3) == 0 {
 			f.VisaTypes = w.some(visaVals, 3)
+			f.IncludeUnknownVisa = w.r.IntN(2) == 0
 		}
 		if w.r.IntN(2) == 0 {
 			f.Locations = w.locations(3)
@@ -132,6 +133,9 @@ func (w randWorld) job(id int) *matcher.Job {
 	}
 	if w.r.IntN(2) == 0 {
 		j.Seniority = w.pick(append(seniorities, "", "lead"))
+	}
+	if w.r.IntN(2) == 0 {
+		j.VisaSponsorship = w.pick([]string{"yes", "no", "unknown", "Unknown", "NO", "maybe"})
 	}
 	if w.r.IntN(4) > 0 {
 		s := &matcher.Salary{Currency: w.pick(currencies), Period: w.pick(periods)}

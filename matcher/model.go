@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"strings"
 	"time"
 )
 
@@ -27,6 +28,38 @@ type Job struct {
 	URL         string    `json:"url,omitempty"`
 	PostedAt    time.Time `json:"posted_at,omitzero"`
 	Description string    `json:"description,omitempty"`
+	// VisaSponsorship is what the posting says about sponsorship: "yes",
+	// "no", "unknown", or "" for not given (see Sponsorship).
+	VisaSponsorship string `json:"visa_sponsorship,omitempty"`
+	// CanonicalID is the producer's id of the role this posting is one
+	// of (a repost or cross-post names the original); "" when not given.
+	CanonicalID string `json:"canonical_id,omitempty"`
+}
+
+// The values of Job.VisaSponsorship (docs/matching.md §4a).
+const (
+	SponsorshipYes     = "yes"
+	SponsorshipNo      = "no"
+	SponsorshipUnknown = "unknown"
+)
+
+// Sponsorship returns the job's effective sponsorship (docs/matching.md
+// §4a): VisaSponsorship when it is "yes", "no" or "unknown" (any case),
+// otherwise "yes" when the job lists visa types and "unknown" when not.
+func (j *Job) Sponsorship() string {
+	// EqualFold, not lower-casing: Match allocates nothing.
+	switch s := j.VisaSponsorship; {
+	case strings.EqualFold(s, SponsorshipYes):
+		return SponsorshipYes
+	case strings.EqualFold(s, SponsorshipNo):
+		return SponsorshipNo
+	case strings.EqualFold(s, SponsorshipUnknown):
+		return SponsorshipUnknown
+	}
+	if len(j.VisaTypes) > 0 {
+		return SponsorshipYes
+	}
+	return SponsorshipUnknown
 }
 
 // Filter is a subscriber's saved search: the clauses of docs/matching.md §3.
@@ -41,6 +74,10 @@ type Filter struct {
 	ExcludeCompanies []string `json:"exclude_companies,omitempty"`
 	Seniority        []string `json:"seniority,omitempty"`
 	Tags             []string `json:"tags,omitempty"`
+	// IncludeUnknownVisa widens a visa_types clause to jobs whose
+	// sponsorship is unknown (docs/matching.md §4a); without visa_types it
+	// changes nothing.
+	IncludeUnknownVisa bool `json:"include_unknown_visa,omitempty"`
 }
 
 // AnnualUSD returns the salary figure that a min_salary clause compares
@@ -78,7 +115,7 @@ type PreparedJob struct {
 	Company     string     // key(company)
 	Locations   [][]string // key components of each location
 	Remote      bool       // workplace is remote
-	Visa        uint16     // bit set of canonical visa codes (visaCodes order)
+	Visa        uint16     // bit set of canonical visa codes (visaCodes order), and unknownVisaBit
 	AnnualUSD   float64    // the figure min_salary compares
 	HasSalary   bool       // AnnualUSD is usable
 	Seniority   uint8      // one bit of seniorityLevels, or 0
@@ -98,11 +135,10 @@ func Prepare(j *Job) *PreparedJob {
 			p.Locations = append(p.Locations, c)
 		}
 	}
-	for _, v := range j.VisaTypes {
-		if bit, ok := visaBit(v); ok {
-			p.Visa |= bit
-		}
-	}
+	p.Visa = jobVisaBits(j, func(v string) uint16 {
+		bit, _ := visaBit(v)
+		return bit
+	})
 	p.AnnualUSD, p.HasSalary = j.Salary.AnnualUSD()
 	if j.Seniority != "" {
 		p.Seniority, _ = seniorityBit(j.Seniority)
@@ -123,4 +159,23 @@ func (p *PreparedJob) HasTitleToken(t string) bool {
 		}
 	}
 	return false
+}
+
+// jobVisaBits returns the visa bits a job offers to a visa clause
+// (docs/matching.md §4a): none when its sponsorship is "no"; the bits of its
+// visa types, plus unknownVisaBit when its sponsorship is unknown. bit
+// returns a value's bit or 0.
+func jobVisaBits(j *Job, bit func(string) uint16) uint16 {
+	s := j.Sponsorship()
+	if s == SponsorshipNo {
+		return 0
+	}
+	var m uint16
+	for _, v := range j.VisaTypes {
+		m |= bit(v)
+	}
+	if s == SponsorshipUnknown {
+		m |= unknownVisaBit
+	}
+	return m
 }

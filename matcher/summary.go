@@ -39,7 +39,11 @@ func summaryParts(f Filter) (pre, post string) {
 				v[i] = c
 			}
 		}
-		after = append(after, "sponsoring "+orList(v))
+		if f.IncludeUnknownVisa {
+			after = append(after, "sponsoring "+orList(v)+" (or not saying)")
+		} else {
+			after = append(after, "sponsoring "+orList(v))
+		}
 	}
 	var places []string
 	remote := false

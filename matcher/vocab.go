@@ -9,6 +9,11 @@ import (
 // visaCodes are the canonical visa codes of docs/matching.md §4, in bit order.
 var visaCodes = [...]string{"H-1B", "H-1B1", "E-3", "TN", "O-1", "L-1", "J-1", "OPT", "STEM-OPT", "GREEN-CARD"}
 
+// unknownVisaBit is the visa bit of a job whose sponsorship is unknown and
+// of a visa clause with include_unknown_visa (docs/matching.md §4a): the bit
+// after the codes', below the index's anyBit.
+const unknownVisaBit uint16 = 1 << len(visaCodes)
+
 // visaCodes returns the canonical visa codes of docs/matching.md §4, in bit
 // order; a fresh slice each call.
 func VisaCodes() []string { return slices.Clone(visaCodes[:]) }

@@ -159,6 +159,12 @@ type emailView struct {
 type jobView struct {
 	Title, Company, Locations, Workplace, Salary, URL, Posted string
 	Visas                                                     []string
+	// Age is when it was posted, from the renderer's clock: "posted 2
+	// days ago"; Seniority its level; Sponsorship "sponsorship not
+	// stated" or "no visa sponsorship" when the job says so (docs/matching.md
+	// §4a); Why the clauses of the subscriber's filter it satisfied.
+	Age, Seniority, Sponsorship string
+	Why                         []string
 }
 
 // Digest renders d as a multipart text+HTML message to d.To with a stable
@@ -201,9 +207,13 @@ func (r *Renderer) Digest(d DigestEmail) (*mail.Msg, error) {
 		FooterNote:     fmt.Sprintf("You get this %s because you subscribed to %s on %s.", alertName(d.Frequency), summary, r.host),
 	}
 	var pre2 []string
+	now := r.cfg.Now()
 	for i := range jobs {
 		j := &jobs[i]
-		v.Jobs = append(v.Jobs, newJobView(j))
+		jv := newJobView(j)
+		jv.Age = postedAgo(j.PostedAt, now)
+		jv.Why = whyMatched(d.Filter, j)
+		v.Jobs = append(v.Jobs, jv)
 		if i < 3 {
 			pre2 = append(pre2, j.Title+" at "+j.Company)
 		}
@@ -417,7 +427,75 @@ func newJobView(j *matcher.Job) jobView {
 	if !j.PostedAt.IsZero() {
 		v.Posted = j.PostedAt.UTC().Format("Jan 2")
 	}
+	v.Seniority = strings.ToLower(strings.TrimSpace(j.Seniority))
+	switch j.Sponsorship() {
+	case matcher.SponsorshipUnknown:
+		v.Sponsorship = "sponsorship not stated"
+	case matcher.SponsorshipNo:
+		v.Sponsorship, v.Visas = "no visa sponsorship", nil
+	}
 	return v
+}
+
+// postedAgo says when a job was posted, relative to now: "posted today",
+// "posted yesterday", "posted 3 days ago", "posted 2 weeks ago"; "" when
+// the job has no date. A date after now reads as today.
+func postedAgo(t, now time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	d := now.Sub(t)
+	switch days := int(d / (24 * time.Hour)); {
+	case days < 1:
+		return "posted today"
+	case days == 1:
+		return "posted yesterday"
+	case days < 14:
+		return "posted " + strconv.Itoa(days) + " days ago"
+	case days < 60:
+		return "posted " + strconv.Itoa(days/7) + " weeks ago"
+	default:
+		return "posted " + strconv.Itoa(days/30) + " months ago"
+	}
+}
+
+// whyMatched names, in words, the clauses of f that j satisfied
+// (matcher.Explain): `title has "backend engineer"`, "sponsors H-1B", "in
+// Seattle, WA". It is nil when j does not match f (the filter changed since
+// the match).
+func whyMatched(f matcher.Filter, j *matcher.Job) []string {
+	reasons, ok, err := matcher.Explain(f, j)
+	if err != nil || !ok {
+		return nil
+	}
+	var out []string
+	for _, r := range reasons {
+		switch r.Clause {
+		case "keywords":
+			out = append(out, "title has "+strconv.Quote(r.Detail))
+		case "visa_types":
+			if r.Detail == "sponsorship not stated" {
+				out = append(out, "sponsorship not stated (you asked for those too)")
+			} else {
+				out = append(out, "sponsors "+r.Detail)
+			}
+		case "locations":
+			if strings.EqualFold(r.Detail, "remote") {
+				out = append(out, "remote")
+			} else {
+				out = append(out, "in "+r.Detail)
+			}
+		case "min_salary":
+			out = append(out, "pays "+r.Detail)
+		case "companies":
+			out = append(out, "at "+r.Detail)
+		case "seniority":
+			out = append(out, r.Detail+" level")
+		case "tags":
+			out = append(out, "tagged "+r.Detail)
+		}
+	}
+	return out
 }
 
 func digestIntro(freq string) string {

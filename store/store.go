@@ -38,6 +38,10 @@ type Config struct {
 	// JobTTL is how long a job record is kept after its last event.
 	// Default 30 days.
 	JobTTL time.Duration
+	// RepostWindow is how long after its last posting a job's aliases
+	// make a new posting the same job (reposts.go); 0 turns collapsing off.
+	// It must not exceed JobTTL.
+	RepostWindow time.Duration
 	// FeedLength bounds the change feed stream. Default 100,000 entries.
 	FeedLength int64
 	// RecordLease bounds how long a Record call may keep the jobs it

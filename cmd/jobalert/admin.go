@@ -20,10 +20,11 @@ const adminUsage = `Usage: jobalert admin COMMAND [flags] [ARG]
 
 Commands (each answers --help):
   find EMAIL                          every subscription of an address, and whether it is suppressed
-  stats                               subscriptions by status and frequency, pending items, outbox
+  stats                               subscriptions by status and frequency, pending items, outbox, unsubscribe reasons
   dlq list [--after SEQ] [--limit N]  poison job events in JOBS_DLQ, oldest first
   dlq show SEQ                        one poison event, with its data
   dlq replay SEQ                      publish it again to JOBS and remove it from the DLQ
+  job ID                              which job ID's events are recorded under, and why (reposts)
   suppressions count                  how many addresses are suppressed
   suppressions lift EMAIL             take an address off the suppression list
 
@@ -51,7 +52,7 @@ var adminCommands = map[string]adminCommand{
 		},
 	},
 	"stats": {
-		usage: "admin stats [--url URL]\n\nPrints subscriptions by status and frequency, pending items, the due schedule,\nthe outbox and the suppression list's size. It reads every subscription.",
+		usage: "admin stats [--url URL]\n\nPrints subscriptions by status and frequency, pending items, the due schedule,\nthe outbox, the suppression list's size and the answers to the question after\nan unsubscribe (unsubscribe_reasons). It reads every subscription.",
 		call: func([]string, url.Values) (string, string, any) {
 			return http.MethodGet, "/v1/admin/stats", nil
 		},
@@ -81,6 +82,13 @@ var adminCommands = map[string]adminCommand{
 		args:  1,
 		call: func(a []string, _ url.Values) (string, string, any) {
 			return http.MethodPost, "/v1/admin/jobs/dead-letters/" + url.PathEscape(a[0]) + "/replay", nil
+		},
+	},
+	"job": {
+		usage: "admin job [--url URL] ID\n\nPrints the job the events of job id ID are recorded under (of) and why\n(reason: canonical_id, apply_url or same_role when ID was collapsed into an\nearlier job as its repost; empty when it is a job of its own), when that was\ndecided, and whether that job is closed (docs/events.md, Reposts).",
+		args:  1,
+		call: func(a []string, _ url.Values) (string, string, any) {
+			return http.MethodPost, "/v1/admin/jobs/lookup", map[string]string{"id": a[0]}
 		},
 	},
 	"suppressions count": {

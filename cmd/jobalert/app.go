@@ -25,6 +25,7 @@ import (
 	"github.com/jobalert/jobalert/internal/redact"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
+	"github.com/jobalert/jobalert/preview"
 	"github.com/jobalert/jobalert/store"
 	"github.com/jobalert/jobalert/token"
 	"github.com/jobalert/jobalert/webhook"
@@ -68,6 +69,7 @@ type app struct {
 	live   *liveness.Liveness // this process's liveness key (internal/liveness)
 	store  *store.Redis
 	index  *liveIndex
+	recent *preview.Recent // the live preview's jobs (api role)
 
 	signer   *token.Signer
 	render   *notifier.Renderer
@@ -155,7 +157,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	}
 	a.live = liveness.New(a.rdb, cfg.KeyPrefix, cfg.Instance)
 	a.store = store.New(a.rdb, store.Config{
-		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, PendingLimit: 4 * cfg.DigestCap,
+		Prefix: cfg.KeyPrefix, InstantWindow: cfg.InstantWindow, JobTTL: cfg.JobTTL, RepostWindow: cfg.RepostWindow, PendingLimit: 4 * cfg.DigestCap,
 		PendingTTL: cfg.ConfirmTTL, AddressKey: token.DeriveKey(secret, "address"), PreviousAddressKeys: previousAddressKeys,
 		RecordLease: deps.recordLease, Shards: cfg.RedisShards, Partition: part, Partitions: parts,
 		WaitReplicas: cfg.RedisWaitReplicas,
@@ -242,6 +244,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		}
 		a.consumer = consumer.New(a.js, consumer.Config{Stream: cfg.Stream, Consumer: durable, Batch: cfg.ConsumerBatch, InFlight: cfg.ConsumerInFlight,
 			RecordTimeout: deps.recordTimeout, ShutdownTimeout: a.budget.grace()}, a.index, rec, log, a.m.consumer)
+		a.consumer.UseReposts(a.store)
 		if err := a.store.CheckRecordTimeout(a.consumer.RecordTimeout()); err != nil {
 			return fmt.Errorf("consumer: %w", err)
 		}
@@ -265,6 +268,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 	}
 
 	if r.api {
+		a.recent = preview.New()
 		ln := deps.listener
 		if ln == nil {
 			if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -374,6 +378,7 @@ func (a *app) Run(ctx context.Context) error {
 		start("webhooks", a.hooks.Run)
 	}
 	if a.roles.api {
+		start("live preview", a.followPreview)
 		start("http", func(context.Context) error {
 			if err := a.http.Serve(a.listener); !errors.Is(err, http.ErrServerClosed) {
 				return err

@@ -17,7 +17,7 @@ func TestCLIHelpAndBadArguments(t *testing.T) {
 		{"bench", "gen", "--help"}, {"bench", "match", "-h"}, {"config", "--help"}, {"healthcheck", "--help"}, {"version", "--help"},
 		{"admin", "--help"}, {"admin", "help"}, {"admin", "dlq", "--help"}, {"admin", "find", "--help"}, {"admin", "stats", "-h"},
 		{"admin", "dlq", "list", "--help"}, {"admin", "dlq", "show", "--help"}, {"admin", "dlq", "replay", "--help"},
-		{"admin", "suppressions", "count", "--help"}, {"admin", "suppressions", "lift", "--help"},
+		{"admin", "suppressions", "count", "--help"}, {"admin", "suppressions", "lift", "--help"}, {"admin", "job", "--help"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), args, getenv, strings.NewReader(""), &out, &errOut)

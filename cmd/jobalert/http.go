@@ -17,6 +17,9 @@ func (a *app) newAPI() (*api.Server, error) {
 		Store: a.store, Tokens: a.signer, Renderer: a.render, Mailer: a.mailer, Webhooks: a.hooks,
 		Ready: a.ready, Emails: a.m.notifier, Logger: a.log,
 	}
+	if a.recent != nil {
+		deps.Preview = a.recent
+	}
 	if a.cfg.MetricsAddr == "" {
 		// Without a metrics listener of its own, /metrics is public.
 		deps.Metrics = a.metricsHandler()

@@ -57,8 +57,8 @@ func TestPublishCheck(t *testing.T) {
 	out.Reset()
 	example := filepath.Join("..", "..", "docs", "examples", "jobs.jsonl")
 	if err := run(context.Background(), []string{"publish", "--check", example}, getenv, nil, &out, &errOut); err != nil ||
-		out.String() != example+": 3 events checked as jobs.created: 3 valid, 0 invalid, 0 warnings\n" {
-		t.Errorf("%s: got %v, stdout %q, want no error and 3 valid events", example, err, out.String())
+		out.String() != example+": 4 events checked as jobs.created: 4 valid, 0 invalid, 0 warnings\n" {
+		t.Errorf("%s: got %v, stdout %q, want no error and 4 valid events", example, err, out.String())
 	}
 
 	// Usage errors: an unknown subject, a missing file.

@@ -45,14 +45,15 @@ var allowed = map[string][]string{
 	// The stages, in the order data flows through them.
 	"consumer": {"jobevent", "matcher", "internal/grace"},
 	"store":    {"jobevent", "matcher", "schedule", "internal/liveness"},
+	"preview":  {"matcher"}, // the subscribe form's live preview, in the api role
 	"notifier": {"store", "jobevent", "matcher", "schedule", "templates", "internal/grace", "internal/clock", "internal/redact"},
 	"webhook":  {"store", "jobevent", "matcher", "internal/grace", "internal/clock", "internal/redact", "internal/liveness"},
-	"api":      {"notifier", "webhook", "store", "jobevent", "matcher", "schedule", "templates", "token", "internal/grace", "internal/redact"},
+	"api":      {"notifier", "webhook", "store", "preview", "jobevent", "matcher", "schedule", "templates", "token", "internal/grace", "internal/redact"},
 
 	// Wiring and tools.
-	"bench": {"consumer", "store", "notifier", "webhook", "jobevent", "matcher", "schedule", "templates",
+	"bench": {"consumer", "store", "notifier", "webhook", "preview", "jobevent", "matcher", "schedule", "templates",
 		"internal/grace", "internal/workload", "smtpsink"},
-	"cmd/jobalert": {"api", "bench", "config", "consumer", "jobevent", "matcher", "notifier", "schedule",
+	"cmd/jobalert": {"api", "bench", "config", "consumer", "jobevent", "matcher", "notifier", "preview", "schedule",
 		"smtpsink", "store", "templates", "token", "webhook", "internal/grace", "internal/connlimit", "internal/connect", "internal/liveness", "internal/redact"},
 
 	// Tests of the deployment files (docker-compose.yml), no code: kept
