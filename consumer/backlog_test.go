@@ -63,6 +63,14 @@ func TestBacklogCollectorReadsJetStream(t *testing.T) {
 	for _, id := range []string{"j1", "j2", "j3"} {
 		publish(t, js, "jobs.created", jobBody(id, "Backend Engineer"))
 	}
+	// The consumer's pending count follows the stream asynchronously: a
+	// busy machine can read it before it has counted the three.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
+		if got, _ := gauge(t, reg, "jobalert_consumer_pending", ""); got == 3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	want("three published", 3, 0, 3, true)
 
 	cons, err := js.Consumer(context.Background(), "JOBS", "jobalert")

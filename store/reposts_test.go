@@ -251,7 +251,7 @@ func TestRepostFollowsTheKnownJobRule(t *testing.T) {
 	if got := len(pending(t, s, late.ID)); got != 1 {
 		t.Errorf("late subscriber: got %d pending want 1", got)
 	}
-	jobs, err := s.Jobs(ctx, []int64{res[0].Seq})
+	jobs, err := s.Jobs(ctx, late.ID, []int64{res[0].Seq})
 	if err != nil || len(jobs) != 1 || !strings.Contains(string(jobs[0].Data), `"url":"https://board.example/200"`) {
 		t.Errorf("job data: got %+v, %v want the newest posting's url", jobs, err)
 	}
