@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,8 +358,12 @@ func TestRecorderFailuresLeadToRedeliveryNotLoss(t *testing.T) {
 	for i := range 5 {
 		publish(t, js, "jobs.created", jobBody(fmt.Sprintf("j%d", i), "Backend Engineer"))
 	}
-	rec := &recorder{hook: func(_ context.Context, call int, _ []jobevent.Matched) error {
+	// The failed calls' batches need not hold all five: a busy machine can
+	// fetch them in smaller batches. Count what they held.
+	var failed atomic.Int64
+	rec := &recorder{hook: func(_ context.Context, call int, batch []jobevent.Matched) error {
 		if call <= 2 {
+			failed.Add(int64(len(batch)))
 			return errors.New("redis: connection refused")
 		}
 		return nil
@@ -385,8 +390,8 @@ func TestRecorderFailuresLeadToRedeliveryNotLoss(t *testing.T) {
 	if v := counterValue(t, reg, "jobalert_consumer_record_errors_total"); v != 2 {
 		t.Errorf("record errors %v, want 2", v)
 	}
-	if v := counterValue(t, reg, "jobalert_consumer_events_total"); v != 15 {
-		t.Errorf("events_total (retried + recorded): got %v, want 15", v)
+	if v, want := counterValue(t, reg, "jobalert_consumer_events_total"), float64(5+failed.Load()); v != want {
+		t.Errorf("events_total (retried + recorded): got %v, want %v", v, want)
 	}
 }
 
