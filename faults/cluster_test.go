@@ -104,9 +104,10 @@ func TestScenario9ClusterReshard(t *testing.T) {
 }
 
 // Scenario 10: two filter partitions (JOBALERT_PARTITION=0/2 and 1/2), each
-// on its own durable consumer, each killed -9 once mid-backlog and
-// restarted under its instance name: every pair is delivered once (less
-// window 2 of each kill), within 30 s of the last kill.
+// on its own durable consumer, each killed -9 once mid-backlog (one after
+// the other) and restarted under its instance name: every pair is
+// delivered once (less window 2 of each kill), within 30 s of the last
+// kill.
 func TestScenario10ClusterPartitionsKilled(t *testing.T) {
 	t.Parallel()
 	r := newClusterRig(t, 10)
@@ -122,12 +123,14 @@ func TestScenario10ClusterPartitionsKilled(t *testing.T) {
 	for _, s := range svcs {
 		s.waitReady()
 	}
-	// Each partition reads the whole stream on its own durable: part-0 is
-	// killed at a quarter of its backlog, part-1 at half of its own (or at
-	// once if it is past that when part-0 is back), each mid-backlog.
+	// Each partition reads the whole stream on its own durable, at its
+	// own pace: each is killed once its own ack floor passes a quarter of
+	// the backlog (part-1 at once if it is past that when part-0 dies),
+	// and both are restarted.
 	var killed time.Time
-	for k, at := range []int{len(jobs) / 4, len(jobs) / 2} {
+	for k := range svcs {
 		d := r.durables[k]
+		at := len(jobs) / 4
 		testenv.Eventually(t, 2*time.Minute, func() bool { return r.ackedBy(d) >= at }, "%s: ack floor did not reach %d (at %d)", d, at, r.ackedBy(d))
 		svcs[k].kill9()
 		killed = time.Now()
@@ -136,7 +139,12 @@ func TestScenario10ClusterPartitionsKilled(t *testing.T) {
 		if floor >= len(jobs) {
 			t.Errorf("part-%d killed at ack floor %d: got the end of its backlog, want mid-backlog", k, floor)
 		}
+	}
+	for k := range svcs {
 		svcs[k] = r.startService(fmt.Sprintf("part-%d-restarted", k), part(k))
+	}
+	for k := range svcs {
+		r.waitTakenOver(fmt.Sprintf("part-%d", k), killed)
 	}
 	res, _ := r.waitRecovered(killed, 4*time.Minute, 2*time.Second)
 	r.check(res, allow{resentDigests: 8})

@@ -923,6 +923,56 @@ func (r *rig) waitDelivered(timeout, quiet time.Duration) tally {
 	return t
 }
 
+// takeoverLimit is how soon after a kill -9 the outbox digests the dead
+// process had claimed must have been taken by a live process (issue 14).
+const takeoverLimit = 15 * time.Second
+
+// claimsOf counts the outbox digests whose recorded owner is a boot of
+// instance (owner ids are "<instance>/<boot id>", in each shard's owners
+// hash beside its outbox, docs/redis.md).
+func (r *rig) claimsOf(instance string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n := 0
+	for k := range store.DefaultShards {
+		owners := strings.TrimSuffix(store.ShardKeysOf(r.prefix, store.DefaultShards, k).Outbox, "outbox") + "owners"
+		m, err := r.rdb.HGetAll(ctx, owners).Result()
+		if err != nil {
+			return -1
+		}
+		for _, o := range m {
+			if strings.HasPrefix(o, instance+"/") {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// waitTakenOver waits until no outbox digest is owned by the killed
+// instance any more (taken over by a live process or its restart, or
+// finished), failing the test after takeoverLimit from the kill, and
+// prints how long it took and how many there were.
+func (r *rig) waitTakenOver(instance string, killed time.Time) {
+	r.t.Helper()
+	held := r.claimsOf(instance)
+	for {
+		n := r.claimsOf(instance)
+		if n == 0 {
+			break
+		}
+		if time.Since(killed) > takeoverLimit {
+			r.t.Errorf("%v after the kill: got %d digests still owned by %s, want 0 within %v", takeoverLimit, n, instance, takeoverLimit)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	line := fmt.Sprintf("scenario=%d takeover=%.1fs digests=%d (the killed %s's outbox claims taken; limit %v)",
+		r.n, time.Since(killed).Seconds(), held, instance, takeoverLimit)
+	fmt.Println(line)
+	r.logf("%s", line)
+}
+
 // recoveryLimit is how soon after a kill -9 every alert must have arrived
 // (issue 14): a dead process's claims are taken over through the liveness
 // keys within seconds, not after the 2-minute lease.

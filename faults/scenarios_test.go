@@ -36,6 +36,7 @@ func TestScenario1KillServeMidBacklog(t *testing.T) {
 	r.logf("killed -9 at ack floor %d of %d; %d emails so far", r.acked(), len(jobs), r.sink.Stats().Messages)
 
 	r.startService("serve-1-restarted", map[string]string{"JOBALERT_INSTANCE": "serve-1"})
+	r.waitTakenOver("serve-1", killed)
 	res, _ := r.waitRecovered(killed, 4*time.Minute, 2*time.Second)
 	// A digest whose 250 arrived just before the kill, and which was not
 	// yet marked sent, goes out again: at most one per SMTP connection.
@@ -102,6 +103,7 @@ func TestScenario2ThreeReplicasOneKilled(t *testing.T) {
 	victim.kill9()
 	killed := time.Now()
 	r.logf("killed -9 %s at ack floor %d; it had recorded %d events", victim.name, r.acked(), victim.recorded())
+	r.waitTakenOver(victim.name, killed)
 
 	<-p.done
 	r.logf("%d events published", len(jobs))
