@@ -5,6 +5,7 @@ package faults_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -198,7 +199,7 @@ func (r *rig) slotOf(shard int) int {
 }
 
 // shardsOn returns the shards whose slot node addr serves, by its own
-// CLUSTER SLOTS.
+// CLUSTER SHARDS.
 func (r *rig) shardsOn(addr string) []int {
 	r.t.Helper()
 	ranges := r.slotRanges(addr)
@@ -233,14 +234,18 @@ func (r *rig) slotRanges(addr string) [][2]int {
 	defer cancel()
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
-	slots, err := c.ClusterSlots(ctx).Result()
+	shards, err := c.ClusterShards(ctx).Result()
 	if err != nil {
-		r.t.Fatalf("CLUSTER SLOTS on %s: %v", addr, err)
+		r.t.Fatalf("CLUSTER SHARDS on %s: %v", addr, err)
 	}
 	var out [][2]int
-	for _, s := range slots {
-		if len(s.Nodes) > 0 && s.Nodes[0].Addr == addr {
-			out = append(out, [2]int{int(s.Start), int(s.End)})
+	for _, sh := range shards {
+		for _, n := range sh.Nodes {
+			if n.Role == "master" && net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10)) == addr {
+				for _, rg := range sh.Slots {
+					out = append(out, [2]int{int(rg.Start), int(rg.End)})
+				}
+			}
 		}
 	}
 	return out
