@@ -243,7 +243,8 @@ func (r *pipelineRun) run(ctx context.Context) error {
 	r.printf("redis (the same record calls, batches of %d, matches precomputed, fresh prefix): %d events, %d pairs in %s: %.0f events/s, %.0f pairs/s\n",
 		o.batch, raw.events, raw.pairs, raw.elapsed.Round(time.Millisecond),
 		float64(raw.events)/raw.elapsed.Seconds(), float64(raw.pairs)/raw.elapsed.Seconds())
-	r.printf("  redis main thread busy %.0f%% of the phase\n", 100*raw.redisBusy)
+	r.printf("  redis main thread busy %.0f%% of the phase (%.1f s of CPU, %.2f us/pair)\n", 100*raw.redisBusy,
+		raw.redisBusy*raw.elapsed.Seconds(), 1e6*raw.redisBusy*raw.elapsed.Seconds()/float64(raw.pairs))
 	r.printCommandStats(raw.cmdstats)
 
 	if o.redisCluster != "" {
@@ -995,7 +996,15 @@ func (r *pipelineRun) clusterPhase(ctx context.Context, ix *matcher.Index, bodie
 	if err != nil {
 		return err
 	}
+	cpu0, err := clusterCPU(ctx, cc)
+	if err != nil {
+		return err
+	}
 	p, err := r.recordAll(ctx, st, ix, all)
+	if err != nil {
+		return err
+	}
+	cpu1, err := clusterCPU(ctx, cc)
 	if err != nil {
 		return err
 	}
@@ -1006,7 +1015,43 @@ func (r *pipelineRun) clusterPhase(ctx context.Context, ix *matcher.Index, bodie
 		float64(p.events)/p.elapsed.Seconds(), pairs, pairs/n)
 	r.printf("  cluster / single server: %.3f (goal >= 0.70: %s); per primary / single server: %.3f\n",
 		pairs/singlePairs, verdict(pairs/singlePairs >= 0.7), pairs/n/singlePairs)
+	r.printf("  redis main threads' CPU in the phase: primaries %.1f s (%.2f us/pair), replicas %.1f s\n",
+		cpu1[0]-cpu0[0], 1e6*(cpu1[0]-cpu0[0])/float64(p.pairs), cpu1[1]-cpu0[1])
 	r.printf("RESULT_CLUSTER primaries=%d pairs=%d cluster_pairs_per_s=%.0f per_primary_pairs_per_s=%.0f single_pairs_per_s=%.0f ratio=%.3f\n",
 		primaries.Load(), p.pairs, pairs, pairs/n, singlePairs, pairs/singlePairs)
 	return nil
+}
+
+// clusterCPU sums the main threads' CPU time (s) of the cluster's
+// primaries and of its replicas.
+func clusterCPU(ctx context.Context, cc *redis.ClusterClient) ([2]float64, error) {
+	var mu sync.Mutex
+	var out [2]float64
+	add := func(i int) func(context.Context, *redis.Client) error {
+		return func(ctx context.Context, c *redis.Client) error {
+			info, err := c.Info(ctx, "cpu").Result()
+			if err != nil {
+				return err
+			}
+			var sum float64
+			for _, line := range strings.Split(info, "\n") {
+				k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+				if ok && (k == "used_cpu_user_main_thread" || k == "used_cpu_sys_main_thread") {
+					f, _ := strconv.ParseFloat(v, 64)
+					sum += f
+				}
+			}
+			mu.Lock()
+			out[i] += sum
+			mu.Unlock()
+			return nil
+		}
+	}
+	if err := cc.ForEachMaster(ctx, add(0)); err != nil {
+		return out, fmt.Errorf("bench pipeline: cluster CPU: %w", err)
+	}
+	if err := cc.ForEachSlave(ctx, add(1)); err != nil {
+		return out, fmt.Errorf("bench pipeline: cluster CPU: %w", err)
+	}
+	return out, nil
 }

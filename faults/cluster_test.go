@@ -5,6 +5,7 @@ package faults_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -104,9 +105,11 @@ func TestScenario9ClusterReshard(t *testing.T) {
 }
 
 // Scenario 10: two filter partitions (JOBALERT_PARTITION=0/2 and 1/2), each
-// on its own durable consumer, each killed -9 once mid-backlog and
-// restarted under its instance name: every pair is delivered once (less
-// window 2 of each kill), within 30 s of the last kill.
+// on its own durable consumer, each killed -9 once (part-1 mid-backlog,
+// then part-0 holding claimed digests) and restarted under its instance
+// name: the dead processes' claims are taken within 15 s, and every pair
+// is delivered once (less window 2 of each kill), within 30 s of the last
+// kill.
 func TestScenario10ClusterPartitionsKilled(t *testing.T) {
 	t.Parallel()
 	r := newClusterRig(t, 10)
@@ -122,21 +125,36 @@ func TestScenario10ClusterPartitionsKilled(t *testing.T) {
 	for _, s := range svcs {
 		s.waitReady()
 	}
-	// Each partition reads the whole stream on its own durable: part-0 is
-	// killed at a quarter of its backlog, part-1 at half of its own (or at
-	// once if it is past that when part-0 is back), each mid-backlog.
+	// Each partition reads the whole stream on its own durable, at its
+	// own pace. part-1 is killed once its ack floor passes a quarter of
+	// the backlog (mid-backlog: events in flight, record marks), part-0
+	// then once it also holds claimed digests (the notifier's side); both
+	// are restarted.
 	var killed time.Time
-	for k, at := range []int{len(jobs) / 4, len(jobs) / 2} {
-		d := r.durables[k]
-		testenv.Eventually(t, 2*time.Minute, func() bool { return r.ackedBy(d) >= at }, "%s: ack floor did not reach %d (at %d)", d, at, r.ackedBy(d))
+	dead := make([][]string, len(svcs))
+	at := len(jobs) / 4
+	for _, k := range []int{1, 0} {
+		d, name := r.durables[k], fmt.Sprintf("part-%d", k)
+		ready := func() bool { return r.ackedBy(d) >= at }
+		if k == 1 {
+			testenv.Eventually(t, 2*time.Minute, ready, "%s: ack floor did not reach %d (at %d)", d, at, r.ackedBy(d))
+		} else {
+			r.waitHolding(name, ready, fmt.Sprintf("%s at ack floor %d", d, at))
+		}
 		svcs[k].kill9()
 		killed = time.Now()
+		dead[k] = r.killedOwners(name)
 		floor := r.ackedBy(d)
-		r.logf("killed -9 part-%d at its ack floor %d of %d; %d emails so far", k, floor, len(jobs), r.sink.Stats().Messages)
-		if floor >= len(jobs) {
-			t.Errorf("part-%d killed at ack floor %d: got the end of its backlog, want mid-backlog", k, floor)
+		r.logf("killed -9 %s at its ack floor %d of %d; %d emails so far", name, floor, len(jobs), r.sink.Stats().Messages)
+		if k == 1 && floor >= len(jobs) {
+			t.Errorf("part-1 killed at ack floor %d: got the end of its backlog, want mid-backlog", floor)
 		}
+	}
+	for k := range svcs {
 		svcs[k] = r.startService(fmt.Sprintf("part-%d-restarted", k), part(k))
+	}
+	for k := range svcs {
+		r.waitTakenOver(fmt.Sprintf("part-%d", k), dead[k], killed)
 	}
 	res, _ := r.waitRecovered(killed, 4*time.Minute, 2*time.Second)
 	r.check(res, allow{resentDigests: 8})
@@ -181,7 +199,7 @@ func (r *rig) slotOf(shard int) int {
 }
 
 // shardsOn returns the shards whose slot node addr serves, by its own
-// CLUSTER SLOTS.
+// CLUSTER SHARDS.
 func (r *rig) shardsOn(addr string) []int {
 	r.t.Helper()
 	ranges := r.slotRanges(addr)
@@ -216,14 +234,18 @@ func (r *rig) slotRanges(addr string) [][2]int {
 	defer cancel()
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
-	slots, err := c.ClusterSlots(ctx).Result()
+	shards, err := c.ClusterShards(ctx).Result()
 	if err != nil {
-		r.t.Fatalf("CLUSTER SLOTS on %s: %v", addr, err)
+		r.t.Fatalf("CLUSTER SHARDS on %s: %v", addr, err)
 	}
 	var out [][2]int
-	for _, s := range slots {
-		if len(s.Nodes) > 0 && s.Nodes[0].Addr == addr {
-			out = append(out, [2]int{int(s.Start), int(s.End)})
+	for _, sh := range shards {
+		for _, n := range sh.Nodes {
+			if n.Role == "master" && net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10)) == addr {
+				for _, rg := range sh.Slots {
+					out = append(out, [2]int{int(rg.Start), int(rg.End)})
+				}
+			}
 		}
 	}
 	return out

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +37,7 @@ import (
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/smtpsink"
 	"github.com/jobalert/jobalert/store"
+	"github.com/jobalert/jobalert/webhook"
 )
 
 // binEnv names the jobalert binary under test; without it TestMain builds
@@ -189,6 +192,62 @@ type rig struct {
 
 	env      map[string]string
 	services []*service
+
+	// webhookEvery, set before workload, makes every n-th subscription
+	// with few matches a webhook subscription too (hook receives its
+	// calls); hookExpected are the pairs its calls must carry.
+	webhookEvery int
+	hook         *hookSink
+	hookExpected map[pair]bool
+}
+
+// hookSink is the webhook receiver: it answers 200 and counts each (subscription,
+// job) pair the calls carry.
+type hookSink struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	pairs map[pair]int
+	calls int
+}
+
+func newHookSink(t *testing.T) *hookSink {
+	h := &hookSink{pairs: map[pair]int{}}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var body struct {
+			SubscriptionID string `json:"subscription_id"`
+			Jobs           []struct {
+				ID string `json:"id"`
+			} `json:"jobs"`
+		}
+		if err := json.NewDecoder(req.Body).Decode(&body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		h.mu.Lock()
+		h.calls++
+		for _, j := range body.Jobs {
+			h.pairs[pair{body.SubscriptionID, j.ID}]++
+		}
+		h.mu.Unlock()
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+// missing counts the pairs of want the receiver has not seen, and the
+// listings beyond one.
+func (h *hookSink) missing(want map[pair]bool) (lost, dups, calls int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for p := range want {
+		if h.pairs[p] == 0 {
+			lost++
+		}
+	}
+	for _, n := range h.pairs {
+		dups += max(n-1, 0)
+	}
+	return lost, dups, h.calls
 }
 
 // newRig starts a scenario's servers, with a single redis-server.
@@ -332,19 +391,51 @@ func (r *rig) workload(nSubs, nJobs int) []matcher.Job {
 			continue
 		}
 		id := fmt.Sprintf("sub_%04d", i)
-		subs = append(subs, &store.Subscription{ID: id, Email: fmt.Sprintf("user%04d@example.test", i), Filter: f.Filter,
-			Frequency: "instant", Timezone: "UTC", Status: store.StatusActive})
+		sub := &store.Subscription{ID: id, Email: fmt.Sprintf("user%04d@example.test", i), Filter: f.Filter,
+			Frequency: "instant", Timezone: "UTC", Status: store.StatusActive}
+		// Webhook bodies have a size limit: only subscriptions whose
+		// matches surely fit one get a webhook.
+		if r.webhookEvery > 0 && len(subs)%r.webhookEvery == 0 && n <= 20 {
+			if r.hook == nil {
+				r.hook, r.hookExpected = newHookSink(r.t), map[pair]bool{}
+			}
+			sub.WebhookURL = r.hook.srv.URL + "/hook/" + id
+		}
+		subs = append(subs, sub)
 		if err := r.ref.Add(id, f.Filter); err != nil {
 			r.t.Fatalf("filter %d: %v", i, err)
 		}
 		r.subs = append(r.subs, id)
 	}
+	hooked := map[string]bool{}
+	for _, sub := range subs {
+		hooked[sub.ID] = sub.WebhookURL != ""
+	}
 	for i := range jobs {
 		for _, sub := range r.ref.MatchIDs(&jobs[i]) {
 			r.expected[pair{sub, jobs[i].ID}] = true
+			if hooked[sub] {
+				r.hookExpected[pair{sub, jobs[i].ID}] = true
+			}
 		}
 	}
 	ctx := context.Background()
+	if r.hook != nil {
+		r.env["JOBALERT_WEBHOOK_ALLOW_PRIVATE"] = "true"
+		hooks := webhook.New(r.rdb, r.prefix, webhook.Config{AllowPrivate: true}, nil)
+		for _, sub := range subs {
+			if sub.WebhookURL == "" {
+				continue
+			}
+			secret, err := webhook.NewSecret()
+			if err == nil {
+				err = hooks.SetEndpoint(ctx, sub.ID, sub.WebhookURL, secret)
+			}
+			if err != nil {
+				r.t.Fatalf("webhook endpoint of %s: %v", sub.ID, err)
+			}
+		}
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for w := range 8 {
@@ -362,8 +453,8 @@ func (r *rig) workload(nSubs, nJobs int) []matcher.Job {
 	if err := <-errs; err != nil {
 		r.t.Fatalf("create subscription: %v", err)
 	}
-	r.logf("workload: %d subscriptions (%d broader filters left out), %d jobs, %d expected pairs (%.1f a job)",
-		len(subs), skipped, nJobs, len(r.expected), float64(len(r.expected))/float64(max(nJobs, 1)))
+	r.logf("workload: %d subscriptions (%d broader filters left out), %d jobs, %d expected pairs (%.1f a job); %d pairs by webhook too",
+		len(subs), skipped, nJobs, len(r.expected), float64(len(r.expected))/float64(max(nJobs, 1)), len(r.hookExpected))
 	return jobs
 }
 
@@ -923,6 +1014,132 @@ func (r *rig) waitDelivered(timeout, quiet time.Duration) tally {
 	return t
 }
 
+// claims returns what the owner ids (docs/operations.md, "<instance>/<boot
+// id>") that satisfy keep hold: outbox digests and webhook deliveries. The
+// digests' owners are in each shard's owners hash beside its outbox, the
+// webhook queue's in {wh}owners (docs/redis.md, docs/webhooks.md). It
+// returns nil when Redis does not answer.
+func (r *rig) claims(keep func(owner string) bool) *claimSet {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	out := &claimSet{digests: map[string]int{}, hooks: map[string]bool{}}
+	for k := range store.DefaultShards {
+		owners := strings.TrimSuffix(store.ShardKeysOf(r.prefix, store.DefaultShards, k).Outbox, "outbox") + "owners"
+		m, err := r.rdb.HGetAll(ctx, owners).Result()
+		if err != nil {
+			return nil
+		}
+		for _, o := range m {
+			if keep(o) {
+				out.digests[o]++
+			}
+		}
+	}
+	hooks, err := r.rdb.ZRange(ctx, r.prefix+"{wh}owners", 0, -1).Result()
+	if err != nil {
+		return nil
+	}
+	for _, o := range hooks {
+		if keep(o) {
+			out.hooks[o] = true
+		}
+	}
+	return out
+}
+
+// claimSet is what owners hold: outbox digests by owner, and the owners
+// holding webhook deliveries.
+type claimSet struct {
+	digests map[string]int
+	hooks   map[string]bool
+}
+
+func (c *claimSet) owners() []string {
+	var out []string
+	for o := range c.digests {
+		out = append(out, o)
+	}
+	for o := range c.hooks {
+		if _, ok := c.digests[o]; !ok {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func (c *claimSet) String() string {
+	return fmt.Sprintf("digests %v, webhook deliveries of %v", c.digests, slices.Collect(maps.Keys(c.hooks)))
+}
+
+// takeoverLimit is how soon after a kill -9 the outbox digests and webhook
+// deliveries the dead process had claimed must have been taken by a live
+// process or its restart (issue 14).
+const takeoverLimit = 15 * time.Second
+
+// killedOwners returns the owner ids of instance that hold claims: called
+// right after a kill and before any restart, they are the dead boot's.
+func (r *rig) killedOwners(instance string) []string {
+	r.t.Helper()
+	all := r.claims(func(string) bool { return true })
+	if all == nil {
+		r.t.Fatalf("redis did not answer for the claims of %s", instance)
+	}
+	r.logf("claims at the kill of %s: %v; %s", instance, all, r.pipelineState())
+	var owners []string
+	for _, o := range all.owners() {
+		if strings.HasPrefix(o, instance+"/") {
+			owners = append(owners, o)
+		}
+	}
+	return owners
+}
+
+// waitHolding waits until ready() holds and instance holds claimed outbox
+// digests, so that a kill leaves claims for the others to take.
+func (r *rig) waitHolding(instance string, ready func() bool, what string) {
+	r.t.Helper()
+	mine := func(o string) bool { return strings.HasPrefix(o, instance+"/") }
+	testenv.Eventually(r.t, 2*time.Minute, func() bool {
+		if !ready() {
+			return false
+		}
+		c := r.claims(mine)
+		return c != nil && len(c.digests) > 0
+	}, "%s with digests claimed by %s", what, instance)
+}
+
+// waitTakenOver waits until no outbox digest and no webhook delivery is
+// held by owners (the killed boot's ids, from killedOwners): taken over by
+// a live process or its restart, or finished. It fails the test after
+// takeoverLimit from the kill, and prints how long it took and what there
+// was.
+func (r *rig) waitTakenOver(name string, owners []string, killed time.Time) {
+	r.t.Helper()
+	dead := func(o string) bool { return slices.Contains(owners, o) }
+	digests, hooks := 0, false
+	if at := r.claims(dead); at != nil {
+		for _, n := range at.digests {
+			digests += n
+		}
+		hooks = len(at.hooks) > 0
+	}
+	for {
+		held := r.claims(dead)
+		if held != nil && len(held.owners()) == 0 {
+			break
+		}
+		if time.Since(killed) > takeoverLimit {
+			r.t.Errorf("%v after the kill: got %v still held by the killed %s, want none within %v", takeoverLimit, held, name, takeoverLimit)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	line := fmt.Sprintf("scenario=%d takeover=%.1fs digests=%d webhook_claims=%v (the killed %s's claims taken; limit %v)",
+		r.n, time.Since(killed).Seconds(), digests, hooks, name, takeoverLimit)
+	fmt.Println(line)
+	r.logf("%s", line)
+}
+
 // recoveryLimit is how soon after a kill -9 every alert must have arrived
 // (issue 14): a dead process's claims are taken over through the liveness
 // keys within seconds, not after the 2-minute lease.
@@ -957,13 +1174,17 @@ func (r *rig) waitDeliveredBy(timeout, quiet time.Duration, limit time.Time) (ta
 	var done time.Time
 	for {
 		t := r.tally(in)
-		if t.Lost == 0 {
+		hookLost := 0
+		if r.hook != nil {
+			hookLost, _, _ = r.hook.missing(r.hookExpected)
+		}
+		if t.Lost == 0 && hookLost == 0 {
 			done = time.Now()
 			break
 		}
 		if !limit.IsZero() && time.Now().After(limit) {
-			r.t.Errorf("%v after the fault: got %d of %d expected pairs delivered, want all within %v (%s)",
-				recoveryLimit, t.Expected-t.Lost, t.Expected, recoveryLimit, r.pipelineState())
+			r.t.Errorf("%v after the fault: got %d of %d expected pairs delivered by email and %d of %d by webhook, want all within %v (%s)",
+				recoveryLimit, t.Expected-t.Lost, t.Expected, len(r.hookExpected)-hookLost, len(r.hookExpected), recoveryLimit, r.pipelineState())
 			limit = time.Time{}
 		}
 		if time.Now().After(deadline) {
@@ -1088,6 +1309,20 @@ func (r *rig) check(t tally, a allow) {
 	}
 	if t.AfterDataEmails > t.Unacked {
 		r.t.Errorf("%d emails in the after-DATA window, more than the %d unacknowledged", t.AfterDataEmails, t.Unacked)
+	}
+	if r.hook != nil {
+		lost, dups, calls := r.hook.missing(r.hookExpected)
+		line := fmt.Sprintf("scenario=%d webhook_expected=%d webhook_lost=%d webhook_dups=%d webhook_calls=%d", r.n, len(r.hookExpected), lost, dups, calls)
+		fmt.Println(line)
+		r.logf("%s", line)
+		if lost > 0 {
+			r.t.Errorf("webhooks: lost %d of %d expected pairs", lost, len(r.hookExpected))
+		}
+		// A call sent and not yet recorded when its process died is sent
+		// again (same webhook-id, docs/webhooks.md): only a kill allows it.
+		if dups > 0 && a.resentDigests == 0 {
+			r.t.Errorf("webhooks: %d duplicate listings, want none here", dups)
+		}
 	}
 }
 

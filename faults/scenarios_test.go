@@ -21,6 +21,7 @@ import (
 func TestScenario1KillServeMidBacklog(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, 1)
+	r.webhookEvery = 4 // and webhook deliveries, taken over like digests
 	// The 30 s run from the kill to the last alert includes the rest of
 	// the backlog: sized so that this 2-core machine, running the suite
 	// four scenarios at a time and other work (load average 17 seen),
@@ -30,12 +31,14 @@ func TestScenario1KillServeMidBacklog(t *testing.T) {
 	r.logf("backlog of %d events published", len(jobs))
 
 	svc := r.startService("serve-1", nil)
-	r.waitAcked(800, 2*time.Minute)
+	r.waitHolding("serve-1", func() bool { return r.acked() >= 800 }, "ack floor 800")
 	svc.kill9()
 	killed := time.Now()
+	dead := r.killedOwners("serve-1")
 	r.logf("killed -9 at ack floor %d of %d; %d emails so far", r.acked(), len(jobs), r.sink.Stats().Messages)
 
 	r.startService("serve-1-restarted", map[string]string{"JOBALERT_INSTANCE": "serve-1"})
+	r.waitTakenOver("serve-1", dead, killed)
 	res, _ := r.waitRecovered(killed, 4*time.Minute, 2*time.Second)
 	// A digest whose 250 arrived just before the kill, and which was not
 	// yet marked sent, goes out again: at most one per SMTP connection.
@@ -81,6 +84,7 @@ func TestScenario7SigtermUnderLoad(t *testing.T) {
 func TestScenario2ThreeReplicasOneKilled(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, 2)
+	r.webhookEvery = 4
 	jobs := r.workload(400, 2000) // sized as scenario 1's
 
 	// The replicas are all fetching before the events come (as fast as
@@ -96,12 +100,14 @@ func TestScenario2ThreeReplicasOneKilled(t *testing.T) {
 	stopScrape := r.scrapeEvery(200*time.Millisecond, svcs...)
 	p := r.publishInBackground(jobEvents(jobs), 0)
 
-	r.waitAcked(800, 2*time.Minute)
 	victim := svcs[1]
+	r.waitHolding(victim.name, func() bool { return r.acked() >= 800 }, "ack floor 800")
 	victim.scrape()
 	victim.kill9()
 	killed := time.Now()
+	dead := r.killedOwners(victim.name)
 	r.logf("killed -9 %s at ack floor %d; it had recorded %d events", victim.name, r.acked(), victim.recorded())
+	r.waitTakenOver(victim.name, dead, killed)
 
 	<-p.done
 	r.logf("%d events published", len(jobs))

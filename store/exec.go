@@ -40,6 +40,7 @@ func (s *Redis) evalEach(ctx context.Context, sc *redis.Script, n int, keys func
 	for attempt := 0; len(todo) > 0; attempt++ {
 		errs := make([]error, n)
 		if err := s.runCalls(ctx, sc, todo, keys, args, out, errs); err != nil {
+			s.reloadOnNodeError(ctx, err)
 			return nil, err
 		}
 		var noscript, moved []int
@@ -51,6 +52,7 @@ func (s *Redis) evalEach(ctx context.Context, sc *redis.Script, n int, keys func
 			case isRedirect(err) && attempt < clusterRetries:
 				moved = append(moved, i)
 			default:
+				s.reloadOnNodeError(ctx, err)
 				return nil, err
 			}
 		}
@@ -71,6 +73,22 @@ func (s *Redis) evalEach(ctx context.Context, sc *redis.Script, n int, keys func
 		todo = append(noscript, moved...)
 	}
 	return out, nil
+}
+
+// reloadOnNodeError reloads a cluster client's slot map after an error
+// that is not Redis's answer (a node that cannot be reached, a timeout):
+// go-redis keeps a dead primary in its map until a MOVED or its periodic
+// reload, so the step's retry would go to it again.
+func (s *Redis) reloadOnNodeError(ctx context.Context, err error) {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok || err == nil || errors.Is(err, context.Canceled) {
+		return
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !isRedirect(err) {
+		return // Redis answered: the node is there
+	}
+	cc.ReloadState(ctx)
 }
 
 // clusterRetries bounds how often one call runs again after a cluster

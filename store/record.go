@@ -500,13 +500,18 @@ func (s *Redis) recordJobRecords(ctx context.Context, r *recording, now time.Tim
 }
 
 // recordJobs runs step 1, one script per shard the batch touches: the
-// shards with matches, and for each event not closed the shards its job's
-// record names (where its first event may have left a mark). It returns
-// the results so far.
+// shards with matches, and for each event the shards its job's record
+// names (where its first event may have left a mark), of this store's
+// filter partition only. It returns the results so far.
 func (s *Redis) recordJobs(ctx context.Context, r *recording, now time.Time, token string) ([]RecordResult, error) {
 	n := r.nsh
 	for i := range r.batch {
 		for k := range n {
+			// A filter partition records into its own shards only: another
+			// partition's first-event marks are that partition's to end.
+			if !s.ownsShard(k) {
+				continue
+			}
 			want := r.cnt[i*n+k] > 0
 			if !want && r.fs[i] != "" && strings.Contains(r.fs[i], ","+strconv.Itoa(k)+",") {
 				want = true

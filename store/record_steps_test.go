@@ -390,3 +390,39 @@ func TestAnUpdateOfAnOldJobHoldsNothingBack(t *testing.T) {
 		t.Fatalf("cov: got %q, want \"2\"", cov)
 	}
 }
+
+// A partition's Record call never ends another partition's first-event
+// mark: partition 1 recording an event that matched nobody of its own
+// leaves the mark partition 0's dead recorder left in its shard.
+func TestAPartitionLeavesTheOtherPartitionsMarksAlone(t *testing.T) {
+	ctx := context.Background()
+	s, a := stepStore(t)
+	k := s.k.shardOf(a)
+	p := func(n int) *Redis {
+		return New(s.rdb, Config{Prefix: s.cfg.Prefix, PendingLimit: 5, Partition: n, Partitions: 2})
+	}
+	mine, other := p(k%2), p(1-k%2)
+	if _, _, err := mine.stepJobs(ctx, []jobevent.Matched{created("j1", a)}, stepT0, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.killRecorder(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	// The other partition sees the same event, matching none of its own.
+	if _, err := other.RecordResults(ctx, []jobevent.Matched{created("j1")}, stepT0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mine.RecordResults(ctx, []jobevent.Matched{created("j2", a)}, stepT0); err != nil {
+		t.Fatal(err)
+	}
+	if _, res := claimNow(t, s, a, stepT0); res != ClaimedEmpty {
+		t.Fatalf("claim while j1's first event is unfinished in its partition: got %v, want ClaimedEmpty", res)
+	}
+	// Its own partition's redelivery ends it.
+	if _, err := mine.RecordResults(ctx, []jobevent.Matched{created("j1", a)}, stepT0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := claimNow(t, s, a, stepT0.Add(time.Minute)); got != "1,2" {
+		t.Fatalf("claim after the redelivery: got items %q, want \"1,2\" (in the order pushed, newest first)", got)
+	}
+}

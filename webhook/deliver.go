@@ -175,13 +175,17 @@ func (s *Service) claim(ctx context.Context, n int) (out []attempt, more bool, e
 	now := s.cfg.Clock.Now()
 	nowMS := now.UnixMilli()
 	deferMin := s.deferDelay().Milliseconds()
-	v, err := claimScript.Run(ctx, s.rdb, []string{s.key("q"), s.key("dead"), s.key("owners"), s.key("own", s.owner())},
+	cmd, short := s.runDurable(ctx, claimScript, []string{s.key("q"), s.key("dead"), s.key("owners"), s.key("own", s.owner())},
 		s.base(), nowMS, now.Add(s.cfg.Lease).UnixMilli(),
 		n, 4*n+32, s.cfg.PerEndpoint, s.cfg.PerHost, s.cfg.PerSubscription,
 		deferMin, deferMin, (s.cfg.BreakerCooldown/10 + time.Millisecond).Milliseconds(),
-		s.cfg.DeadLetterTTL.Milliseconds(), s.gcTTL(), 1+rand.Int64N(2147483646), s.owner()).Slice()
+		s.cfg.DeadLetterTTL.Milliseconds(), s.gcTTL(), 1+rand.Int64N(2147483646), s.owner())
+	v, err := cmd.Slice()
 	if err != nil {
 		return nil, false, err
+	}
+	if short != nil {
+		s.log.Warn("webhook claim not confirmed by a replica: attempted anyway (a failover now may mean a second attempt)", "err", short)
 	}
 	if len(v) != 2 {
 		return nil, false, errRedisScriptResult

@@ -124,6 +124,11 @@ type Config struct {
 	// RecoverInterval is how often Run looks for deliveries held by dead
 	// owners (default 2s; with Liveness only).
 	RecoverInterval time.Duration
+	// WaitReplicas is how many replicas Enqueue and each claim WAIT for,
+	// so that a primary's death loses neither (JOBALERT_REDIS_WAIT_REPLICAS):
+	// 0 none (the zero value), -1 one when the primary of the webhook keys
+	// has a replica connected (counted again every 10 s), n > 0 that many.
+	WaitReplicas int
 	// PollInterval is how often workers look for due deliveries besides
 	// being woken by a local Enqueue (default 1s).
 	PollInterval time.Duration
@@ -233,6 +238,8 @@ type Service struct {
 	// (recoverOrphans).
 	deadMu    sync.Mutex
 	deadSince map[string]time.Time
+
+	replicas replicas // the automatic WaitReplicas decision
 }
 
 // New returns a Service keeping its state in rdb under prefix+"{wh}".
@@ -477,9 +484,13 @@ func (s *Service) Enqueue(ctx context.Context, d Delivery) error {
 	}
 	now := s.cfg.Clock.Now()
 	due := now.Add(s.delay(0)).UnixMilli()
-	n, err := enqueueScript.Run(ctx, s.rdb,
+	cmd, short := s.runDurable(ctx, enqueueScript,
 		[]string{s.key("d", d.ID), s.key("ep", d.SubscriptionID), s.key("q"), s.key("s", d.SubscriptionID)},
-		d.SubscriptionID, body, now.UnixMilli(), due, d.ID).Int()
+		d.SubscriptionID, body, now.UnixMilli(), due, d.ID)
+	n, err := cmd.Int()
+	if err == nil {
+		err = short // queued, but not known to be on a replica: the caller tries again
+	}
 	if err != nil {
 		return fmt.Errorf("enqueue webhook delivery %s: %w", d.ID, err)
 	}

@@ -57,6 +57,9 @@ func (e *env) service(t *testing.T, cfg webhook.Config) *webhook.Service {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 3 * time.Second
 	}
+	if cfg.WaitReplicas == 0 {
+		cfg.WaitReplicas = -1 // WAIT for a replica on a cluster (with-redis-cluster.sh)
+	}
 	return webhook.New(e.rdb, e.prefix, cfg, nil)
 }
 

@@ -210,6 +210,7 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 			AllowPrivate: cfg.WebhookAllowPrivate, Workers: cfg.WebhookWorkers,
 			PerHost: cfg.WebhookPerHost, PerSubscription: cfg.WebhookPerSubscription, SlowAfter: cfg.WebhookSlowAfter,
 			UserAgent: "jobalert/" + version, OnGone: a.webhookGone, Metrics: a.m.webhook, Liveness: a.live,
+			WaitReplicas: cfg.RedisWaitReplicas,
 		}
 		if deps.webhookCfg != nil {
 			deps.webhookCfg(&wcfg)

@@ -86,16 +86,27 @@ func StartRedisCluster(tb testing.TB) *RedisCluster {
 	})
 	rc := &RedisCluster{procs: map[string]*exec.Cmd{}}
 	for i := 0; i < 6; i++ {
-		port, bus := FreePort(tb), FreePort(tb)
-		d := filepath.Join(dir, fmt.Sprintf("node-%d", i))
-		if err := os.Mkdir(d, 0o755); err != nil {
-			tb.Fatal(err)
+		// A port FreePort found free may be taken before redis-server
+		// binds it (by another test's server or an outgoing connection,
+		// with several clusters starting at once): the node then exits
+		// at once, and is started again on other ports.
+		for try := 1; ; try++ {
+			port, bus := FreePort(tb), FreePort(tb)
+			d := filepath.Join(dir, fmt.Sprintf("node-%d-%d", i, try))
+			if err := os.Mkdir(d, 0o755); err != nil {
+				tb.Fatal(err)
+			}
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+			cmd := startRedis(tb, d, "--port", strconv.Itoa(port), "--cluster-enabled", "yes",
+				"--cluster-port", strconv.Itoa(bus), "--cluster-config-file", filepath.Join(d, "nodes.conf"),
+				"--cluster-node-timeout", "2000", "--appendonly", "yes", "--repl-diskless-sync-delay", "0")
+			if try < 5 && bindFailed(filepath.Join(d, "redis.log"), addr) {
+				continue
+			}
+			rc.procs[addr] = cmd
+			rc.Addrs = append(rc.Addrs, addr)
+			break
 		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		rc.procs[addr] = startRedis(tb, d, "--port", strconv.Itoa(port), "--cluster-enabled", "yes",
-			"--cluster-port", strconv.Itoa(bus), "--cluster-config-file", filepath.Join(d, "nodes.conf"),
-			"--cluster-node-timeout", "2000", "--appendonly", "yes", "--repl-diskless-sync-delay", "0")
-		rc.Addrs = append(rc.Addrs, addr)
 	}
 	for _, a := range rc.Addrs {
 		c := redis.NewClient(&redis.Options{Addr: a, MaxRetries: -1})
@@ -148,6 +159,26 @@ func StartRedisCluster(tb testing.TB) *RedisCluster {
 		return nil
 	})
 	return rc
+}
+
+// bindFailed waits until the node at addr answers PING or its log says
+// it could not listen (a port taken meanwhile), for up to 10 s, and
+// reports the latter.
+func bindFailed(logFile, addr string) bool {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile(logFile); strings.Contains(string(b), "Address already in use") {
+			return true
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return false
+		}
+	}
+	return false
 }
 
 func firstErr(errs ...error) error {
