@@ -12,6 +12,7 @@ import (
 	"github.com/jobalert/jobalert/internal/connect"
 	"github.com/jobalert/jobalert/internal/redact"
 	"github.com/jobalert/jobalert/store"
+	"github.com/jobalert/jobalert/webhook"
 )
 
 // runMigrate moves a keyspace of the unsharded layout to the sharded one
@@ -38,6 +39,12 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return fmt.Errorf("%s: %w", connect.RedisTarget(cfg), redact.Wrap(err))
 	}
+	// The webhook queue's keys first: the layout is marked migrated only
+	// by the store's step, so a failure here leaves serve refusing.
+	hooks, err := webhook.MigrateKeys(ctx, rdb, cfg.KeyPrefix, nil)
+	if err != nil {
+		return fmt.Errorf("migrate webhook keys: %w", redact.Wrap(err))
+	}
 	st := store.New(rdb, store.Config{Prefix: cfg.KeyPrefix, JobTTL: cfg.JobTTL, Shards: cfg.RedisShards})
 	var bar *progressbar.ProgressBar
 	c, err := st.Migrate(ctx, func(total, done int64) {
@@ -53,7 +60,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "migrated %d keys to %d shards under prefix %q; the sharded layout holds: %d subscriptions, %d pending items, %d due entries, %d digests, %d jobs\n",
-		c.ToMove, cfg.RedisShards, cfg.KeyPrefix, c.Subscriptions, c.PendingItems, c.Due, c.Digests, c.Jobs)
+	fmt.Fprintf(stdout, "migrated %d keys to %d shards under prefix %q; the sharded layout holds: %d subscriptions, %d pending items, %d due entries, %d digests, %d jobs; %d webhook queue keys moved under {wh}\n",
+		c.ToMove, cfg.RedisShards, cfg.KeyPrefix, c.Subscriptions, c.PendingItems, c.Due, c.Digests, c.Jobs, hooks)
 	return nil
 }

@@ -26,6 +26,10 @@ func TestServeRefusesTheOldLayoutUntilMigrateMovesIt(t *testing.T) {
 	if err := rdb.RPush(ctx, prefix+"pend:sub_old", 1).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// A webhook endpoint of the layout before the {wh} tag.
+	if err := rdb.HSet(ctx, prefix+"wh:ep:sub_old", "url", "https://hooks.example/x", "enabled", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
 	env := startupEnv(t, testenv.RedisEnv(t))
 	env["JOBALERT_REDIS_PREFIX"] = prefix
 	getenv := func(k string) string { return env[k] }
@@ -39,8 +43,11 @@ func TestServeRefusesTheOldLayoutUntilMigrateMovesIt(t *testing.T) {
 	if err := run(ctx, []string{"migrate"}, getenv, nil, &out, &errOut); err != nil {
 		t.Fatalf("migrate: %v (stderr %s)", err, errOut.String())
 	}
-	if got := out.String(); !strings.Contains(got, "1 subscriptions, 1 pending items") {
-		t.Fatalf("migrate output: got %q, want the counts (1 subscriptions, 1 pending items)", got)
+	if got := out.String(); !strings.Contains(got, "1 subscriptions, 1 pending items") || !strings.Contains(got, "1 webhook queue keys moved") {
+		t.Fatalf("migrate output: got %q, want the counts (1 subscriptions, 1 pending items, 1 webhook queue keys moved)", got)
+	}
+	if got, err := rdb.HGet(ctx, prefix+"{wh}ep:sub_old", "url").Result(); err != nil || got != "https://hooks.example/x" {
+		t.Fatalf("webhook endpoint after migrate: got %q, %v want it under the {wh} tag", got, err)
 	}
 	st := store.New(rdb, store.Config{Prefix: prefix})
 	if err := st.CheckLayout(ctx); err != nil {
