@@ -58,7 +58,13 @@ func (j Job) Visas() string {
 // "Seattle, WA, US; Austin, TX · Hybrid"; empty when neither is known.
 func (j Job) Where() string {
 	parts := []string{}
-	if l := strings.Join(j.Locations, "; "); l != "" {
+	var locs []string
+	for _, l := range j.Locations {
+		if l = strings.TrimSpace(l); l != "" {
+			locs = append(locs, l)
+		}
+	}
+	if l := strings.Join(locs, "; "); l != "" {
 		parts = append(parts, l)
 	}
 	if j.Workplace != "" {
@@ -92,9 +98,7 @@ func FromMatcher(j *matcher.Job, salary string) Job {
 		Seniority: capitalise(strings.TrimSpace(j.Seniority)),
 		PostedAt:  j.PostedAt,
 	}
-	if u := strings.TrimSpace(j.URL); strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
-		out.URL = u
-	}
+	out.URL = SafeURL(j.URL)
 	for _, l := range j.Locations {
 		if l = strings.TrimSpace(l); l != "" {
 			out.Locations = append(out.Locations, l)
@@ -109,6 +113,21 @@ func FromMatcher(j *matcher.Job, salary string) Job {
 		}
 	}
 	return out
+}
+
+// urlEscaper percent-encodes the characters that are not allowed raw in a
+// URL and that chat markups use as delimiters.
+var urlEscaper = strings.NewReplacer("<", "%3C", ">", "%3E", "|", "%7C", `"`, "%22", " ", "%20", "`", "%60", "{", "%7B", "}", "%7D", "\\", "%5C", "^", "%5E")
+
+// SafeURL returns an http(s) URL with the characters that a URL may not
+// hold raw (and that Slack, Discord and Telegram markup use as
+// delimiters) percent-encoded, or "" for anything else.
+func SafeURL(u string) string {
+	u = strings.TrimSpace(u)
+	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return ""
+	}
+	return urlEscaper.Replace(u)
 }
 
 func workplaceName(w string) string {

@@ -141,8 +141,8 @@ func maskedLink(text, u string) string {
 
 func embed(j channel.Job) Embed {
 	e := Embed{Title: channel.Truncate(j.Title, MaxTitle), Color: color}
-	if j.URL != "" && utf8.RuneCountInString(j.URL) <= 2048 {
-		e.URL = j.URL
+	if u := channel.SafeURL(j.URL); u != "" && utf8.RuneCountInString(u) <= 2048 {
+		e.URL = u
 	}
 	var lines []string
 	line := []string{}
@@ -178,12 +178,13 @@ func embed(j channel.Job) Embed {
 	return e
 }
 
-// escape puts a backslash before Discord's markdown characters, so a
-// title with * or _ shows as typed.
+// escape puts a backslash before Discord's inline markdown characters,
+// so a name with * or _ shows as typed. (The characters that matter only
+// at the start of a line, such as # and >, never start one here.)
 func escape(s string) string {
 	var b strings.Builder
 	for _, r := range s {
-		if strings.ContainsRune("\\*_~`|>[]()#-", r) {
+		if strings.ContainsRune("\\*_~`|[]", r) {
 			b.WriteByte('\\')
 		}
 		b.WriteRune(r)
