@@ -145,6 +145,7 @@ func entry(site *url.URL, it Item) atomEntry {
 		e.Published = j.PostedAt.UTC().Format(time.RFC3339)
 	}
 	for _, v := range j.VisaCodes {
+		v = channel.Truncate(v, 100)
 		e.Categories = append(e.Categories, atomCategory{Term: v, Label: "Visa: " + v})
 	}
 	return e
