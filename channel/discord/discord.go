@@ -6,7 +6,7 @@
 // "Sponsorship not stated") and seniority; the timestamp is the posting
 // time, which Discord shows in the reader's own zone. The heading is the
 // first message's content; the "and N more" link and the manage and
-// unsubscribe links are the last message's. A message carries at most 10
+// unsubscribe links close the last message in a small embed of their own. A message carries at most 10
 // embeds and 6,000 characters of embed text, so further jobs go in
 // follow-up messages. Mentions are never parsed: a job titled "@everyone"
 // pings nobody.
@@ -42,6 +42,7 @@ const (
 	DefaultMaxJobs = 25
 	maxDescription = 900 // ours, so that several embeds fit in MaxTotal
 	color          = 0x2EB67D
+	tailColor      = 0x4E5058
 )
 
 // Embed is a Discord embed object (the fields used here).
@@ -92,18 +93,6 @@ func Render(m channel.Message, maxJobs int) ([]Payload, error) {
 		maxJobs = DefaultMaxJobs
 	}
 	m = m.Limit(maxJobs)
-	var out []Payload
-	cur := Payload{Content: "**" + escape(channel.Truncate(m.Heading(), 300)) + "**"}
-	total := 0
-	for _, j := range m.Jobs {
-		e := embed(j)
-		if len(cur.Embeds) == MaxEmbeds || total+e.size() > MaxTotal {
-			out = append(out, cur)
-			cur, total = Payload{}, 0
-		}
-		cur.Embeds = append(cur.Embeds, e)
-		total += e.size()
-	}
 	var tail []string
 	if m.More > 0 {
 		more := fmt.Sprintf("…and **%d more**", m.More)
@@ -113,14 +102,23 @@ func Render(m channel.Message, maxJobs int) ([]Payload, error) {
 		tail = append(tail, more)
 	}
 	tail = append(tail, maskedLink("Manage this alert", m.ManageURL)+" · "+maskedLink("Unsubscribe", m.UnsubscribeURL))
-	t := strings.Join(tail, "\n")
-	if cur.Content != "" && utf8.RuneCountInString(cur.Content)+1+utf8.RuneCountInString(t) <= MaxContent {
-		cur.Content += "\n" + t
-	} else if cur.Content == "" {
-		cur.Content = t
-	} else {
-		out = append(out, cur)
-		cur = Payload{Content: t}
+	embeds := make([]Embed, 0, len(m.Jobs)+1)
+	for _, j := range m.Jobs {
+		embeds = append(embeds, embed(j))
+	}
+	// The links close the list, as a last small embed: Discord shows a
+	// message's content above its embeds, and embeds hold masked links.
+	embeds = append(embeds, Embed{Description: channel.Truncate(strings.Join(tail, "\n"), maxDescription), Color: tailColor})
+	var out []Payload
+	cur := Payload{Content: "**" + escape(channel.Truncate(m.Heading(), 300)) + "**"}
+	total := 0
+	for _, e := range embeds {
+		if len(cur.Embeds) == MaxEmbeds || total+e.size() > MaxTotal {
+			out = append(out, cur)
+			cur, total = Payload{}, 0
+		}
+		cur.Embeds = append(cur.Embeds, e)
+		total += e.size()
 	}
 	out = append(out, cur)
 	for i := range out {

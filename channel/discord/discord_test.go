@@ -48,10 +48,12 @@ func TestRenderStaysWithinDiscordLimits(t *testing.T) {
 			}
 			listed += len(m.Embeds)
 		}
+		listed-- // the closing embed with the links
 		if listed != c.wantListed {
 			t.Errorf("%d jobs, max %d: %d embeds, want %d", c.jobs, c.maxJobs, listed, c.wantListed)
 		}
-		last := msgs[len(msgs)-1].Content
+		lastEmbeds := msgs[len(msgs)-1].Embeds
+		last := lastEmbeds[len(lastEmbeds)-1].Description
 		if !strings.Contains(last, "[Unsubscribe](<https://jobs.example.com/v1/unsubscribe?token=u_abc>)") {
 			t.Errorf("%d jobs: the last message lacks the unsubscribe link: %q", c.jobs, last)
 		}
@@ -103,8 +105,8 @@ func TestSendPacesByRateLimitHeaders(t *testing.T) {
 	for _, m := range fake.Received() {
 		embeds += len(m.Embeds)
 	}
-	if embeds != 200 {
-		t.Errorf("the fake received %d embeds, want 200", embeds)
+	if embeds != 201 {
+		t.Errorf("the fake received %d embeds, want 200 jobs and the closing one", embeds)
 	}
 }
 

@@ -58,6 +58,8 @@ var allowed = map[string][]string{
 	"channel/telegram": {"channel", "internal/redact"},
 	"channel/feed":     {"channel", "internal/redact"},
 	"channel/chattest": {"channel", "matcher"}, // tests only: fake Slack, Discord and Telegram
+	// Mock-ups of rendered messages, for docs/channels.md's screenshots.
+	"channel/preview": {"channel", "channel/slack", "channel/discord", "channel/telegram", "matcher"},
 
 	// Wiring and tools.
 	"bench": {"consumer", "store", "notifier", "webhook", "jobevent", "matcher", "schedule", "templates",
