@@ -18,6 +18,7 @@ import (
 	"github.com/jobalert/jobalert/channel"
 	"github.com/jobalert/jobalert/channel/chattest"
 	"github.com/jobalert/jobalert/channel/feed"
+	"github.com/jobalert/jobalert/internal/clock"
 	"github.com/jobalert/jobalert/internal/testenv"
 )
 
@@ -31,7 +32,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
-	s := feed.NewStore(rdb, feed.Keys{Prefix: prefix}, 0)
+	s := feed.NewStore(rdb, feed.Keys{Prefix: prefix}, 0, clock.NewFake(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)).Now)
 	h, err := feed.NewHandler(s, feed.HandlerConfig{
 		PublicURL: "https://jobs.example.com",
 		ManageURL: func(sub string) string { return "https://jobs.example.com/v1/manage?sub=" + sub },

@@ -64,15 +64,19 @@ type Store struct {
 	rdb  redis.UniversalClient
 	keys Keys
 	cap  int
+	now  func() time.Time
 }
 
 // NewStore returns the feeds under keys, keeping cap jobs each (0:
-// DefaultCap).
-func NewStore(rdb redis.UniversalClient, keys Keys, cap int) *Store {
+// DefaultCap); now (nil: time.Now) stamps a new feed's start.
+func NewStore(rdb redis.UniversalClient, keys Keys, cap int, now func() time.Time) *Store {
 	if cap <= 0 {
 		cap = DefaultCap
 	}
-	return &Store{rdb: rdb, keys: keys, cap: cap}
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{rdb: rdb, keys: keys, cap: cap, now: now}
 }
 
 // Item is one job of a feed and when it matched.
@@ -211,7 +215,7 @@ func (s *Store) Rotate(ctx context.Context, sub string) (string, error) {
 		return "", fmt.Errorf("feed: store token: %w", err)
 	}
 	// An empty feed is new now: readers see when it began.
-	if err := s.rdb.HSetNX(ctx, s.keys.Meta(sub), "updated", time.Now().UnixMilli()).Err(); err != nil {
+	if err := s.rdb.HSetNX(ctx, s.keys.Meta(sub), "updated", s.now().UnixMilli()).Err(); err != nil {
 		return "", fmt.Errorf("feed: store token: %w", err)
 	}
 	if old != "" {

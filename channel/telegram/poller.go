@@ -103,7 +103,12 @@ func (p *Poller) Run(ctx context.Context) error {
 			if !errors.Is(err, errNotHolder) {
 				p.log.Warn("poll", "err", redact.Error(err))
 			}
-			if p.sleep(ctx, p.idle) != nil {
+			wait := p.idle
+			var temp *channel.TemporaryError
+			if errors.As(err, &temp) && temp.After > wait {
+				wait = temp.After // getUpdates answered 429
+			}
+			if p.sleep(ctx, wait) != nil {
 				break
 			}
 		}

@@ -264,3 +264,43 @@ func TestBindingWithTwoReplicas(t *testing.T) {
 		t.Errorf("sub-late bound to %v, want [3000]", got)
 	}
 }
+
+// TestLeaseTakeover: a replica that holds the lease and dies without
+// giving it up (a crash) blocks the others only until the lease expires.
+func TestLeaseTakeover(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	fake := chattest.NewTelegram(t, botToken)
+	keys := telegram.Keys{Prefix: prefix}
+	starts := telegram.NewStarts(rdb, keys, time.Hour)
+	bd := &binder{binds: map[string][]int64{}}
+	ctx := context.Background()
+	opts := func(owner string) telegram.PollerOptions {
+		return telegram.PollerOptions{Owner: owner, LeaseTTL: 1500 * time.Millisecond, Idle: 20 * time.Millisecond, Logger: testenv.Logger(t)}
+	}
+	crashed, err := telegram.NewPoller(newBot(t, fake, &chattest.Sleeper{}), rdb, keys, starts, bd, opts("crashed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crashed.Step(ctx); err != nil { // takes the lease, then never runs again
+		t.Fatal(err)
+	}
+	if _, err := telegram.NewPoller(newBot(t, fake, &chattest.Sleeper{}), rdb, keys, starts, bd,
+		telegram.PollerOptions{LeaseTTL: time.Second}); err == nil {
+		t.Error("a lease TTL not longer than the poll timeout was accepted")
+	}
+	survivor, _ := telegram.NewPoller(newBot(t, fake, &chattest.Sleeper{}), rdb, keys, starts, bd, opts("survivor"))
+	tok, _ := starts.Issue(ctx, "sub-1")
+	fake.AddUpdate(500, "/start "+tok)
+	start := time.Now()
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = survivor.Run(pctx) }()
+	defer func() { cancel(); <-done }()
+	testenv.Eventually(t, 10*time.Second, func() bool { return bd.count() == 1 }, "the survivor never took over")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("takeover took %s, want about the 1.5 s lease", took)
+	}
+	if got := bd.binds["sub-1"]; len(got) != 1 || got[0] != 500 {
+		t.Errorf("sub-1 bound to %v, want [500]", got)
+	}
+}
