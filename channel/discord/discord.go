@@ -219,33 +219,29 @@ func ValidateURL(raw string, allowPrivate bool) error {
 
 // Sender posts payloads to Discord webhooks.
 type Sender struct {
-	c     *hook.Client
-	sleep channel.Sleep
-	now   func() time.Time
+	c   *hook.Client
+	now func() time.Time
 }
 
-// NewSender returns a Sender posting through c. sleep (nil:
-// channel.RealSleep) waits when Discord says the bucket is empty; now
-// (nil: time.Now) reads Retry-After dates.
-func NewSender(c *hook.Client, sleep channel.Sleep, now func() time.Time) *Sender {
-	if sleep == nil {
-		sleep = channel.RealSleep
-	}
+// NewSender returns a Sender posting through c; now (nil: time.Now) reads
+// Retry-After dates.
+func NewSender(c *hook.Client, now func() time.Time) *Sender {
 	if now == nil {
 		now = time.Now
 	}
-	return &Sender{c: c, sleep: sleep, now: now}
+	return &Sender{c: c, now: now}
 }
 
 // Send posts the payloads in order and returns how many were accepted, so
 // that a retry resumes after them. When an answer says
-// X-RateLimit-Remaining: 0 it waits X-RateLimit-Reset-After before the
-// next message; a 429 is retried after the body's retry_after (seconds,
+// X-RateLimit-Remaining: 0, the webhook is held for
+// X-RateLimit-Reset-After (hook.Limits): the next message, of this alert
+// or the next, waits that long first; a 429 is retried after the body's retry_after (seconds,
 // fractions allowed) or Retry-After within the client's bounds; 404 and
 // 401 (a deleted webhook or token) are channel.ErrGone; other 4xx
 // channel.ErrPermanent; 5xx and network errors a *channel.TemporaryError.
 func (s *Sender) Send(ctx context.Context, webhookURL string, payloads []Payload) (sent int, err error) {
-	for i, p := range payloads {
+	for _, p := range payloads {
 		body, err := json.Marshal(p)
 		if err != nil {
 			return sent, fmt.Errorf("discord: encode: %w", err)
@@ -255,10 +251,10 @@ func (s *Sender) Send(ctx context.Context, webhookURL string, payloads []Payload
 			return sent, fmt.Errorf("discord: %w", err)
 		}
 		sent++
-		if i < len(payloads)-1 && strings.TrimSpace(a.Header.Get("X-RateLimit-Remaining")) == "0" {
+		if strings.TrimSpace(a.Header.Get("X-RateLimit-Remaining")) == "0" {
 			if d, ok := hook.RetryAfter(a.Header.Get("X-RateLimit-Reset-After"), s.now()); ok && d > 0 {
-				if err := s.sleep(ctx, d); err != nil {
-					return sent, err
+				if err := s.c.Hold(ctx, webhookURL, d); err != nil {
+					return sent, fmt.Errorf("discord: %w", err)
 				}
 			}
 		}

@@ -75,7 +75,8 @@ func TestRenderStaysWithinDiscordLimits(t *testing.T) {
 }
 
 func sender(c *clock.Fake, sl *chattest.Sleeper) *discord.Sender {
-	return discord.NewSender(hook.New(hook.Options{AllowPrivate: true, Sleep: sl.Sleep, MaxWait: 10 * time.Second}), sl.Sleep, c.Now)
+	return discord.NewSender(hook.New(hook.Options{AllowPrivate: true, Sleep: sl.Sleep, MaxWait: 10 * time.Second,
+		Limits: hook.NewLimits(nil, "", c.Now)}), c.Now)
 }
 
 // TestSendPacesByRateLimitHeaders sends a 200-job digest through a

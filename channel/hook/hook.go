@@ -54,10 +54,13 @@ type Options struct {
 	// TLSClientConfig, when not nil, is used for https (tests with an
 	// httptest TLS server).
 	TLSClientConfig *tls.Config
+	// Limits remembers rate limits per destination; nil means in memory.
+	Limits *Limits
 }
 
 // Client posts to incoming webhooks. It is safe for concurrent use.
 type Client struct {
+	limits   *Limits
 	http     *http.Client
 	sleep    channel.Sleep
 	maxWait  time.Duration
@@ -78,6 +81,9 @@ func New(o Options) *Client {
 	if o.Sleep == nil {
 		o.Sleep = channel.RealSleep
 	}
+	if o.Limits == nil {
+		o.Limits = NewLimits(nil, "", nil)
+	}
 	tr := &http.Transport{
 		Proxy:               nil, // a proxy would dial for us, past the SSRF guard
 		DialContext:         webhook.Dialer(o.AllowPrivate, o.Resolver).DialContext,
@@ -88,6 +94,7 @@ func New(o Options) *Client {
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
 	return &Client{
+		limits: o.Limits,
 		http: &http.Client{
 			Timeout:   o.Timeout,
 			Transport: tr,
@@ -127,6 +134,18 @@ type Judge func(Answer) Verdict
 func (c *Client) Post(ctx context.Context, target string, body []byte, judge Judge) (Answer, error) {
 	var last error
 	for try := 1; ; try++ {
+		left, err := c.limits.Left(ctx, target)
+		if err != nil {
+			return Answer{}, &channel.TemporaryError{Err: err}
+		}
+		if left > c.maxWait {
+			return Answer{}, &channel.TemporaryError{After: left, Err: errors.New("rate limited: the service asked for a pause")}
+		}
+		if left > 0 {
+			if err := c.sleep(ctx, left); err != nil {
+				return Answer{}, err
+			}
+		}
 		a, err := c.once(ctx, target, body)
 		var v Verdict
 		if err != nil {
@@ -148,13 +167,20 @@ func (c *Client) Post(ctx context.Context, target string, body []byte, judge Jud
 		if v.RetryAfter <= 0 || !errors.As(v.Err, &temp) {
 			return Answer{}, v.Err
 		}
+		if err := c.limits.Hold(ctx, target, v.RetryAfter); err != nil {
+			return Answer{}, &channel.TemporaryError{After: v.RetryAfter, Err: errors.Join(last, err)}
+		}
 		if v.RetryAfter > c.maxWait || try >= c.attempts {
 			return Answer{}, &channel.TemporaryError{After: v.RetryAfter, Err: last}
 		}
-		if err := c.sleep(ctx, v.RetryAfter); err != nil {
-			return Answer{}, err
-		}
+		// The next round waits the hold out.
 	}
+}
+
+// Hold records that target must not be posted to for d (a rate-limit
+// bucket that is empty): the next Post to it waits first.
+func (c *Client) Hold(ctx context.Context, target string, d time.Duration) error {
+	return c.limits.Hold(ctx, target, d)
 }
 
 func (c *Client) once(ctx context.Context, target string, body []byte) (Answer, error) {

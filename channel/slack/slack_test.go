@@ -12,6 +12,7 @@ import (
 	"github.com/jobalert/jobalert/channel/chattest"
 	"github.com/jobalert/jobalert/channel/hook"
 	"github.com/jobalert/jobalert/channel/slack"
+	"github.com/jobalert/jobalert/internal/clock"
 	"github.com/jobalert/jobalert/webhook"
 )
 
@@ -124,8 +125,13 @@ func toFake(p slack.Payload) chattest.SlackPayload {
 	return out
 }
 
+// newSender returns a sender whose waits move a fake clock (sl.Advance
+// is set to it) instead of passing.
 func newSender(sl *chattest.Sleeper, allowPrivate bool) *slack.Sender {
-	return slack.NewSender(hook.New(hook.Options{AllowPrivate: allowPrivate, Sleep: sl.Sleep, MaxWait: 10 * time.Second, Attempts: 4}), nil)
+	c := clock.NewFake(time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
+	sl.Advance = c.Advance
+	return slack.NewSender(hook.New(hook.Options{AllowPrivate: allowPrivate, Sleep: sl.Sleep, MaxWait: 10 * time.Second, Attempts: 4,
+		Limits: hook.NewLimits(nil, "", c.Now)}), c.Now)
 }
 
 func TestSendDigestOf200Jobs(t *testing.T) {
