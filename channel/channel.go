@@ -182,7 +182,7 @@ func (m Message) Total() int { return len(m.Jobs) + m.More }
 
 // Heading is the message's first line, e.g. `3 new "backend engineer"
 // jobs sponsoring H-1B` or, for a CapRollup, `12 more "backend engineer"
-// jobs matched today, past your daily limit`.
+// jobs matched after your daily limit`.
 func (m Message) Heading() string {
 	noun := "jobs"
 	if m.Total() == 1 {
@@ -190,7 +190,7 @@ func (m Message) Heading() string {
 	}
 	s := matcher.SummaryWithNoun(m.Filter, noun)
 	if m.Kind == CapRollup {
-		return fmt.Sprintf("%d more %s matched today, past your daily limit", m.Total(), s)
+		return fmt.Sprintf("%d more %s matched after your daily limit", m.Total(), s)
 	}
 	return fmt.Sprintf("%d new %s", m.Total(), s)
 }

@@ -14,7 +14,7 @@ import (
 // Digest returns a message of n jobs built to push every limit: long
 // titles and company names, many visa codes, unicode (emoji, CJK,
 // combining marks), the characters each markup escapes (& < > * _ |),
-// mentions, and every third job without visa codes ("Sponsorship not
+// mentions, a few URLs that grow fivefold when escaped, and every third job without visa codes ("Sponsorship not
 // stated").
 func Digest(n int) channel.Message {
 	m := channel.Message{
@@ -38,6 +38,9 @@ func Digest(n int) channel.Message {
 			Salary:    "$115,000–$160,000 a year",
 			Seniority: "Senior",
 			PostedAt:  time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC).Add(-time.Duration(i) * time.Hour),
+		}
+		if i%50 == 7 { // a URL that grows fivefold when escaped
+			j.URL = "https://careers.example.com/j?" + strings.Repeat("&\"", 700)
 		}
 		if i%3 != 2 {
 			for k := 0; k < 1+i%len(visas); k++ {

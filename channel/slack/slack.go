@@ -39,7 +39,7 @@ const (
 	JobsPerPost = 40
 	// DefaultMaxJobs is how many jobs Render lists when MaxJobs is 0.
 	DefaultMaxJobs = 25
-	maxURL         = 1500 // a longer job URL is not linked
+	maxURL         = 1500 // a job URL longer than this, escaped, is not linked
 )
 
 // Text is a Block Kit text object.
@@ -125,11 +125,16 @@ func esc(s string, n int) string { return channel.EscapeTruncate(s, n, escRune) 
 // shown as a broken bar, since mrkdwn has no escape for it.
 func link(u, text string) string {
 	text = esc(strings.ReplaceAll(text, "|", "¦"), 300)
-	if u == "" || utf8.RuneCountInString(u) > maxURL {
+	if u == "" || len(u) > 5*maxURL {
 		return text
 	}
-	u = strings.ReplaceAll(u, "|", "%7C")
-	return "<" + esc(u, maxURL*5) + "|" + text + ">"
+	// Escaped, a URL can grow fivefold (& is &amp;): the bound is on
+	// what goes into the text.
+	eu := esc(strings.ReplaceAll(u, "|", "%7C"), 5*maxURL)
+	if utf8.RuneCountInString(eu) > maxURL {
+		return text
+	}
+	return "<" + eu + "|" + text + ">"
 }
 
 // jobText is a job's section: at most about 2,100 characters whatever

@@ -28,12 +28,21 @@ func escRune(r rune) string { return channel.HTMLEscape(r) }
 // esc escapes s for parse_mode=HTML and cuts it to n characters.
 func esc(s string, n int) string { return channel.EscapeTruncate(s, n, escRune) }
 
-// href escapes a URL for an href attribute; a URL too long to link is "".
+// maxHref bounds a link's escaped URL, so that a job's block stays far
+// under MaxText whatever its URL holds.
+const maxHref = 1024
+
+// href escapes a URL for an href attribute; a URL too long to link,
+// escaped, is "".
 func href(u string) string {
-	if u == "" || len(u) > 1024 {
+	if u == "" || len(u) > 6*maxHref {
 		return ""
 	}
-	return strings.ReplaceAll(esc(u, 5*1024), `"`, "&quot;")
+	h := strings.ReplaceAll(esc(u, 6*maxHref), `"`, "&quot;")
+	if Length(h) > maxHref {
+		return ""
+	}
+	return h
 }
 
 func link(u, text string) string {

@@ -36,14 +36,14 @@ func TestRenderStaysWithinTelegramLimits(t *testing.T) {
 			if n := telegram.Length(visible); n > chattest.TelegramMaxText {
 				t.Errorf("%d jobs, message %d: %d characters, more than %d", c.jobs, i, n, chattest.TelegramMaxText)
 			}
-			listed += strings.Count(s, `<b><a href="https://careers.example.com/jobs/`)
+			listed += strings.Count(s, " — Payments &amp; &lt;Ledger&gt;")
 		}
 		if listed != c.wantListed {
 			t.Errorf("%d jobs, max %d: listed %d, want %d", c.jobs, c.maxJobs, listed, c.wantListed)
 		}
 		// Split between jobs: each job's block is whole in one message.
 		for i := range c.wantListed {
-			prefix := fmt.Sprintf(`jobs/%d?`, i)
+			prefix := fmt.Sprintf("Engineer %d — ", i)
 			n := 0
 			for _, s := range texts {
 				n += strings.Count(s, prefix)
