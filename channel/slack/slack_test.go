@@ -220,6 +220,9 @@ func TestSSRFGuard(t *testing.T) {
 	if fake.Requests() != 0 {
 		t.Errorf("the fake got %d requests, want 0", fake.Requests())
 	}
+	if err != nil && strings.Contains(err.Error(), "abcdefghijklmnopqrstuvwx") {
+		t.Errorf("the error shows the webhook's secret path: %v", err)
+	}
 }
 
 func TestValidateURL(t *testing.T) {

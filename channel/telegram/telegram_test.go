@@ -304,3 +304,39 @@ func TestLeaseTakeover(t *testing.T) {
 		t.Errorf("sub-1 bound to %v, want [500]", got)
 	}
 }
+
+func TestErrorsHideTheToken(t *testing.T) {
+	b, err := telegram.New(telegram.Options{Token: botToken, APIURL: "http://127.0.0.1:1", PollTimeout: time.Second, Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Send(context.Background(), 42, []string{"hi"})
+	var temp *channel.TemporaryError
+	if err == nil || !errors.As(err, &temp) {
+		t.Fatalf("send to a closed port: got %v, want a temporary error", err)
+	}
+	if strings.Contains(err.Error(), "fake_token") {
+		t.Errorf("the error shows the bot token: %v", err)
+	}
+}
+
+// TestKeysShareOneSlot: the keys a script touches together share one
+// hash tag (Redis Cluster), and a start token's key does not hold it.
+func TestKeysShareOneSlot(t *testing.T) {
+	k := telegram.Keys{Prefix: "jobalert:"}
+	if a, b := tag(k.Lease()), tag(k.Offset()); a == "" || a != b {
+		t.Errorf("lease %q and offset %q in different slots", k.Lease(), k.Offset())
+	}
+	if s := k.Start("secret-start-token"); tag(s) == "" || strings.Contains(s, "secret") {
+		t.Errorf("start key %q", s)
+	}
+}
+
+func tag(key string) string {
+	i := strings.IndexByte(key, '{')
+	j := strings.IndexByte(key[i+1:], '}')
+	if i < 0 || j <= 0 {
+		return ""
+	}
+	return key[i+1 : i+1+j]
+}
