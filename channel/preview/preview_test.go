@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/jobalert/jobalert/channel"
+	"github.com/jobalert/jobalert/channel/chattest"
 	"github.com/jobalert/jobalert/channel/discord"
 	"github.com/jobalert/jobalert/channel/preview"
 	"github.com/jobalert/jobalert/channel/slack"
@@ -117,5 +119,28 @@ func TestScreenshots(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(screenshotDir, "channel-"+name+".png"), buf, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestRollupRendersEverywhere: the daily cap's "N more" message, which
+// may list no job, renders for every chat within its limits.
+func TestRollupRendersEverywhere(t *testing.T) {
+	m := channel.Message{Kind: channel.CapRollup, Filter: matcher.Filter{Keywords: "backend"}, More: 12,
+		ManageURL: "https://jobs.example.com/m", UnsubscribeURL: "https://jobs.example.com/u"}
+	want := `12 more "backend" jobs matched after your daily limit`
+	sp, err := slack.Render(m, 0)
+	if err != nil || len(sp) != 1 || sp[0].Blocks[0].Text.Text != want {
+		t.Errorf("slack: %v %+v", err, sp)
+	}
+	dp, err := discord.Render(m, 0)
+	if err != nil || len(dp) != 1 || !strings.Contains(dp[0].Content, want) || len(dp[0].Embeds) != 1 {
+		t.Errorf("discord: %v %+v", err, dp)
+	}
+	tp, err := telegram.Render(m, 0)
+	if err != nil || len(tp) != 1 || !strings.Contains(tp[0], want) {
+		t.Errorf("telegram: %v %q", err, tp)
+	}
+	if _, err := chattest.ParseTelegramHTML(tp[0]); err != nil {
+		t.Errorf("telegram HTML: %v", err)
 	}
 }
