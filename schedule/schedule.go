@@ -114,9 +114,14 @@ func (s Spec) next(now, lastDue time.Time) time.Time {
 // gap, the next existing hour; when it exists twice (fall-back) it returns
 // the first.
 func At(y int, m time.Month, d, hour int, loc *time.Location) time.Time {
-	t := time.Date(y, m, d, hour, 0, 0, 0, loc)
+	return atClock(y, m, d, hour, 0, loc)
+}
+
+// atClock is At for hour:minute.
+func atClock(y int, m time.Month, d, hour, minute int, loc *time.Location) time.Time {
+	t := time.Date(y, m, d, hour, minute, 0, 0, loc)
 	start, end := t.ZoneBounds()
-	want := time.Date(y, m, d, hour, 0, 0, 0, time.UTC)
+	want := time.Date(y, m, d, hour, minute, 0, 0, time.UTC)
 	got := time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), 0, 0, time.UTC)
 	switch {
 	case got.Before(want):

@@ -50,6 +50,19 @@ var allowed = map[string][]string{
 	"webhook":  {"store", "jobevent", "matcher", "internal/grace", "internal/clock", "internal/redact", "internal/liveness"},
 	"api":      {"notifier", "webhook", "store", "preview", "jobevent", "matcher", "schedule", "templates", "token", "internal/grace", "internal/redact"},
 
+	// Chat channels and the feed (issue 15, phase 1: not wired yet). The
+	// model is a leaf beside jobevent; Slack and Discord post through
+	// hook, which dials through webhook's SSRF guard.
+	"channel":          {"matcher"},
+	"channel/hook":     {"channel", "webhook", "internal/redact"},
+	"channel/slack":    {"channel", "channel/hook", "webhook"},
+	"channel/discord":  {"channel", "channel/hook", "webhook"},
+	"channel/telegram": {"channel", "internal/redact"},
+	"channel/feed":     {"channel", "internal/redact"},
+	"channel/chattest": {"channel", "matcher"}, // tests only: fake Slack, Discord and Telegram
+	// Mock-ups of rendered messages, for docs/channels.md's screenshots.
+	"channel/preview": {"channel", "channel/slack", "channel/discord", "channel/telegram", "matcher"},
+
 	// Wiring and tools.
 	"bench": {"consumer", "store", "notifier", "webhook", "preview", "jobevent", "matcher", "schedule", "templates",
 		"internal/grace", "internal/workload", "smtpsink"},
@@ -72,11 +85,15 @@ var neverDeps = map[string][]string{
 	"notifier": {"consumer", "webhook", "api", "bench"},
 	"webhook":  {"consumer", "notifier", "api", "bench"},
 	"api":      {"consumer", "bench"},
+
+	"channel":          {"consumer", "store", "notifier", "webhook", "api", "bench"},
+	"channel/telegram": {"consumer", "store", "notifier", "webhook", "api", "bench"},
+	"channel/feed":     {"consumer", "store", "notifier", "webhook", "api", "bench"},
 }
 
 // testHelpers may also be imported by any package's tests, besides what
 // the package itself may import and the package itself.
-var testHelpers = []string{"internal/testenv", "internal/workload", "internal/clock", "smtpsink", "jobevent"}
+var testHelpers = []string{"internal/testenv", "internal/workload", "internal/clock", "smtpsink", "jobevent", "channel/chattest"}
 
 // anyTestImports are the packages whose tests exercise the whole service
 // and may import any project package.
