@@ -57,9 +57,15 @@ type shardKeys string
 
 func (t shardKeys) sub(id string) string     { return string(t) + "sub:" + id }
 func (t shardKeys) pending(id string) string { return string(t) + "pend:" + id }
-func (t shardKeys) due() string              { return string(t) + "due" }
-func (t shardKeys) filters() string          { return string(t) + "filters" }
-func (t shardKeys) jobseq() string           { return string(t) + "jobseq" }
+
+// older is a subscription's set of the jobs first seen before it was
+// activated (sequence number <= its born field) that it has been sent
+// since, through an update or a repost: its watermark cannot tell them
+// (docs/redis.md, "Jobs older than a subscription").
+func (t shardKeys) older(id string) string { return string(t) + "older:" + id }
+func (t shardKeys) due() string            { return string(t) + "due" }
+func (t shardKeys) filters() string        { return string(t) + "filters" }
+func (t shardKeys) jobseq() string         { return string(t) + "jobseq" }
 
 // jid maps a job id to the job's sequence number in this shard; jobs the
 // other way (the sender reads a digest's jobs through it); jobexp holds
@@ -99,8 +105,8 @@ func (k keys) outboxOf(id string) string {
 // SubscriptionKeys names a subscription's keys in the sharded layout
 // (docs/redis.md), for tests and tools that look at Redis directly.
 type SubscriptionKeys struct {
-	Sub, Pending string
-	Shard        ShardKeys
+	Sub, Pending, Older string
+	Shard               ShardKeys
 }
 
 // ShardKeys names a shard's own keys.
@@ -119,7 +125,7 @@ func KeysOf(prefix string, shards int, subID string) SubscriptionKeys {
 	}
 	k := keys{p: prefix, shards: shards}
 	t := k.of(subID)
-	return SubscriptionKeys{Sub: t.sub(subID), Pending: t.pending(subID), Shard: ShardKeysOf(prefix, shards, k.shardOf(subID))}
+	return SubscriptionKeys{Sub: t.sub(subID), Pending: t.pending(subID), Older: t.older(subID), Shard: ShardKeysOf(prefix, shards, k.shardOf(subID))}
 }
 
 // ShardKeysOf returns the keys of shard n under prefix.

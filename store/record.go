@@ -226,22 +226,30 @@ return out
 // pushScript is step 2: whole subscriptions of one shard, each with its
 // items of the batch in event order.
 //
-// KEYS: the shard's due, then per subscription its sub: and pend: keys.
-// ARGV: due time of a new instant window (ms), pending limit, then per
-// subscription: id, item count, items; an item is a job sequence number,
-// negated for a known job (checked against cov and the pending list), as
-// is for a fresh one (pushed as is).
+// KEYS: the shard's due, then per subscription its sub: and pend: keys,
+// and its older: key when it has known-job items.
+// ARGV: due time of a new instant window (ms), pending limit, the older:
+// sets' lifetime (ms), then per subscription: id, item count (negated when
+// its older: key is given), items; an item is a job sequence number,
+// negated for a known job (checked against the pending list, and against
+// cov, or, for a job first seen before the subscription was activated
+// (seq <= born), against its older: set), as is for a fresh one (pushed
+// as is).
 // Returns a string with one "1" (pushed) or "0" per known-job item, in
 // order.
 var pushScript = redis.NewScript(`
-local dueAt, limit = ARGV[1], tonumber(ARGV[2])
+local dueAt, limit, olderTTL = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local due, ndue = {}, 0
 local known = {}
-local i, s = 3, 0
+local i, kx = 4, 2
 while i <= #ARGV do
   local sid, k = ARGV[i], tonumber(ARGV[i + 1])
-  local sk, pk = KEYS[2 + 2 * s], KEYS[3 + 2 * s]
-  s = s + 1
+  local sk, pk, ok = KEYS[kx], KEYS[kx + 1], nil
+  if k < 0 then
+    k, ok, kx = -k, KEYS[kx + 2], kx + 3
+  else
+    kx = kx + 2
+  end
   local first, last = i + 2, i + 1 + k
   i = last + 1
   local n, pushed = -1, 0
@@ -257,12 +265,27 @@ while i <= #ARGV do
       run = x + 1
       local seq = string.sub(v, 2)
       if not st then
-        st = redis.call('HMGET', sk, 'status', 'cov')
+        st = redis.call('HMGET', sk, 'status', 'cov', 'born')
       end
-      if st[1] == 'active' and tonumber(st[2] or '0') < tonumber(seq) and not redis.call('LPOS', pk, seq) then
+      -- A job first seen before the subscription was activated is below
+      -- its watermark without having been sent: its older: set says
+      -- whether it was.
+      local sq = tonumber(seq)
+      local older = sq <= tonumber(st[3] or '0')
+      local want
+      if older then
+        want = redis.call('SISMEMBER', ok, seq) == 0
+      else
+        want = tonumber(st[2] or '0') < sq
+      end
+      if st[1] == 'active' and want and not redis.call('LPOS', pk, seq) then
         n = redis.call('RPUSH', pk, seq)
         pushed = pushed + 1
         known[#known + 1] = '1'
+        if older then
+          redis.call('SADD', ok, seq)
+          redis.call('PEXPIRE', ok, olderTTL)
+        end
       else
         known[#known + 1] = '0'
       end
@@ -787,7 +810,7 @@ type pushCall struct {
 // and sent. It adds the known-job items pushed to out.
 func (s *Redis) push(ctx context.Context, r *recording, out []RecordResult, now time.Time) error {
 	g := r.g
-	head := []any{ms(now.Add(s.cfg.InstantWindow)), s.cfg.PendingLimit}
+	head := []any{ms(now.Add(s.cfg.InstantWindow)), s.cfg.PendingLimit, s.cfg.JobTTL.Milliseconds()} // older: sets live as long as a job record
 	var (
 		wg       sync.WaitGroup
 		slots    = make(chan struct{}, pushInFlight)
@@ -876,8 +899,13 @@ func (s *Redis) push(ctx context.Context, r *recording, out []RecordResult, now 
 				calls, pairs = nil, 0
 			}
 			id := g.ids[i]
-			cur.keys = append(cur.keys, t.sub(id), t.pending(id))
-			cur.args = append(cur.args, id, len(items))
+			if len(known) > 0 {
+				cur.keys = append(cur.keys, t.sub(id), t.pending(id), t.older(id))
+				cur.args = append(cur.args, id, -len(items))
+			} else {
+				cur.keys = append(cur.keys, t.sub(id), t.pending(id))
+				cur.args = append(cur.args, id, len(items))
+			}
 			for _, v := range items {
 				cur.args = append(cur.args, v)
 			}

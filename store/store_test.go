@@ -334,3 +334,68 @@ func TestRecordLeaseMustOutlastTheRecordTimeout(t *testing.T) {
 		}
 	}
 }
+
+// claimAllDue claims every digest due at now, as a sender would.
+func claimAllDue(t *testing.T, s *store.Redis, now time.Time) int {
+	t.Helper()
+	due, err := s.DueAt(context.Background(), now, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims []store.Claim
+	for i, d := range due {
+		claims = append(claims, store.Claim{Due: d, DigestID: fmt.Sprintf("%s.%d-%d", d.SubscriptionID, now.UnixMilli(), i), LeaseUntil: now.Add(time.Minute)})
+	}
+	if len(claims) == 0 {
+		return 0
+	}
+	if _, err := s.ClaimDue(context.Background(), claims, now); err != nil {
+		t.Fatal(err)
+	}
+	return len(claims)
+}
+
+// A subscription activated after a job was first seen in its shard gets
+// that job's update (a repost is recorded as one) once, even after its
+// watermark has passed the job by digests of newer jobs, and never again;
+// one that got the job first gets nothing (docs/redis.md, "Jobs older than
+// a subscription").
+func TestLateSubscriptionGetsAnOlderJobOnceAfterItsWatermarkPassedIt(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	// One shard: the job has a sequence number in the late subscription's shard.
+	s := store.New(rdb, store.Config{Prefix: prefix, InstantWindow: time.Minute, PendingLimit: 5, Shards: 1})
+	a := mustSub(t, s, "instant")
+	record(t, s, t0, ev(jobevent.Created, "j1", a.ID))
+	late := mustSub(t, s, "instant")
+	record(t, s, t0.Add(time.Second), ev(jobevent.Created, "j2", late.ID))
+	if n := claimAllDue(t, s, t0.Add(2*time.Minute)); n != 2 {
+		t.Fatalf("claims after the windows: got %d want 2 (a: j1, late: j2)", n)
+	}
+
+	res := record(t, s, t0.Add(3*time.Minute), ev(jobevent.Updated, "j1", a.ID, late.ID))
+	if res[0].Recorded != 1 {
+		t.Fatalf("j1 updated after late's watermark passed it: got %d recorded want 1 (late only)", res[0].Recorded)
+	}
+	if got := pending(t, s, a.ID); len(got) != 0 {
+		t.Errorf("a, which got j1: got pending %v want none", got)
+	}
+	if got := pending(t, s, late.ID); len(got) != 1 {
+		t.Fatalf("late: got pending %v want j1 once", got)
+	}
+	if n := claimAllDue(t, s, t0.Add(5*time.Minute)); n != 1 {
+		t.Fatalf("claims: got %d want 1 (late: j1)", n)
+	}
+	res = record(t, s, t0.Add(6*time.Minute), ev(jobevent.Updated, "j1", a.ID, late.ID))
+	if res[0].Recorded != 0 {
+		t.Errorf("j1 updated again after late got it: got %d recorded want 0", res[0].Recorded)
+	}
+	if n, err := rdb.Exists(context.Background(), store.KeysOf(prefix, 1, late.ID).Older).Result(); err != nil || n != 1 {
+		t.Errorf("late's older: set: got exists %d, %v want 1", n, err)
+	}
+	if err := s.DeleteSubscription(context.Background(), late.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Exists(context.Background(), store.KeysOf(prefix, 1, late.ID).Older).Result(); n != 0 {
+		t.Errorf("late's older: set after delete: got exists %d want 0", n)
+	}
+}

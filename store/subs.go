@@ -280,6 +280,18 @@ func (s *Redis) write(ctx context.Context, tx *redis.Tx, sub *Subscription, befo
 			return err
 		}
 	}
+	// born: the shard's last job sequence number when the subscription
+	// first became active. Jobs at or below it were never pushed to it
+	// fresh, so its watermark does not say whether it got them (pushScript).
+	var born int64 = -1
+	if sub.Status == StatusActive && (before == nil || before.Status != StatusActive) {
+		if born, err = tx.Get(ctx, t.jobseq()).Int64(); err == redis.Nil {
+			born, err = 0, nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 	hasDue := false
 	if before != nil {
 		if _, err := tx.ZScore(ctx, t.due(), sub.ID).Result(); err == nil {
@@ -290,6 +302,9 @@ func (s *Redis) write(ctx context.Context, tx *redis.Tx, sub *Subscription, befo
 	}
 	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, t.sub(sub.ID), fields)
+		if born >= 0 {
+			p.HSetNX(ctx, t.sub(sub.ID), "born", born) // the first activation only
+		}
 		if sub.PendingWebhookSecret == "" && before != nil && before.PendingWebhookSecret != "" {
 			p.HDel(ctx, t.sub(sub.ID), "whsec")
 		}
@@ -377,7 +392,7 @@ func (s *Redis) DeleteSubscription(ctx context.Context, id string) error {
 	}
 	t := s.k.of(id)
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, t.sub(id), t.pending(id))
+		p.Del(ctx, t.sub(id), t.pending(id), t.older(id))
 		p.ZRem(ctx, t.due(), id)
 		p.HDel(ctx, t.filters(), id)
 		return nil
