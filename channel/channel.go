@@ -94,7 +94,7 @@ func FromMatcher(j *matcher.Job, salary string) Job {
 		Title:     strings.TrimSpace(j.Title),
 		Company:   strings.TrimSpace(j.Company),
 		Salary:    salary,
-		Workplace: workplaceName(j.Workplace),
+		Workplace: matcher.WorkplaceLabel(j.Workplace),
 		Seniority: capitalise(strings.TrimSpace(j.Seniority)),
 		PostedAt:  j.PostedAt,
 	}
@@ -128,18 +128,6 @@ func SafeURL(u string) string {
 		return ""
 	}
 	return urlEscaper.Replace(u)
-}
-
-func workplaceName(w string) string {
-	switch strings.ToLower(strings.TrimSpace(w)) {
-	case "remote":
-		return "Remote"
-	case "hybrid":
-		return "Hybrid"
-	case "onsite", "on-site":
-		return "On-site"
-	}
-	return ""
 }
 
 func capitalise(s string) string {

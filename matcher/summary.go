@@ -123,3 +123,18 @@ func lowerAll(in []string) []string {
 	}
 	return out
 }
+
+// WorkplaceLabel names a job's workplace for people ("Remote", "Hybrid",
+// "On-site"), or "" when the job's value is none of them: emails and chat
+// messages show the same words.
+func WorkplaceLabel(w string) string {
+	switch strings.ToLower(strings.TrimSpace(w)) {
+	case "remote":
+		return "Remote"
+	case "hybrid":
+		return "Hybrid"
+	case "onsite", "on-site":
+		return "On-site"
+	}
+	return ""
+}

@@ -413,7 +413,7 @@ func newJobView(j *matcher.Job) jobView {
 		Title:     j.Title,
 		Company:   j.Company,
 		Locations: strings.Join(trimAll(j.Locations), "; "),
-		Workplace: workplaceName(j.Workplace),
+		Workplace: matcher.WorkplaceLabel(j.Workplace),
 		Salary:    FormatSalary(j.Salary),
 		URL:       j.URL,
 	}
@@ -514,18 +514,6 @@ func alertName(freq string) string {
 		return freq + " alert"
 	}
 	return "alert"
-}
-
-func workplaceName(w string) string {
-	switch strings.ToLower(strings.TrimSpace(w)) {
-	case "remote":
-		return "Remote"
-	case "hybrid":
-		return "Hybrid"
-	case "onsite", "on-site":
-		return "On-site"
-	}
-	return ""
 }
 
 func trimAll(in []string) []string {

@@ -118,7 +118,7 @@ func StartRedisCluster(tb testing.TB) *RedisCluster {
 	if err != nil {
 		tb.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	rc.wait(tb, 30*time.Second, "every node reporting cluster_state:ok and its replica in sync", func(ctx context.Context) error {
+	waitFor(tb, 30*time.Second, "every node reporting cluster_state:ok and its replica in sync", func(ctx context.Context) error {
 		rc.Primaries, rc.Replicas = nil, nil
 		primaryOf := map[string]string{} // replica -> primary
 		for _, a := range rc.Addrs {
@@ -215,7 +215,7 @@ func (rc *RedisCluster) Kill(tb testing.TB, addr string) {
 // and every surviving node reports cluster_state:ok, for at most timeout.
 func (rc *RedisCluster) WaitPromoted(tb testing.TB, replica string, timeout time.Duration, dead ...string) {
 	tb.Helper()
-	rc.wait(tb, timeout, replica+" promoted and the cluster ok", func(ctx context.Context) error {
+	waitFor(tb, timeout, replica+" promoted and the cluster ok", func(ctx context.Context) error {
 		for _, a := range rc.Addrs {
 			if contains(dead, a) {
 				continue
@@ -247,25 +247,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// wait polls check every 50 ms until it returns nil, failing the test with
-// its last error after timeout.
-func (rc *RedisCluster) wait(tb testing.TB, timeout time.Duration, what string, check func(context.Context) error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := check(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // MigrateSlot moves slot from the primary at from to the primary at to

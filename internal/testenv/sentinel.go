@@ -78,7 +78,7 @@ func Sentinel(tb testing.TB, certs *Certs) *SentinelSet {
 	// The Sentinels start once the replica is in sync: a Sentinel that
 	// gets no answer within down-after-milliseconds of its start fails
 	// over.
-	s.wait(tb, 20*time.Second, "the replica in sync", func(ctx context.Context) error {
+	waitFor(tb, 20*time.Second, "the replica in sync", func(ctx context.Context) error {
 		return s.replicaOf(ctx, s.Replica, s.Primary)
 	})
 
@@ -133,7 +133,7 @@ sentinel known-replica %[4]s 127.0.0.1 %[7]d
 
 	// Should the Sentinels fail over anyway before the test starts, the
 	// set is taken as they leave it: the primary is the one they agree on.
-	s.wait(tb, 20*time.Second, "the Sentinels agreeing on a primary that has the other server in sync as its replica", func(ctx context.Context) error {
+	waitFor(tb, 20*time.Second, "the Sentinels agreeing on a primary that has the other server in sync as its replica", func(ctx context.Context) error {
 		var primary string
 		for _, addr := range s.Sentinels {
 			m, err := s.clients[addr].Master(ctx, s.Master).Result()
@@ -208,7 +208,7 @@ func (s *SentinelSet) KillPrimary(tb testing.TB) {
 // primary, for at most timeout.
 func (s *SentinelSet) WaitFailover(tb testing.TB, timeout time.Duration) {
 	tb.Helper()
-	s.wait(tb, timeout, "every Sentinel naming the replica "+s.Replica+" as the primary", func(ctx context.Context) error {
+	waitFor(tb, timeout, "every Sentinel naming the replica "+s.Replica+" as the primary", func(ctx context.Context) error {
 		for _, addr := range s.Sentinels {
 			a, err := s.clients[addr].GetMasterAddrByName(ctx, s.Master).Result()
 			if err != nil {
@@ -222,9 +222,9 @@ func (s *SentinelSet) WaitFailover(tb testing.TB, timeout time.Duration) {
 	})
 }
 
-// wait polls check every 50 ms until it returns nil, failing the test with
-// its last error after timeout.
-func (s *SentinelSet) wait(tb testing.TB, timeout time.Duration, what string, check func(context.Context) error) {
+// waitFor polls check every 50 ms until it returns nil, failing the test
+// with its last error after timeout.
+func waitFor(tb testing.TB, timeout time.Duration, what string, check func(context.Context) error) {
 	tb.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
