@@ -56,7 +56,7 @@ type Config struct {
 	RedisShards           int           `envconfig:"REDIS_SHARDS" default:"64" desc:"subscription shards, 1..16384, fixed for a deployment: start is refused if it differs from the value stored at first start (docs/scaling.md)"`
 	RedisWaitReplicas     int           `envconfig:"REDIS_WAIT_REPLICAS" default:"-1" desc:"replicas each record step and claim WAITs for before the event is acked or the email sent (-1: auto, 1 when the primary has replicas, else 0)"`
 	Partition             string        `envconfig:"PARTITION" desc:"k/P: this consumer replica holds and matches only the filters of partition k of P, on its own durable CONSUMER-p<k> (empty: all filters)"`
-	Instance              string        `envconfig:"INSTANCE" desc:"stable name of this instance, for the liveness keys that let a restarted process take back its own claimed work at once (default: the host name)"`
+	Instance              string        `envconfig:"INSTANCE" desc:"stable name of this instance, for the liveness keys that let a restarted process take back its own claimed work at once; unique among the processes running at the same time (default: the host name)"`
 
 	SMTPHost     string        `envconfig:"SMTP_HOST" default:"localhost" desc:"SMTP relay host"`
 	SMTPPort     int           `envconfig:"SMTP_PORT" default:"587" desc:"SMTP relay port"`

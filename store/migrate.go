@@ -169,6 +169,7 @@ func (s *Redis) migrateJobs(ctx context.Context, old oldLayout, keys []string) e
 	}
 	now := time.Now()
 	pipe = s.rdb.Pipeline()
+	var dels []string
 	for i, k := range keys {
 		h := hs[i].Val()
 		seq := strings.TrimPrefix(k, old.p+"job:")
@@ -191,12 +192,15 @@ func (s *Redis) migrateJobs(ctx context.Context, old oldLayout, keys []string) e
 				pipe.HSet(ctx, t.jobs(), seq, id)
 				pipe.ZAdd(ctx, t.jobexp(), redis.Z{Score: float64(ms(now.Add(ttl))), Member: seq})
 			}
-			pipe.Del(ctx, old.jid(id))
+			dels = append(dels, old.jid(id))
 		}
-		pipe.Del(ctx, k)
+		dels = append(dels, k)
 	}
-	_, err := pipe.Exec(ctx)
-	return wrap("migrate: write jobs", err)
+	return s.writeThenDelete(ctx, "jobs", pipe, func(p redis.Pipeliner) {
+		for _, k := range dels {
+			p.Del(ctx, k)
+		}
+	})
 }
 
 // migrateSubs moves subscriptions: the hash (with its expiry, for a
@@ -243,13 +247,15 @@ func (s *Redis) migrateSubs(ctx context.Context, old oldLayout, keys []string) e
 				pipe.ZAdd(ctx, t.due(), redis.Z{Score: at, Member: r.id})
 			}
 		}
-		pipe.Del(ctx, old.sub(r.id))
-		pipe.Del(ctx, old.pending(r.id))
-		pipe.HDel(ctx, old.filters, r.id)
-		pipe.ZRem(ctx, old.due, r.id)
 	}
-	_, err := pipe.Exec(ctx)
-	return wrap("migrate: write subscriptions", err)
+	return s.writeThenDelete(ctx, "subscriptions", pipe, func(p redis.Pipeliner) {
+		for _, r := range rows {
+			p.Del(ctx, old.sub(r.id))
+			p.Del(ctx, old.pending(r.id))
+			p.HDel(ctx, old.filters, r.id)
+			p.ZRem(ctx, old.due, r.id)
+		}
+	})
 }
 
 // migrateDigests moves claimed digests into their shard's outbox, with
@@ -282,11 +288,14 @@ func (s *Redis) migrateDigests(ctx context.Context, old oldLayout, entries []red
 			pipe.HSet(ctx, t.digest(nid), fields...)
 			pipe.ZAdd(ctx, t.outbox(), redis.Z{Score: z.Score, Member: nid})
 		}
-		pipe.Del(ctx, old.digest(id))
-		pipe.ZRem(ctx, old.outbox, id)
 	}
-	_, err := pipe.Exec(ctx)
-	return wrap("migrate: write digests", err)
+	return s.writeThenDelete(ctx, "digests", pipe, func(p redis.Pipeliner) {
+		for _, z := range entries {
+			id := z.Member.(string)
+			p.Del(ctx, old.digest(id))
+			p.ZRem(ctx, old.outbox, id)
+		}
+	})
 }
 
 // migrateRates moves the rate limit counters under their tag, with the
@@ -307,10 +316,27 @@ func (s *Redis) migrateRates(ctx context.Context, old oldLayout, keys []string) 
 		if ttl := ttls[i].Val(); ok && vals[i].Err() == nil && ttl > 0 {
 			pipe.Set(ctx, s.k.rate(kind, v), vals[i].Val(), ttl)
 		}
-		pipe.Del(ctx, k)
 	}
-	_, err := pipe.Exec(ctx)
-	return wrap("migrate: write rate limits", err)
+	return s.writeThenDelete(ctx, "rate limits", pipe, func(p redis.Pipeliner) {
+		for _, k := range keys {
+			p.Del(ctx, k)
+		}
+	})
+}
+
+// writeThenDelete sends a chunk's writes (pipe) and, only once every one
+// of them has succeeded, the deletes of the old keys they copy: a write
+// that fails (out of memory, a primary lost mid-chunk) must not take its
+// old key with it, since a rerun starts from the old keys.
+func (s *Redis) writeThenDelete(ctx context.Context, what string, pipe redis.Pipeliner, deletes func(redis.Pipeliner)) error {
+	if _, err := pipe.Exec(ctx); err != nil {
+		return wrap("migrate: write "+what, err)
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		deletes(p)
+		return nil
+	})
+	return wrap("migrate: delete the old "+what, err)
 }
 
 // countLayout counts what the sharded layout holds.

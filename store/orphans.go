@@ -107,6 +107,9 @@ func (s *Redis) recoverOrphans(ctx context.Context, now time.Time) error {
 		switch {
 		case o == self:
 		case atStart && s.live.SameInstance(o):
+			// Its key may not have expired yet: it is taken for this
+			// instance's crashed predecessor, which is why an instance
+			// name must be unique among the processes running at once.
 			confirmed[o] = true
 		case alive[o]:
 			delete(s.deadSince, o)

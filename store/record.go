@@ -275,6 +275,9 @@ while i <= #ARGV do
       local want
       if older then
         want = redis.call('SISMEMBER', ok, seq) == 0
+        -- Kept as long as the jobs it names are alive (each event of
+        -- one renews its record): a set that expired would send them again.
+        redis.call('PEXPIRE', ok, olderTTL)
       else
         want = tonumber(st[2] or '0') < sq
       end

@@ -399,3 +399,26 @@ func TestLateSubscriptionGetsAnOlderJobOnceAfterItsWatermarkPassedIt(t *testing.
 		t.Errorf("late's older: set after delete: got exists %d want 0", n)
 	}
 }
+
+// Only a first activation stores born: a subscription written before the
+// field existed keeps its watermark's rule when it is paused and resumed,
+// since it got jobs before (a born set then would send them again).
+func TestResumeDoesNotSetBorn(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	s := store.New(rdb, store.Config{Prefix: prefix, InstantWindow: time.Minute, PendingLimit: 5})
+	sub := mustSub(t, s, "instant")
+	key := store.KeysOf(prefix, 0, sub.ID).Sub
+	if born, err := rdb.HGet(ctx, key, "born").Result(); err != nil {
+		t.Fatalf("born after the first activation: got %q, %v want it set", born, err)
+	}
+	rdb.HDel(ctx, key, "born") // as a subscription of the layout before born
+	for _, st := range []string{store.StatusPaused, store.StatusActive} {
+		if _, err := s.UpdateSubscription(ctx, sub.ID, t0, func(x *store.Subscription) error { x.Status = st; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := rdb.HExists(ctx, key, "born").Result(); n {
+		t.Errorf("born after pause and resume: got set, want absent")
+	}
+}

@@ -283,8 +283,11 @@ func (s *Redis) write(ctx context.Context, tx *redis.Tx, sub *Subscription, befo
 	// born: the shard's last job sequence number when the subscription
 	// first became active. Jobs at or below it were never pushed to it
 	// fresh, so its watermark does not say whether it got them (pushScript).
+	// Only a first activation (a new subscription, or a pending one
+	// confirmed): a resumed one got jobs before its pause, and one written
+	// before this field existed has none, which keeps the watermark's rule.
 	var born int64 = -1
-	if sub.Status == StatusActive && (before == nil || before.Status != StatusActive) {
+	if sub.Status == StatusActive && (before == nil || before.Status == StatusPending) {
 		if born, err = tx.Get(ctx, t.jobseq()).Int64(); err == redis.Nil {
 			born, err = 0, nil
 		}
