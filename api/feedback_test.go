@@ -61,6 +61,42 @@ func TestUnsubscribeReason(t *testing.T) {
 		t.Errorf("after weekly instead: got %+v, %v want active, weekly on monday", sub, err)
 	}
 
+	// The unsubscribe link never expires: it must not start an alert again
+	// long after its owner unsubscribed, nor one that is paused or active,
+	// and its pages hand out no manage link.
+	for _, c := range []struct {
+		name   string
+		status string
+		since  time.Duration
+	}{
+		{"unsubscribed two hours ago", store.StatusUnsubscribed, 2 * time.Hour},
+		{"paused", store.StatusPaused, 0},
+		{"active", store.StatusActive, 0},
+	} {
+		x := e.active("cy-"+strings.ReplaceAll(c.name, " ", "")+"@example.com", store.StatusActive)
+		if _, err := e.st.UpdateSubscription(context.Background(), x.ID, time.Now(), func(sub *store.Subscription) error {
+			sub.Status, sub.UnsubscribedAt = c.status, time.Now().Add(-c.since)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		tok := e.signer.Issue(token.Unsubscribe, x.ID, time.Time{})
+		if res := e.postForm("/v1/unsubscribe/feedback", url.Values{"token": {tok}, "weekly": {"1"}}); res.status != 409 {
+			t.Errorf("%s: weekly instead from the unsubscribe link: got %d want 409", c.name, res.status)
+		}
+		if got := e.status(x.ID); got != c.status {
+			t.Errorf("%s: status after the refused switch: got %s want %s", c.name, got, c.status)
+		}
+	}
+	for _, page := range []string{
+		e.postForm("/v1/unsubscribe?token="+url.QueryEscape(tokA), url.Values{"List-Unsubscribe": {"One-Click"}}).body,
+		res.body,
+	} {
+		if strings.Contains(page, "/manage") {
+			t.Errorf("a page reached by the unsubscribe link holds a manage link: %s", page)
+		}
+	}
+
 	stats := e.do("GET", "/v1/admin/stats", "", "Authorization", "Bearer "+adminToken)
 	var body struct {
 		Reasons map[string]int64 `json:"unsubscribe_reasons"`

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/schedule"
@@ -272,8 +273,12 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sub, err := s.deps.Store.UpdateSubscription(r.Context(), id, s.cfg.Clock(), func(sub *store.Subscription) error {
+	now := s.cfg.Clock()
+	sub, err := s.deps.Store.UpdateSubscription(r.Context(), id, now, func(sub *store.Subscription) error {
 		if sub.Status != store.StatusSuppressed {
+			if sub.Status != store.StatusUnsubscribed {
+				sub.UnsubscribedAt = now.UTC()
+			}
 			sub.Status = store.StatusUnsubscribed
 		}
 		return nil
@@ -295,7 +300,8 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	v := s.newView("You're unsubscribed")
 	if sub.Email != "" {
 		v.Summary = matcher.Summary(sub.Filter)
-		v.Link, v.LinkText = s.links.Manage(sub.ID, sub.TokenVersion), "Changed your mind? Manage this alert"
+		// No manage link here: the unsubscribe link never expires and
+		// outlives "sign out of all links", so it must not hand out one.
 		if sub.Status != store.StatusSuppressed {
 			v.Token = tok // the optional question posts the same link back
 		}
@@ -333,7 +339,8 @@ func (s *Server) unsubscribeFeedback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if reason != "" {
+	// With weekly, the reason counts only once the switch is made.
+	if reason != "" && !weekly {
 		if _, err := s.deps.Store.RecordUnsubscribeReason(ctx, id, reason); err != nil {
 			s.storeError(w, r, "unsubscribe reason", err)
 			return
@@ -343,8 +350,12 @@ func (s *Server) unsubscribeFeedback(w http.ResponseWriter, r *http.Request) {
 		s.renderMessage(w, http.StatusOK, "Thank you", "Your answer helps us send better alerts. You are unsubscribed.")
 		return
 	}
-	sub, err := s.deps.Store.UpdateSubscription(ctx, id, s.cfg.Clock(), func(sub *store.Subscription) error {
-		if sub.Status == store.StatusSuppressed || sub.Status == store.StatusPending {
+	now := s.cfg.Clock()
+	sub, err := s.deps.Store.UpdateSubscription(ctx, id, now, func(sub *store.Subscription) error {
+		// The unsubscribe link never expires and anyone holding an old
+		// email has it: it may start the alert again only just after it
+		// unsubscribed it, not days later against its owner's wish.
+		if sub.Status != store.StatusUnsubscribed || now.Sub(sub.UnsubscribedAt) > weeklySwitchWindow {
 			return errNotResumable
 		}
 		sub.Status, sub.Frequency = store.StatusActive, schedule.Weekly
@@ -355,22 +366,29 @@ func (s *Server) unsubscribeFeedback(w http.ResponseWriter, r *http.Request) {
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, errNotResumable):
-		s.renderMessage(w, http.StatusConflict, "This alert cannot be started again", "Subscribe again to start a new alert.")
+		s.renderMessage(w, http.StatusConflict, "This alert cannot be started again from here",
+			`The switch to weekly is offered only just after an unsubscribe. Use "Manage this alert" in your latest email, or subscribe again.`)
 		return
 	case err != nil:
 		s.storeError(w, r, "switch to weekly", err)
 		return
 	}
-	if _, err := s.deps.Store.RecordUnsubscribeReason(ctx, id, store.SwitchedWeekly); err != nil {
-		s.log.Warn("count a switch to weekly", "subscription", id, "err", err)
+	for _, what := range []string{reason, store.SwitchedWeekly} {
+		if _, err := s.deps.Store.RecordUnsubscribeReason(ctx, id, what); err != nil {
+			s.log.Warn("count a switch to weekly", "subscription", id, "err", err)
+		}
 	}
 	s.log.Info("unsubscribed, then switched to weekly", "subscription", id)
 	v := s.newView("You'll get one email a week")
 	v.Summary = matcher.Summary(sub.Filter)
-	v.Message = []string{"Your alert is on again, as one weekly email. " + scheduleText(sub)}
-	v.Link, v.LinkText = s.links.Manage(sub.ID, sub.TokenVersion), "Manage this alert"
+	v.Message = []string{"Your alert is on again, as one weekly email. " + scheduleText(sub),
+		`To change it, use "Manage this alert" in that email.`}
 	s.render(w, http.StatusOK, "message", v)
 }
+
+// weeklySwitchWindow is how long after an unsubscribe its page may
+// switch the alert to weekly instead.
+const weeklySwitchWindow = time.Hour
 
 // errNotResumable: the subscription may not be started again from an
 // unsubscribe link (suppressed, or never confirmed).

@@ -42,6 +42,9 @@ type Subscription struct {
 	Status      string         `json:"status"`
 	CreatedAt   time.Time      `json:"created_at"`
 	ConfirmedAt time.Time      `json:"confirmed_at,omitzero"`
+	// UnsubscribedAt is when it last became unsubscribed: the page after
+	// an unsubscribe may switch it to weekly only shortly after.
+	UnsubscribedAt time.Time `json:"unsubscribed_at,omitzero"`
 	// TokenVersion is carried by every manage link; bumping it (RevokeLinks)
 	// signs out every link issued before.
 	TokenVersion int `json:"token_version"`
@@ -84,6 +87,9 @@ func (s *Subscription) fields() (map[string]any, error) {
 	if !s.ConfirmedAt.IsZero() {
 		m["confirmed"] = ms(s.ConfirmedAt)
 	}
+	if !s.UnsubscribedAt.IsZero() {
+		m["unsub_at"] = ms(s.UnsubscribedAt)
+	}
 	if s.PendingWebhookSecret != "" {
 		m["whsec"] = s.PendingWebhookSecret
 	}
@@ -106,6 +112,9 @@ func parseSubscription(id string, h map[string]string) (*Subscription, error) {
 	}
 	if n, err := strconv.ParseInt(h["confirmed"], 10, 64); err == nil {
 		s.ConfirmedAt = time.UnixMilli(n).UTC()
+	}
+	if n, err := strconv.ParseInt(h["unsub_at"], 10, 64); err == nil {
+		s.UnsubscribedAt = time.UnixMilli(n).UTC()
 	}
 	return s, nil
 }
