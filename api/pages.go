@@ -514,7 +514,7 @@ func (s *Server) renderSubscribe(w http.ResponseWriter, r *http.Request, embed b
 	if hasFilterParam(r.URL.Query()) {
 		bad := fieldErrors{}
 		in, _ := formInput(fv, bad)
-		s.previewInto(v, in.Filter, bad)
+		s.previewInto(r, v, in.Filter, bad)
 	}
 	s.render(w, http.StatusOK, "subscribe", v)
 }
@@ -536,7 +536,7 @@ func (s *Server) subscribeView(title string, embed bool, q url.Values) *view {
 
 // previewInto validates a filter and puts its preview in v, or its errors
 // in v.Errors.
-func (s *Server) previewInto(v *view, f matcher.Filter, bad fieldErrors) {
+func (s *Server) previewInto(r *http.Request, v *view, f matcher.Filter, bad fieldErrors) {
 	if s.deps.Preview == nil {
 		return
 	}
@@ -549,8 +549,8 @@ func (s *Server) previewInto(v *view, f matcher.Filter, bad fieldErrors) {
 	if len(v.Errors) > 0 {
 		return
 	}
-	done, ok := s.previewAllowed()
-	if !ok {
+	done, busy := s.previewAllowed(r)
+	if busy != notBusy {
 		return
 	}
 	defer done()
@@ -588,7 +588,7 @@ func (s *Server) submitSubscribe(w http.ResponseWriter, r *http.Request, embed b
 		v := s.subscribeView("Get job alerts by email", embed, r.URL.Query())
 		v.ParentOrigin = s.parentOrigin(r.PostFormValue("parent"), embed)
 		v.Form = fv
-		s.previewInto(v, in.Filter, bad)
+		s.previewInto(r, v, in.Filter, bad)
 		s.render(w, http.StatusOK, "subscribe", v)
 		return
 	}

@@ -22,16 +22,42 @@ type Previewer interface {
 const maxPreviewBody = 8 << 10
 
 // previewAllowed reports whether a preview may start now, taking one of the
-// server's preview slots; done gives it back. The slots bound the CPU that
-// anonymous previews can take (docs/security.md).
-func (s *Server) previewAllowed() (done func(), ok bool) {
+// server's preview slots and the client's own; done gives them back. The
+// slots bound the CPU that anonymous previews can take, and one preview at
+// a time per client (an IPv4 address or an IPv6 /64) keeps one client from
+// holding every slot: a filter with no indexed clause scans every held job
+// (docs/security.md). busy tells which bound refused it.
+func (s *Server) previewAllowed(r *http.Request) (done func(), busy previewBusy) {
+	client := rateIP(s.clientIP(r))
+	s.previewMu.Lock()
+	if s.previewing[client] {
+		s.previewMu.Unlock()
+		return nil, clientBusy
+	}
+	s.previewing[client] = true
+	s.previewMu.Unlock()
+	release := func() {
+		s.previewMu.Lock()
+		delete(s.previewing, client)
+		s.previewMu.Unlock()
+	}
 	select {
 	case s.previews <- struct{}{}:
-		return func() { <-s.previews }, true
+		return func() { <-s.previews; release() }, notBusy
 	default:
-		return nil, false
+		release()
+		return nil, serverBusy
 	}
 }
+
+// previewBusy is why previewAllowed refused a preview.
+type previewBusy int
+
+const (
+	notBusy    previewBusy = iota
+	clientBusy             // this client has a preview running
+	serverBusy             // every slot is taken
+)
 
 // previewJSON is POST /v1/preview with {"filter": {...}}: how many recent
 // jobs the filter would have matched in the last 7 and 30 days and the
@@ -83,16 +109,21 @@ func (s *Server) previewJSON(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeInvalid, "invalid field(s)", bad)
 		return
 	}
-	res, ok := s.preview(w, f)
+	res, ok := s.preview(w, r, f)
 	if ok {
 		writeJSON(w, http.StatusOK, res)
 	}
 }
 
 // preview runs a valid filter's preview, or answers 503 when too many run.
-func (s *Server) preview(w http.ResponseWriter, f matcher.Filter) (preview.Result, bool) {
-	done, ok := s.previewAllowed()
-	if !ok {
+func (s *Server) preview(w http.ResponseWriter, r *http.Request, f matcher.Filter) (preview.Result, bool) {
+	done, busy := s.previewAllowed(r)
+	switch busy {
+	case clientBusy:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, codeLimited, "one preview at a time: wait for the previous answer", nil)
+		return preview.Result{}, false
+	case serverBusy:
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "too many previews at once; retry in a second", nil)
 		return preview.Result{}, false

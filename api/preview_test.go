@@ -76,3 +76,43 @@ func TestPreviewAPI(t *testing.T) {
 		t.Errorf("cross-site: got %d want 403", res.status)
 	}
 }
+
+// blockingPreview holds every preview until release is closed, telling
+// started when one has begun: a slow preview (a filter that scans every
+// held job) on demand.
+type blockingPreview struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingPreview) Preview(matcher.Filter, time.Time) (preview.Result, error) {
+	b.started <- struct{}{}
+	<-b.release
+	return preview.Result{}, nil
+}
+
+// One client gets one preview at a time: a second one while the first
+// runs is 429 with Retry-After, so one client cannot hold every slot.
+func TestPreviewOneAtATimePerClient(t *testing.T) {
+	b := &blockingPreview{started: make(chan struct{}, 1), release: make(chan struct{})}
+	e := newEnv(t, func(_ *api.Config, d *api.Deps) { d.Preview = b })
+	body := map[string]any{"filter": map[string]any{"min_salary": 1}}
+	first := make(chan int, 1)
+	go func() { first <- e.postJSON("/v1/preview", body).status }()
+	select {
+	case <-b.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first preview never started")
+	}
+	res := e.postJSON("/v1/preview", body)
+	if res.status != 429 || res.header.Get("Retry-After") != "1" || !strings.Contains(res.body, "one preview at a time") {
+		t.Errorf("a second preview while the first runs: got %d %q %s want 429, Retry-After 1", res.status, res.header.Get("Retry-After"), res.body)
+	}
+	close(b.release)
+	if got := <-first; got != 200 {
+		t.Errorf("the first preview: got %d want 200", got)
+	}
+	if res := e.postJSON("/v1/preview", body); res.status != 200 {
+		t.Errorf("a preview after the first ended: got %d %s want 200", res.status, res.body)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wneessen/go-mail"
@@ -226,6 +227,8 @@ type Server struct {
 	routes        []route
 	admin         [32]byte      // sha256 of the admin token
 	previews      chan struct{} // one slot per preview running (previewAllowed)
+	previewMu     sync.Mutex
+	previewing    map[string]bool // clients with a preview running
 }
 
 // route is one registered pattern. Routes are declared once, in
@@ -270,7 +273,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		admin:  sha256.Sum256([]byte(cfg.AdminToken)),
 		// Previews are CPU only: a few per core keep the answers
 		// fast and the rest of the server responsive.
-		previews: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		previews:   make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		previewing: map[string]bool{},
 	}
 	for _, c := range []*http.CrossOriginProtection{s.cop, s.signup} {
 		if err := c.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
