@@ -241,25 +241,15 @@ func NewSender(c *hook.Client, now func() time.Time) *Sender {
 // 401 (a deleted webhook or token) are channel.ErrGone; other 4xx
 // channel.ErrPermanent; 5xx and network errors a *channel.TemporaryError.
 func (s *Sender) Send(ctx context.Context, webhookURL string, payloads []Payload) (sent int, err error) {
-	for _, p := range payloads {
-		body, err := json.Marshal(p)
-		if err != nil {
-			return sent, fmt.Errorf("discord: encode: %w", err)
+	return hook.PostEach(ctx, s.c, "discord", webhookURL, payloads, s.judge, func(a hook.Answer) error {
+		if strings.TrimSpace(a.Header.Get("X-RateLimit-Remaining")) != "0" {
+			return nil
 		}
-		a, err := s.c.Post(ctx, webhookURL, body, s.judge)
-		if err != nil {
-			return sent, fmt.Errorf("discord: %w", err)
+		if d, ok := hook.RetryAfter(a.Header.Get("X-RateLimit-Reset-After"), s.now()); ok && d > 0 {
+			return s.c.Hold(ctx, webhookURL, d)
 		}
-		sent++
-		if strings.TrimSpace(a.Header.Get("X-RateLimit-Remaining")) == "0" {
-			if d, ok := hook.RetryAfter(a.Header.Get("X-RateLimit-Reset-After"), s.now()); ok && d > 0 {
-				if err := s.c.Hold(ctx, webhookURL, d); err != nil {
-					return sent, fmt.Errorf("discord: %w", err)
-				}
-			}
-		}
-	}
-	return sent, nil
+		return nil
+	})
 }
 
 // rateLimit is Discord's 429 body.
@@ -289,10 +279,6 @@ func (s *Sender) judge(a hook.Answer) hook.Verdict {
 			scope = "global"
 		}
 		return hook.Verdict{Err: &channel.TemporaryError{After: d, Err: fmt.Errorf("rate limited (HTTP 429, %s, retry_after %s)", scope, strconv.FormatFloat(d.Seconds(), 'f', -1, 64))}, RetryAfter: d}
-	case a.Status == 404 || a.Status == 401:
-		return hook.Verdict{Err: fmt.Errorf("%w: HTTP %d %s", channel.ErrGone, a.Status, hook.Excerpt(a.Body))}
-	case a.Status >= 500:
-		return hook.Verdict{Err: &channel.TemporaryError{Err: fmt.Errorf("HTTP %d %s", a.Status, hook.Excerpt(a.Body))}}
 	}
-	return hook.Verdict{Err: fmt.Errorf("%w: HTTP %d %s", channel.ErrPermanent, a.Status, hook.Excerpt(a.Body))}
+	return hook.StatusVerdict(a, a.Status == 404 || a.Status == 401)
 }

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -230,4 +231,42 @@ func RetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 func Excerpt(b []byte) string {
 	s := strings.Join(strings.Fields(string(b)), " ")
 	return redact.Text(channel.Truncate(s, 200))
+}
+
+// PostEach posts the payloads to target in order, each JSON-encoded and
+// judged by judge, and returns how many were accepted, so that a retry
+// resumes after them instead of posting them twice. after, when set, is
+// called with each accepted answer (e.g. to hold the target when the
+// service says its bucket is empty). service names the errors.
+func PostEach[P any](ctx context.Context, c *Client, service, target string, payloads []P, judge Judge, after func(Answer) error) (sent int, err error) {
+	for _, p := range payloads {
+		body, err := json.Marshal(p)
+		if err != nil {
+			return sent, fmt.Errorf("%s: encode: %w", service, err)
+		}
+		a, err := c.Post(ctx, target, body, judge)
+		if err != nil {
+			return sent, fmt.Errorf("%s: %w", service, err)
+		}
+		sent++
+		if after != nil {
+			if err := after(a); err != nil {
+				return sent, fmt.Errorf("%s: %w", service, err)
+			}
+		}
+	}
+	return sent, nil
+}
+
+// StatusVerdict judges an answer that is neither a success nor a 429 by
+// its status: gone (the destination was deleted) is channel.ErrGone, a 5xx
+// a *channel.TemporaryError, any other a channel.ErrPermanent.
+func StatusVerdict(a Answer, gone bool) Verdict {
+	switch {
+	case gone:
+		return Verdict{Err: fmt.Errorf("%w: HTTP %d %s", channel.ErrGone, a.Status, Excerpt(a.Body))}
+	case a.Status >= 500:
+		return Verdict{Err: &channel.TemporaryError{Err: fmt.Errorf("HTTP %d %s", a.Status, Excerpt(a.Body))}}
+	}
+	return Verdict{Err: fmt.Errorf("%w: HTTP %d %s", channel.ErrPermanent, a.Status, Excerpt(a.Body))}
 }

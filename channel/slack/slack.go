@@ -15,7 +15,6 @@ package slack
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -225,17 +224,7 @@ func NewSender(c *hook.Client, now func() time.Time) *Sender {
 // channel.ErrGone; other 4xx channel.ErrPermanent; 5xx and network errors
 // a *channel.TemporaryError.
 func (s *Sender) Send(ctx context.Context, webhookURL string, payloads []Payload) (sent int, err error) {
-	for _, p := range payloads {
-		body, err := json.Marshal(p)
-		if err != nil {
-			return sent, fmt.Errorf("slack: encode: %w", err)
-		}
-		if _, err := s.c.Post(ctx, webhookURL, body, s.judge); err != nil {
-			return sent, fmt.Errorf("slack: %w", err)
-		}
-		sent++
-	}
-	return sent, nil
+	return hook.PostEach(ctx, s.c, "slack", webhookURL, payloads, s.judge, nil)
 }
 
 func (s *Sender) judge(a hook.Answer) hook.Verdict {
@@ -249,10 +238,6 @@ func (s *Sender) judge(a hook.Answer) hook.Verdict {
 			d = time.Second
 		}
 		return hook.Verdict{Err: &channel.TemporaryError{After: d, Err: fmt.Errorf("rate limited (HTTP 429 %s)", hook.Excerpt(a.Body))}, RetryAfter: d}
-	case a.Status == 404 || a.Status == 410 || goneAnswers[answer]:
-		return hook.Verdict{Err: fmt.Errorf("%w: HTTP %d %s", channel.ErrGone, a.Status, hook.Excerpt(a.Body))}
-	case a.Status >= 500:
-		return hook.Verdict{Err: &channel.TemporaryError{Err: fmt.Errorf("HTTP %d %s", a.Status, hook.Excerpt(a.Body))}}
 	}
-	return hook.Verdict{Err: fmt.Errorf("%w: HTTP %d %s", channel.ErrPermanent, a.Status, hook.Excerpt(a.Body))}
+	return hook.StatusVerdict(a, a.Status == 404 || a.Status == 410 || goneAnswers[answer])
 }
