@@ -329,3 +329,26 @@ func HTMLEscape(r rune) string {
 	}
 	return string(r)
 }
+
+// Facts returns the job's salary, visas (or SponsorshipNotStated, marked by
+// em), seniority and posting date, in the order chats show them on one
+// line, each escaped by esc (value, most characters kept) for the target
+// markup.
+func (j Job) Facts(esc func(s string, max int) string, em func(string) string) []string {
+	var out []string
+	if j.Salary != "" {
+		out = append(out, esc(j.Salary, 80))
+	}
+	if j.SponsorshipUnknown() {
+		out = append(out, em(SponsorshipNotStated))
+	} else {
+		out = append(out, "Visa: "+esc(j.Visas(), 200))
+	}
+	if j.Seniority != "" {
+		out = append(out, esc(j.Seniority, 40))
+	}
+	if p := j.Posted(); p != "" {
+		out = append(out, p)
+	}
+	return out
+}

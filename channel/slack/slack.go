@@ -151,21 +151,7 @@ func jobText(j channel.Job) string {
 	if len(line2) > 0 {
 		b.WriteString("\n" + strings.Join(line2, " · "))
 	}
-	line3 := []string{}
-	if j.Salary != "" {
-		line3 = append(line3, esc(j.Salary, 80))
-	}
-	if j.SponsorshipUnknown() {
-		line3 = append(line3, "_"+channel.SponsorshipNotStated+"_")
-	} else {
-		line3 = append(line3, "Visa: "+esc(j.Visas(), 200))
-	}
-	if j.Seniority != "" {
-		line3 = append(line3, esc(j.Seniority, 40))
-	}
-	if p := j.Posted(); p != "" {
-		line3 = append(line3, p)
-	}
+	line3 := j.Facts(esc, func(s string) string { return "_" + s + "_" })
 	b.WriteString("\n" + strings.Join(line3, " · "))
 	return b.String()
 }

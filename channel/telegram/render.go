@@ -111,21 +111,7 @@ func jobBlock(j channel.Job) string {
 	if len(l) > 0 {
 		lines = append(lines, strings.Join(l, " · "))
 	}
-	l = nil
-	if j.Salary != "" {
-		l = append(l, esc(j.Salary, 80))
-	}
-	if j.SponsorshipUnknown() {
-		l = append(l, "<i>"+channel.SponsorshipNotStated+"</i>")
-	} else {
-		l = append(l, "Visa: "+esc(j.Visas(), 200))
-	}
-	if j.Seniority != "" {
-		l = append(l, esc(j.Seniority, 40))
-	}
-	if p := j.Posted(); p != "" {
-		l = append(l, p)
-	}
+	l = j.Facts(esc, func(s string) string { return "<i>" + s + "</i>" })
 	lines = append(lines, strings.Join(l, " · "))
 	return strings.Join(lines, "\n")
 }
