@@ -95,10 +95,13 @@ func (s *Redis) DueAt(ctx context.Context, now time.Time, limit int64) ([]Due, e
 //
 // KEYS: the shard's due, the subscription's sub: and pend:, the shard's
 // jobseq, recording, recuntil, live, the digest's key, the key of its
-// fallback id, the shard's outbox, the shard's outbox owners.
+// fallback id, the shard's outbox, the shard's outbox owners, the
+// subscription's alert count of the day (the daily cap).
 // ARGV: subscription id, due score as read, next due (ms, "" to drop),
 // now (ms), digest id, lease until (ms), fallback digest id, the
-// claiming process's owner id ("" without liveness).
+// claiming process's owner id ("" without liveness), the digest's kind
+// ("" or "rollup", which clears the subscription's rollup mark), when
+// the day's alert count expires (ms; "" when the alert is not counted).
 // Returns the digest id when claimed, -1 when claimed but nothing was
 // ready, 0 when not claimed (lost the race, or the subscription is not
 // active).
@@ -125,6 +128,9 @@ if ARGV[3] ~= '' then
   redis.call('ZADD', dk, ARGV[3], sid)
 else
   redis.call('ZREM', dk, sid)
+end
+if ARGV[9] == 'rollup' then
+  redis.call('HDEL', sk, 'rollup')
 end
 local list = redis.call('LRANGE', pk, 0, -1)
 if #list == 0 then
@@ -194,6 +200,14 @@ if redis.call('EXISTS', gk) == 1 then
 end
 redis.call('HSET', gk, 'sub', sid, 'items', table.concat(items, ','),
   'dropped', dropped, 'created', ARGV[4], 'due', ARGV[2])
+if ARGV[9] ~= '' then
+  redis.call('HSET', gk, 'kind', ARGV[9])
+end
+if ARGV[10] ~= '' then
+  -- One more instant alert on the subscriber's local day (the daily cap).
+  redis.call('INCR', KEYS[12])
+  redis.call('PEXPIREAT', KEYS[12], ARGV[10])
+end
 redis.call('ZADD', KEYS[10], ARGV[6], did)
 if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[11], did, ARGV[8])
@@ -217,6 +231,13 @@ type Claim struct {
 	Next       time.Time // the next due time; zero drops the schedule (instant)
 	DigestID   string
 	LeaseUntil time.Time // when another replica may take the digest over
+	// Kind is the digest's kind: "" or KindRollup.
+	Kind string
+	// CountDay, when not empty, is the subscriber's local day
+	// (schedule.Day) the alert counts toward for the daily cap, and
+	// CountUntil when that count may expire.
+	CountDay   string
+	CountUntil time.Time
 }
 
 // DigestID is the stable id of the digest made when a subscription's
@@ -241,15 +262,19 @@ func (s *Redis) ClaimDue(ctx context.Context, claims []Claim, now time.Time) ([]
 		t := s.k.of(id)
 		alt := c.DigestID + "-" + hex.EncodeToString(suffix)
 		return []string{t.due(), t.sub(id), t.pending(id), t.jobseq(), t.recording(), t.recuntil(), t.live(),
-			t.digest(c.DigestID), t.digest(alt), t.outbox(), t.owners()}
+			t.digest(c.DigestID), t.digest(alt), t.outbox(), t.owners(), t.alerts(id, c.CountDay)}
 	}, func(i int) []any {
 		c := claims[i]
 		next := ""
 		if !c.Next.IsZero() {
 			next = strconv.FormatInt(ms(c.Next), 10)
 		}
+		count := ""
+		if c.CountDay != "" {
+			count = strconv.FormatInt(ms(c.CountUntil), 10)
+		}
 		return []any{c.Due.SubscriptionID, strconv.FormatFloat(c.Due.score, 'f', -1, 64), next, ms(now),
-			c.DigestID, ms(c.LeaseUntil), c.DigestID + "-" + hex.EncodeToString(suffix), s.owner()}
+			c.DigestID, ms(c.LeaseUntil), c.DigestID + "-" + hex.EncodeToString(suffix), s.owner(), c.Kind, count}
 	})
 	if err != nil {
 		return nil, wrap("claim", err)
@@ -279,7 +304,26 @@ type DigestRecord struct {
 	EmailDone      bool
 	WebhookDone    bool
 	Due            time.Time
+	// Kind is "" for an alert or digest, KindRollup for the message
+	// after a day that reached the daily cap, KindReplay for a chat dead
+	// letter sent again (only Messages, no jobs).
+	Kind string
+	// Done says, per chat channel, that its messages are all accepted;
+	// Sent how many messages of a multi-message alert were (a retry
+	// resumes after them); ChannelAttempts how many tries failed.
+	Done            map[string]bool
+	Sent            map[string]int
+	ChannelAttempts map[string]int
+	// Messages holds, for a replay, the message each channel sends
+	// (JSON, as dead-lettered).
+	Messages map[string]string
 }
+
+// Digest kinds (DigestRecord.Kind, Claim.Kind).
+const (
+	KindRollup = "rollup"
+	KindReplay = "replay"
+)
 
 // Digest reads a digest record, or ErrNotFound.
 func (s *Redis) Digest(ctx context.Context, id string) (*DigestRecord, error) {
@@ -290,7 +334,26 @@ func (s *Redis) Digest(ctx context.Context, id string) (*DigestRecord, error) {
 	if h["sub"] == "" {
 		return nil, ErrNotFound
 	}
-	d := &DigestRecord{ID: id, SubscriptionID: h["sub"], EmailDone: h["email_done"] != "", WebhookDone: h["webhook_done"] != ""}
+	d := &DigestRecord{ID: id, SubscriptionID: h["sub"], EmailDone: h["email_done"] != "", WebhookDone: h["webhook_done"] != "",
+		Kind: h["kind"], Done: map[string]bool{}, Sent: map[string]int{}, ChannelAttempts: map[string]int{}, Messages: map[string]string{}}
+	for f, v := range h {
+		ch, what, ok := strings.Cut(f, "_")
+		if strings.HasPrefix(f, "msg:") {
+			d.Messages[f[len("msg:"):]] = v
+			continue
+		}
+		if !ok {
+			continue
+		}
+		switch what {
+		case "done":
+			d.Done[ch] = true
+		case "sent":
+			d.Sent[ch], _ = strconv.Atoi(v)
+		case "att":
+			d.ChannelAttempts[ch], _ = strconv.Atoi(v)
+		}
+	}
 	for _, f := range strings.Split(h["items"], ",") {
 		if n, err := strconv.ParseInt(f, 10, 64); err == nil {
 			d.Seqs = append(d.Seqs, n)
@@ -352,10 +415,24 @@ func (s *Redis) LeaseOutbox(ctx context.Context, now, leaseUntil time.Time, limi
 	return ids, nil
 }
 
-// MarkDigest records that one channel ("email" or "webhook") of a digest
-// is done, so a retry after a crash does not send it again.
+// MarkDigest records that one channel ("email", "webhook", or a chat
+// channel) of a digest is done, so a retry after a crash does not send it
+// again.
 func (s *Redis) MarkDigest(ctx context.Context, id, channel string) error {
 	return wrap("mark digest", s.rdb.HSet(ctx, s.k.digest(id), channel+"_done", 1).Err())
+}
+
+// SetDigestSent records that the first n messages of a chat channel's
+// alert were accepted, so a retry resumes after them.
+func (s *Redis) SetDigestSent(ctx context.Context, id, channel string, n int) error {
+	return wrap("digest progress", s.rdb.HSet(ctx, s.k.digest(id), channel+"_sent", n).Err())
+}
+
+// FailDigestChannel counts a failed try of one chat channel of a digest
+// and returns how many have failed.
+func (s *Redis) FailDigestChannel(ctx context.Context, id, channel string) (int, error) {
+	n, err := s.rdb.HIncrBy(ctx, s.k.digest(id), channel+"_att", 1).Result()
+	return int(n), wrap("digest channel failure", err)
 }
 
 // RetryDigest puts a digest back in the outbox for another attempt at at,

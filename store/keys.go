@@ -52,6 +52,15 @@ func (k keys) rate(kind, v string) string { return k.p + "{rate}" + kind + ":" +
 func (k keys) once(h string) string       { return k.p + "once:" + h }
 func (k keys) meta() string               { return k.p + "{meta}" }
 
+// telegramChat is the set of subscriptions bound to a Telegram chat.
+func (k keys) telegramChat(chat int64) string {
+	return k.p + "{tgchat:" + strconv.FormatInt(chat, 10) + "}"
+}
+
+// chatDead is the chat dead letters' index; chatDeadLetter one of them.
+func (k keys) chatDead() string                { return k.p + "{chatdead}" }
+func (k keys) chatDeadLetter(id string) string { return k.p + "{chatdead}:" + id }
+
 // shardKeys builds the keys of one shard: its hash tag, then the name.
 type shardKeys string
 
@@ -85,8 +94,17 @@ func (t shardKeys) outbox() string { return string(t) + "outbox" }
 // owners holds which process leased each digest in the outbox: digest id
 // → owner id (internal/liveness), so that a live process takes a dead
 // one's digests over within seconds rather than after the lease.
-func (t shardKeys) owners() string          { return string(t) + "owners" }
-func (t shardKeys) digest(id string) string { return string(t) + "digest:" + id }
+func (t shardKeys) owners() string { return string(t) + "owners" }
+
+// feedSubs is the set of the shard's active subscriptions with the feed
+// channel, feedVer its change counter (FeedSubscribers).
+func (t shardKeys) feedSubs() string { return string(t) + "feedsubs" }
+func (t shardKeys) feedVer() string  { return string(t) + "feedver" }
+
+// alerts counts a subscription's instant alerts on one local day (the
+// daily cap).
+func (t shardKeys) alerts(id, day string) string { return string(t) + "alerts:" + id + ":" + day }
+func (t shardKeys) digest(id string) string      { return string(t) + "digest:" + id }
 
 // digestShard returns the shard of a digest id (DigestID: the
 // subscription id, a dot, the due time; a suffix after a dash).

@@ -31,17 +31,38 @@ const (
 
 // Subscription is a saved filter and where and when its matches go.
 type Subscription struct {
-	ID          string         `json:"id"`
-	Email       string         `json:"email"`
-	Filter      matcher.Filter `json:"filter"`
-	Frequency   string         `json:"frequency"`
-	Timezone    string         `json:"timezone"`
-	SendHour    int            `json:"send_hour"`
-	WeeklyDay   string         `json:"weekly_day,omitempty"`
-	WebhookURL  string         `json:"webhook_url,omitempty"`
-	Status      string         `json:"status"`
-	CreatedAt   time.Time      `json:"created_at"`
-	ConfirmedAt time.Time      `json:"confirmed_at,omitzero"`
+	ID         string         `json:"id"`
+	Email      string         `json:"email"`
+	Filter     matcher.Filter `json:"filter"`
+	Frequency  string         `json:"frequency"`
+	Timezone   string         `json:"timezone"`
+	SendHour   int            `json:"send_hour"`
+	WeeklyDay  string         `json:"weekly_day,omitempty"`
+	WebhookURL string         `json:"webhook_url,omitempty"`
+	// Channels are where alerts go (store/channels.go): a non-empty
+	// subset of AllChannels. A subscription stored before channels
+	// existed has email, and webhook when it has a WebhookURL.
+	Channels []string `json:"channels"`
+	// SlackURL and DiscordURL are incoming-webhook URLs; they carry a
+	// secret token, so they are never logged or shown in full.
+	SlackURL   string `json:"-"`
+	DiscordURL string `json:"-"`
+	// TelegramChat is the chat bound by /start; 0 while not bound.
+	TelegramChat int64 `json:"-"`
+	// Disabled names the channels turned off because their destination
+	// is gone (a deleted Slack or Discord webhook, a blocked bot), with
+	// why; setting the channel up again clears it.
+	Disabled map[string]string `json:"disabled_channels,omitempty"`
+	// QuietHours hold instant alerts (nil: none); MaxAlertsPerDay caps
+	// them per local day (0: unlimited).
+	QuietHours      *schedule.QuietHours `json:"quiet_hours,omitempty"`
+	MaxAlertsPerDay int                  `json:"max_alerts_per_day,omitempty"`
+	// RollupAt is set while matches past the daily cap wait for their
+	// rollup message (Postpone); it is the store's, never written back.
+	RollupAt    time.Time `json:"-"`
+	Status      string    `json:"status"`
+	CreatedAt   time.Time `json:"created_at"`
+	ConfirmedAt time.Time `json:"confirmed_at,omitzero"`
 	// UnsubscribedAt is when it last became unsubscribed: the page after
 	// an unsubscribe may switch it to weekly only shortly after.
 	UnsubscribedAt time.Time `json:"unsubscribed_at,omitzero"`
@@ -93,6 +114,9 @@ func (s *Subscription) fields() (map[string]any, error) {
 	if s.PendingWebhookSecret != "" {
 		m["whsec"] = s.PendingWebhookSecret
 	}
+	if err := s.channelFields(m); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -115,6 +139,9 @@ func parseSubscription(id string, h map[string]string) (*Subscription, error) {
 	}
 	if n, err := strconv.ParseInt(h["unsub_at"], 10, 64); err == nil {
 		s.UnsubscribedAt = time.UnixMilli(n).UTC()
+	}
+	if err := s.parseChannelFields(h); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -326,6 +353,7 @@ func (s *Redis) write(ctx context.Context, tx *redis.Tx, sub *Subscription, befo
 		} else if before == nil || before.Status == StatusPending {
 			p.Persist(ctx, t.sub(sub.ID))
 		}
+		s.feedSet(ctx, p, t, sub, before)
 		if sub.Status == StatusActive {
 			p.HSet(ctx, t.filters(), sub.ID, fields["filter"])
 			switch {
@@ -406,6 +434,10 @@ func (s *Redis) DeleteSubscription(ctx context.Context, id string) error {
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, t.sub(id), t.pending(id), t.older(id))
 		p.ZRem(ctx, t.due(), id)
+		if sub.Has(ChannelFeed) {
+			p.SRem(ctx, t.feedSubs(), id)
+			p.Incr(ctx, t.feedVer())
+		}
 		p.HDel(ctx, t.filters(), id)
 		return nil
 	})
