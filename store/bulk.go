@@ -46,7 +46,7 @@ func (s *Redis) importChunk(ctx context.Context, subs []*Subscription, now time.
 		if sub.Status == StatusActive && sub.ConfirmedAt.IsZero() {
 			sub.ConfirmedAt = now.UTC()
 		}
-		fields, err := sub.fields()
+		fields, _, err := sub.fields() // a new subscription: nothing to delete
 		if err != nil {
 			return wrap("import subscription "+sub.ID, err)
 		}
@@ -57,6 +57,10 @@ func (s *Redis) importChunk(ctx context.Context, subs []*Subscription, now time.
 		}
 		k := s.k.shardOf(sub.ID)
 		filters[k] = append(filters[k], sub.ID, fields["filter"])
+		if sub.Has(ChannelFeed) {
+			pipe.SAdd(ctx, s.k.shard(k).feedSubs(), sub.ID)
+			pipe.Incr(ctx, s.k.shard(k).feedVer())
+		}
 		if sub.Frequency != schedule.Instant {
 			due[k] = append(due[k], redis.Z{Score: float64(ms(sub.Schedule().First(now))), Member: sub.ID})
 		}

@@ -66,35 +66,50 @@ func NormalizeChannels(in []string) ([]string, error) {
 	return out, nil
 }
 
-// channelFields adds the channel settings to a subscription's hash fields.
-// Every field is always written (empty when unset), so that turning a
-// setting off clears it.
-func (s *Subscription) channelFields(m map[string]any) error {
+// channelFields adds the channel settings to a subscription's hash
+// fields and returns the fields to delete: a setting that is off is not
+// stored at all (a million subscriptions would carry empty fields
+// otherwise), and turning it off deletes it.
+func (s *Subscription) channelFields(m map[string]any) (del []string, err error) {
 	chs := s.Channels
 	if len(chs) == 0 {
 		chs = []string{ChannelEmail}
 	}
 	m["ch"] = strings.Join(chs, ",")
-	m["slack"] = s.SlackURL
-	m["discord"] = s.DiscordURL
-	m["tg"] = ""
-	if s.TelegramChat != 0 {
-		m["tg"] = strconv.FormatInt(s.TelegramChat, 10)
+	set := func(f, v string) {
+		if v == "" {
+			del = append(del, f)
+		} else {
+			m[f] = v
+		}
 	}
-	m["chx"] = ""
+	set("slack", s.SlackURL)
+	set("discord", s.DiscordURL)
+	tg := ""
+	if s.TelegramChat != 0 {
+		tg = strconv.FormatInt(s.TelegramChat, 10)
+	}
+	set("tg", tg)
+	chx := ""
 	if len(s.Disabled) > 0 {
 		b, err := json.Marshal(s.Disabled)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		m["chx"] = string(b)
+		chx = string(b)
 	}
-	m["quiet"] = ""
+	set("chx", chx)
+	quiet := ""
 	if s.QuietHours != nil {
-		m["quiet"] = s.QuietHours.Start + "-" + s.QuietHours.End
+		quiet = s.QuietHours.Start + "-" + s.QuietHours.End
 	}
-	m["cap"] = s.MaxAlertsPerDay
-	return nil
+	set("quiet", quiet)
+	limit := ""
+	if s.MaxAlertsPerDay > 0 {
+		limit = strconv.Itoa(s.MaxAlertsPerDay)
+	}
+	set("cap", limit)
+	return del, nil
 }
 
 // parseChannelFields reads what channelFields wrote. A subscription

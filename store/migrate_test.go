@@ -47,7 +47,7 @@ func writeOldLayout(t *testing.T, s *Redis, now time.Time) (subs []string, diges
 		if i%2 == 1 {
 			sub.Frequency = "daily"
 		}
-		f, err := sub.fields()
+		f, _, err := sub.fields()
 		if err != nil {
 			t.Fatal(err)
 		}

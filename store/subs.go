@@ -95,10 +95,12 @@ func EmailHash(email string) string {
 	return hex.EncodeToString(h[:16])
 }
 
-func (s *Subscription) fields() (map[string]any, error) {
+// fields returns the subscription's hash fields, and the fields to delete
+// (channel settings turned off, which are not stored at all).
+func (s *Subscription) fields() (map[string]any, []string, error) {
 	f, err := json.Marshal(s.Filter)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m := map[string]any{
 		"email": s.Email, "filter": string(f), "freq": s.Frequency, "tz": s.Timezone,
@@ -114,10 +116,11 @@ func (s *Subscription) fields() (map[string]any, error) {
 	if s.PendingWebhookSecret != "" {
 		m["whsec"] = s.PendingWebhookSecret
 	}
-	if err := s.channelFields(m); err != nil {
-		return nil, err
+	unset, err := s.channelFields(m)
+	if err != nil {
+		return nil, nil, err
 	}
-	return m, nil
+	return m, unset, nil
 }
 
 func parseSubscription(id string, h map[string]string) (*Subscription, error) {
@@ -305,7 +308,7 @@ func (s *Redis) save(ctx context.Context, sub *Subscription, now time.Time, isNe
 // pending). The address set and the change feed are written apart
 // (addressSet, feedChange): they are in slots of their own.
 func (s *Redis) write(ctx context.Context, tx *redis.Tx, sub *Subscription, before *Subscription, now time.Time) error {
-	fields, err := sub.fields()
+	fields, unset, err := sub.fields()
 	if err != nil {
 		return err
 	}
@@ -341,6 +344,9 @@ func (s *Redis) write(ctx context.Context, tx *redis.Tx, sub *Subscription, befo
 	}
 	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, t.sub(sub.ID), fields)
+		if len(unset) > 0 {
+			p.HDel(ctx, t.sub(sub.ID), unset...)
+		}
 		if born >= 0 {
 			p.HSetNX(ctx, t.sub(sub.ID), "born", born) // the first activation only
 		}
