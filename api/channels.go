@@ -34,12 +34,6 @@ type Telegram interface {
 	StartLink(ctx context.Context, subID string) (string, error)
 }
 
-// channelNames are the words pages show for each channel.
-var channelNames = map[string]string{
-	store.ChannelEmail: "Email", store.ChannelWebhook: "Webhook", store.ChannelSlack: "Slack",
-	store.ChannelDiscord: "Discord", store.ChannelTelegram: "Telegram", store.ChannelFeed: "Feed",
-}
-
 // validateChannels checks the channels and their settings and fills in
 // what the input leaves out: the default channels of a new subscription,
 // the stored ones of an edited one (cur), and its quiet hours and cap

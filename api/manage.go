@@ -65,8 +65,8 @@ var statusText = map[string]string{
 var doneText = map[string]string{
 	"saved":        "Your changes are saved.",
 	"feed_rotated": "Your feed has a new link (below). The old one has stopped working: paste the new one into your feed reader.",
-	"paused":  "The alert is paused.",
-	"resumed": "The alert is active again.",
+	"paused":       "The alert is paused.",
+	"resumed":      "The alert is active again.",
 }
 
 // scheduleText says when emails go out.
