@@ -19,11 +19,16 @@ func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request) {
 		s.adminStoreError(w, "get subscription", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sub)
+	out, err := s.subscriptionOut(r.Context(), sub)
+	if err != nil {
+		s.adminStoreError(w, "channel links", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // deleteSubscription is DELETE /v1/subscriptions/{id} (admin): the
-// subscription, its pending items and its webhook endpoint.
+// subscription, its pending items, its webhook endpoint and its feed.
 func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	sub, err := s.deps.Store.GetSubscription(r.Context(), id)
@@ -33,6 +38,10 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.deleteWebhook(r, sub); err != nil {
 		s.adminStoreError(w, "delete webhook", err)
+		return
+	}
+	if err := s.deleteFeed(r.Context(), id); err != nil {
+		s.adminStoreError(w, "delete feed", err)
 		return
 	}
 	if err := s.deps.Store.DeleteSubscription(r.Context(), id); err != nil {

@@ -63,9 +63,10 @@ var statusText = map[string]string{
 }
 
 var doneText = map[string]string{
-	"saved":   "Your changes are saved.",
-	"paused":  "The alert is paused.",
-	"resumed": "The alert is active again.",
+	"saved":        "Your changes are saved.",
+	"feed_rotated": "Your feed has a new link (below). The old one has stopped working: paste the new one into your feed reader.",
+	"paused":       "The alert is paused.",
+	"resumed":      "The alert is active again.",
 }
 
 // scheduleText says when emails go out.
@@ -113,6 +114,16 @@ func (s *Server) manageView(r *http.Request, tok string, sub *store.Subscription
 	v.Summary = matcher.Summary(sub.Filter)
 	v.WebhookHost = urlHost(sub.WebhookURL)
 	v.Others = len(all) - 1
+	links, err := s.linksFor(r.Context(), sub.ID, sub.Channels, sub)
+	if err != nil {
+		return nil, err
+	}
+	v.Chan = &channelState{SlackMasked: maskURL(sub.SlackURL), DiscordMasked: maskURL(sub.DiscordURL), WebhookHost: v.WebhookHost,
+		Disabled: sub.Disabled, TelegramLink: links.TelegramLink, FeedURL: links.FeedURL,
+		TelegramConnected: sub.TelegramChat != 0 && links.TelegramLink == ""}
+	for _, c := range sub.Channels {
+		v.Offer[c] = true // what it has stays on the page, offered or not
+	}
 	if sub.Status == store.StatusActive {
 		v.Message = []string{scheduleText(sub)}
 	}
@@ -120,7 +131,8 @@ func (s *Server) manageView(r *http.Request, tok string, sub *store.Subscription
 }
 
 // manage is POST /v1/manage: the manage page's forms, told apart by
-// "action": save, pause, resume, delete, sign_out, and delete_all and
+// "action": save, pause, resume, delete, sign_out, rotate_feed (a new
+// feed URL; the old one dies at once), and delete_all and
 // rotate_webhook, which only email a link that confirms them.
 func (s *Server) manage(w http.ResponseWriter, r *http.Request) {
 	if err := s.cop.Check(r); err != nil {
@@ -188,6 +200,10 @@ func (s *Server) manage(w http.ResponseWriter, r *http.Request) {
 			s.storeError(w, r, "delete webhook", err)
 			return
 		}
+		if err := s.deleteFeed(ctx, id); err != nil {
+			s.storeError(w, r, "delete feed", err)
+			return
+		}
 		if err := s.deps.Store.DeleteSubscription(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.storeError(w, r, "delete", err)
 			return
@@ -234,6 +250,17 @@ func (s *Server) manage(w http.ResponseWriter, r *http.Request) {
 		log.Info("webhook rotation link sent")
 		s.renderMessage(w, http.StatusOK, "Check your inbox",
 			"We emailed "+sub.Email+" a link that rotates the webhook secret and shows the new one. It works for "+humanTTL(s.cfg.ActionTTL)+".")
+	case "rotate_feed":
+		if s.deps.Feeds == nil || !sub.Has(store.ChannelFeed) {
+			s.refuse(w, r, "No feed", "This alert has no feed. Tick Feed under \"Where\" and save to get one.")
+			return
+		}
+		if _, err := s.deps.Feeds.Rotate(ctx, id); err != nil {
+			s.storeError(w, r, "rotate feed", err)
+			return
+		}
+		log.Info("feed link replaced", "by", "manage page")
+		s.redirectManage(w, r, tok, "feed_rotated")
 	default:
 		s.renderMessage(w, http.StatusBadRequest, "Unknown action", "Open the manage page again and use one of its buttons.")
 	}
@@ -258,7 +285,7 @@ func (s *Server) manageSave(w http.ResponseWriter, r *http.Request, tok string, 
 	in, fv := parseForm(r, bad)
 	in.Email = sub.Email
 	in.WebhookURL = "" // not on the form; kept as is
-	s.validate(&in, bad)
+	s.validate(&in, bad, sub)
 	if len(bad) > 0 {
 		v, err := s.manageView(r, tok, sub)
 		if err != nil {
@@ -270,13 +297,22 @@ func (s *Server) manageSave(w http.ResponseWriter, r *http.Request, tok string, 
 		s.render(w, http.StatusBadRequest, "manage", v)
 		return
 	}
+	var removed []string
 	_, err := s.deps.Store.UpdateSubscription(r.Context(), sub.ID, s.cfg.Clock(), func(sub *store.Subscription) error {
 		sub.Filter, sub.Frequency, sub.Timezone, sub.SendHour, sub.WeeklyDay = in.Filter, in.Frequency, in.Timezone, in.SendHour, in.WeeklyDay
+		removed = applyChannels(sub, in)
 		return nil
 	})
 	if err != nil {
 		s.storeError(w, r, "save", err)
 		return
+	}
+	// A feed turned off is deleted: its URL stops working, as the person
+	// expects of a private feed they switched off.
+	if contains(removed, store.ChannelFeed) {
+		if err := s.deleteFeed(r.Context(), sub.ID); err != nil {
+			s.log.Error("feed of a subscription not deleted after its channel was turned off", "subscription", sub.ID, "err", err)
+		}
 	}
 	s.log.Info("subscription edited", "subscription", sub.ID, "by", "manage page")
 	s.redirectManage(w, r, tok, "saved")
@@ -455,6 +491,10 @@ func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := s.deleteWebhook(r, o); err != nil {
 			s.storeError(w, r, "delete webhook", err)
+			return
+		}
+		if err := s.deleteFeed(ctx, o.ID); err != nil {
+			s.storeError(w, r, "delete feed", err)
 			return
 		}
 	}

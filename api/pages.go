@@ -24,10 +24,11 @@ var pageNames = []string{"subscribe", "inbox", "confirm", "message", "unsubscrib
 
 // Static files under templates/web served at /static/.
 var staticFiles = map[string]string{
-	"style.css":  "text/css; charset=utf-8",
-	"tz.js":      "text/javascript; charset=utf-8",
-	"preview.js": "text/javascript; charset=utf-8",
-	"frame.js":   "text/javascript; charset=utf-8",
+	"style.css":   "text/css; charset=utf-8",
+	"tz.js":       "text/javascript; charset=utf-8",
+	"preview.js":  "text/javascript; charset=utf-8",
+	"frame.js":    "text/javascript; charset=utf-8",
+	"channels.js": "text/javascript; charset=utf-8",
 }
 
 type pages struct {
@@ -102,6 +103,17 @@ type view struct {
 	// ValidFor is how long a confirmation link works, in words.
 	ValidFor string
 
+	// Offer says which channels the form offers: every channel the server
+	// has (telegram and feed need their Deps), and on the manage page the
+	// ones the subscription has.
+	Offer map[string]bool
+	// Chan is the manage page's state of the channels.
+	Chan *channelState
+	// FeedURL and TelegramLink: the "check your inbox" page after a
+	// sign-up with those channels.
+	FeedURL      string
+	TelegramLink string
+
 	// action: a page with one button that POSTs Token to FormAction, or
 	// the result of such a POST (a new webhook Secret).
 	FormAction  string
@@ -138,6 +150,33 @@ type formValues struct {
 	SendHour           int
 	WeeklyDay          string
 	AutoTZ             bool // let the script fill in the browser's zone
+
+	// Channels are the boxes ticked; ChannelsForm says the form had them
+	// (a form without the group keeps the stored channels). The URLs are
+	// read, never shown again: they carry a token.
+	Channels     map[string]bool
+	ChannelsForm bool
+	WebhookURL   string
+	SlackURL     string
+	DiscordURL   string
+	// Instant alert options, as typed; InstantForm says the form had them.
+	QuietStart  string
+	QuietEnd    string
+	MaxPerDay   string
+	InstantForm bool
+}
+
+// channelState is what the manage page shows about a subscription's
+// channels besides the boxes: the masked chat URLs, why a channel was
+// turned off, the Telegram binding and the feed URL.
+type channelState struct {
+	SlackMasked       string
+	DiscordMasked     string
+	WebhookHost       string
+	Disabled          map[string]string
+	TelegramConnected bool
+	TelegramLink      string
+	FeedURL           string
 }
 
 var commonZones = []string{
@@ -153,8 +192,10 @@ func (s *Server) newView(title string) *view {
 	for i := range hours {
 		hours[i] = i
 	}
+	offer := map[string]bool{store.ChannelEmail: true, store.ChannelSlack: true, store.ChannelDiscord: true,
+		store.ChannelWebhook: s.deps.Webhooks != nil, store.ChannelTelegram: s.deps.Telegram != nil, store.ChannelFeed: s.deps.Feeds != nil}
 	return &view{
-		Product: s.cfg.Product, Title: title, Errors: fieldErrors{}, Now: s.cfg.Clock(),
+		Product: s.cfg.Product, Title: title, Errors: fieldErrors{}, Now: s.cfg.Clock(), Offer: offer,
 		VisaCodes: matcher.VisaCodes(), Seniorities: matcher.SeniorityLevels(), Hours: hours, Days: weekdays, Zones: commonZones,
 	}
 }
@@ -214,7 +255,16 @@ func formFromSubscription(sub *store.Subscription) formValues {
 		Visa: map[string]bool{}, Seniority: map[string]bool{}, MinSalary: "",
 		Companies: lines(f.Companies), ExcludeCompanies: lines(f.ExcludeCompanies), Tags: lines(f.Tags),
 		Frequency: sub.Frequency, Timezone: sub.Timezone, SendHour: sub.SendHour, WeeklyDay: sub.WeeklyDay,
-		IncludeUnknownVisa: f.IncludeUnknownVisa,
+		IncludeUnknownVisa: f.IncludeUnknownVisa, Channels: map[string]bool{},
+	}
+	for _, c := range sub.Channels {
+		fv.Channels[c] = true
+	}
+	if q := sub.QuietHours; q != nil {
+		fv.QuietStart, fv.QuietEnd = q.Start, q.End
+	}
+	if sub.MaxAlertsPerDay > 0 {
+		fv.MaxPerDay = strconv.Itoa(sub.MaxAlertsPerDay)
 	}
 	for _, v := range f.VisaTypes {
 		fv.Visa[v] = true
@@ -269,6 +319,20 @@ func parseForm(r *http.Request, bad fieldErrors) (subscriptionInput, formValues)
 		Frequency:          r.PostFormValue("frequency"),
 		Timezone:           strings.TrimSpace(r.PostFormValue("timezone")),
 		WeeklyDay:          r.PostFormValue("weekly_day"),
+		Channels:           map[string]bool{},
+		ChannelsForm:       r.PostFormValue("channels_form") != "",
+		WebhookURL:         strings.TrimSpace(r.PostFormValue("webhook_url")),
+		SlackURL:           strings.TrimSpace(r.PostFormValue("slack_webhook_url")),
+		DiscordURL:         strings.TrimSpace(r.PostFormValue("discord_webhook_url")),
+		QuietStart:         strings.TrimSpace(r.PostFormValue("quiet_start")),
+		QuietEnd:           strings.TrimSpace(r.PostFormValue("quiet_end")),
+		MaxPerDay:          strings.TrimSpace(r.PostFormValue("max_alerts_per_day")),
+	}
+	_, hasQuiet := r.PostForm["quiet_start"]
+	_, hasCap := r.PostForm["max_alerts_per_day"]
+	fv.InstantForm = hasQuiet || hasCap
+	for _, v := range r.PostForm["channels"] {
+		fv.Channels[strings.ToLower(strings.TrimSpace(v))] = true
 	}
 	for _, v := range r.PostForm["visa_types"] {
 		fv.Visa[v] = true
@@ -338,7 +402,59 @@ func formInput(fv formValues, bad fieldErrors) (subscriptionInput, formValues) {
 	if in.Frequency != schedule.Weekly {
 		in.WeeklyDay = "" // the select always posts a day; it matters only for weekly
 	}
+	formChannels(fv, &in, bad)
 	return in, fv
+}
+
+// formChannels reads the form's channel boxes, the URLs of the boxes
+// ticked (a URL typed and then unticked is dropped, as the person
+// expects), and the instant alert options, which apply to instant alerts
+// only (the form always posts them, as it always posts a weekly day).
+func formChannels(fv formValues, in *subscriptionInput, bad fieldErrors) {
+	if fv.ChannelsForm {
+		in.ChannelsSet = true
+		for _, c := range store.AllChannels {
+			if fv.Channels[c] {
+				in.Channels = append(in.Channels, c)
+			}
+		}
+		for _, c := range sortedSet(fv.Channels) {
+			if !contains(store.AllChannels, c) {
+				in.Channels = append(in.Channels, c)
+			}
+		}
+		if fv.Channels[store.ChannelWebhook] {
+			in.WebhookURL = fv.WebhookURL
+		}
+		if fv.Channels[store.ChannelSlack] {
+			in.SlackURL = fv.SlackURL
+		}
+		if fv.Channels[store.ChannelDiscord] {
+			in.DiscordURL = fv.DiscordURL
+		}
+	} else {
+		in.WebhookURL, in.SlackURL, in.DiscordURL = fv.WebhookURL, fv.SlackURL, fv.DiscordURL
+	}
+	if !fv.InstantForm {
+		return
+	}
+	in.QuietSet, in.CapSet = true, true
+	if in.Frequency != schedule.Instant {
+		return
+	}
+	switch {
+	case fv.QuietStart != "" && fv.QuietEnd != "":
+		in.QuietHours = &schedule.QuietHours{Start: fv.QuietStart, End: fv.QuietEnd}
+	case fv.QuietStart != "" || fv.QuietEnd != "":
+		bad.add("quiet_hours", "needs both times: when quiet hours start and when they end (or neither, for none)")
+	}
+	if fv.MaxPerDay != "" {
+		n, err := strconv.Atoi(fv.MaxPerDay)
+		if err != nil {
+			bad.add("max_alerts_per_day", "must be a whole number from 0 (unlimited) to %d", schedule.MaxAlertsPerDay)
+		}
+		in.MaxAlertsPerDay = n
+	}
 }
 
 func sortedSet(m map[string]bool) []string {
@@ -376,7 +492,7 @@ func hasFilterParam(q url.Values) bool {
 // and seniority levels, a frequency, hour or day that is not one.
 func formFromQuery(q url.Values) (formValues, []string) {
 	fv := formValues{Frequency: defaultFreq, Timezone: defaultZone, SendHour: defaultHour, WeeklyDay: defaultWeekly,
-		AutoTZ: true, Visa: map[string]bool{}, Seniority: map[string]bool{}}
+		AutoTZ: true, Visa: map[string]bool{}, Seniority: map[string]bool{}, Channels: map[string]bool{}}
 	var ignored []string
 	all := func(names ...string) []string {
 		var out []string
@@ -452,6 +568,16 @@ func formFromQuery(q url.Values) (formValues, []string) {
 		} else {
 			ignored = append(ignored, "send_hour "+strconv.Quote(h))
 		}
+	}
+	for _, c := range split("channels", "channel") {
+		if c = strings.ToLower(c); contains(store.AllChannels, c) {
+			fv.Channels[c] = true
+		} else {
+			ignored = append(ignored, "channel "+strconv.Quote(c))
+		}
+	}
+	if len(fv.Channels) == 0 {
+		fv.Channels[store.ChannelEmail] = true
 	}
 	if d := strings.ToLower(q.Get("weekly_day")); d != "" {
 		if contains(weekdays, d) {
@@ -619,6 +745,7 @@ func (s *Server) submitSubscribe(w http.ResponseWriter, r *http.Request, embed b
 	v.Email = in.Email
 	v.ValidFor = humanTTL(s.cfg.ConfirmTTL)
 	v.Summary = matcher.Summary(in.Filter)
+	v.FeedURL, v.TelegramLink, v.Secret = out.FeedURL, out.TelegramLink, out.WebhookSecret
 	s.log.Debug("subscribed through the page", "subscription", out.ID)
 	s.render(w, http.StatusOK, "inbox", v)
 }

@@ -139,6 +139,8 @@ type Store interface {
 	RecordUnsubscribeReason(ctx context.Context, subID, reason string) (bool, error)
 	UnsubscribeFeedback(ctx context.Context) (map[string]int64, error)
 	RepostLookup(ctx context.Context, id string) (store.RepostInfo, error)
+	ChatDeadLetters(ctx context.Context, limit int) ([]store.ChatDeadLetter, error)
+	ReplayChatDeadLetter(ctx context.Context, id string, now time.Time) (string, error)
 }
 
 // Tokens issues and verifies link tokens; *token.Signer is the real one.
@@ -189,7 +191,7 @@ type EmailCounter interface {
 }
 
 // Deps are the server's collaborators. Store, Tokens, Renderer and Mailer
-// are required; the others may be nil (webhook_url is then refused, the
+// are required; the others may be nil (webhook_url, or the channel, is then refused, the
 // admin digest, webhook and DLQ routes answer 503, /readyz is always ready,
 // /metrics answers 404 and emails are not counted).
 type Deps struct {
@@ -211,6 +213,14 @@ type Deps struct {
 	// Preview answers POST /v1/preview and the form's Preview button; nil:
 	// they answer 503 and the form shows no preview.
 	Preview Previewer
+	// Feeds gives out the private feeds' tokens and FeedHandler serves
+	// GET /v1/feeds/<token>.atom (a *feed.Store and a *feed.Handler); nil:
+	// the feed channel is refused and /v1/feeds/ answers 404.
+	Feeds       Feeds
+	FeedHandler http.Handler
+	// Telegram issues the links that bind a chat; nil: the telegram
+	// channel is refused.
+	Telegram Telegram
 }
 
 // Server serves the API and the pages.
@@ -317,6 +327,7 @@ func (s *Server) table() []route {
 		{"GET", "/v1/subscriptions/{id}", s.requireAdmin(s.getSubscription)},
 		{"DELETE", "/v1/subscriptions/{id}", s.requireAdmin(s.deleteSubscription)},
 		{"POST", "/v1/subscriptions/{id}/webhook/rotate", s.rotateWebhook},
+		{"GET", "/v1/feeds/{token}", s.serveFeed},
 
 		{"GET", "/v1/confirm", s.confirmPage},
 		{"POST", "/v1/confirm", s.confirm},
@@ -342,6 +353,8 @@ func (s *Server) table() []route {
 		{"POST", "/v1/admin/digests/run", s.requireAdmin(s.runDigests)},
 		{"GET", "/v1/admin/webhooks/dead-letters", s.requireAdmin(s.deadLetters)},
 		{"POST", "/v1/admin/webhooks/dead-letters/{id}/replay", s.requireAdmin(s.replayDeadLetter)},
+		{"GET", "/v1/admin/chat-dead-letters", s.requireAdmin(s.chatDeadLetters)},
+		{"POST", "/v1/admin/chat-dead-letters/{id}/replay", s.requireAdmin(s.replayChatDeadLetter)},
 	}
 }
 

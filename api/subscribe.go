@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wneessen/go-mail"
@@ -18,6 +19,7 @@ import (
 	"github.com/jobalert/jobalert/internal/redact"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
+	"github.com/jobalert/jobalert/schedule"
 	"github.com/jobalert/jobalert/store"
 	"github.com/jobalert/jobalert/webhook"
 )
@@ -53,9 +55,19 @@ func invalid(fields fieldErrors) *createError {
 // a new address, a known one, one at its cap and a suppressed one, so the
 // answer tells a stranger nothing about an address (docs/security.md).
 type created struct {
-	ID            string `json:"id"`
-	Status        string `json:"status"`
-	WebhookSecret string `json:"webhook_secret,omitempty"`
+	ID            string   `json:"id"`
+	Status        string   `json:"status"`
+	WebhookSecret string   `json:"webhook_secret,omitempty"`
+	Channels      []string `json:"channels"`
+	// FeedURL is the private feed's address (the feed channel), and
+	// TelegramLink the link that binds a chat (the telegram channel).
+	FeedURL      string `json:"feed_url,omitempty"`
+	TelegramLink string `json:"telegram_link,omitempty"`
+	// DisabledChannels is always empty for a new subscription; it is in
+	// the answer for the shape GET /v1/subscriptions/{id} shares.
+	DisabledChannels map[string]string    `json:"disabled_channels,omitempty"`
+	QuietHours       *schedule.QuietHours `json:"quiet_hours,omitempty"`
+	MaxAlertsPerDay  int                  `json:"max_alerts_per_day,omitempty"`
 }
 
 // createSubscription is POST /v1/subscriptions. Only a JSON body is read
@@ -185,7 +197,7 @@ var limitText = map[string]string{
 // again, the counters given back and the answer is 503, so the person can
 // simply retry.
 func (s *Server) create(r *http.Request, in subscriptionInput, bad fieldErrors) (*created, *createError) {
-	s.validate(&in, bad)
+	s.validate(&in, bad, nil)
 	if len(bad) > 0 {
 		return nil, invalid(bad)
 	}
@@ -194,7 +206,8 @@ func (s *Server) create(r *http.Request, in subscriptionInput, bad fieldErrors) 
 	defer cancel()
 	log := s.log.With("email", redact.Address(in.Email))
 
-	out := &created{ID: store.NewID(), Status: store.StatusPending}
+	out := &created{ID: store.NewID(), Status: store.StatusPending, Channels: in.Channels,
+		QuietHours: in.QuietHours, MaxAlertsPerDay: in.MaxAlertsPerDay}
 	if in.WebhookURL != "" {
 		secret, err := webhook.NewSecret()
 		if err != nil {
@@ -225,6 +238,15 @@ func (s *Server) create(r *http.Request, in subscriptionInput, bad fieldErrors) 
 		}
 	}()
 
+	// The feed URL and the Telegram link are made for every answer, also
+	// when nothing is stored (a suppressed address, one at its cap), so
+	// that neither the answer nor the feed URL tells those apart.
+	links, err := s.linksFor(ctx, out.ID, in.Channels, nil)
+	if err != nil {
+		return nil, s.unavailable(log, "channel links", err)
+	}
+	out.FeedURL, out.TelegramLink = links.FeedURL, links.TelegramLink
+
 	suppressed, err := s.deps.Store.IsSuppressed(ctx, in.Email)
 	if err != nil {
 		return nil, s.unavailable(log, "check suppression", err)
@@ -252,6 +274,7 @@ func (s *Server) create(r *http.Request, in subscriptionInput, bad fieldErrors) 
 		SendHour: in.SendHour, WeeklyDay: in.WeeklyDay, WebhookURL: in.WebhookURL, Status: store.StatusPending,
 		PendingWebhookSecret: out.WebhookSecret,
 	}
+	applyChannels(sub, in)
 	if err := s.deps.Store.CreateSubscription(ctx, sub, s.cfg.Clock()); err != nil {
 		return nil, s.unavailable(log, "create subscription", err)
 	}
@@ -267,11 +290,14 @@ func (s *Server) create(r *http.Request, in subscriptionInput, bad fieldErrors) 
 		if err := s.deps.Store.DeleteSubscription(ctx, sub.ID); err != nil {
 			log.Error("could not delete a pending subscription after a failure", "err", err)
 		}
+		if err := s.deleteFeed(ctx, sub.ID); err != nil {
+			log.Error("could not delete the feed of a pending subscription after a failure", "err", err)
+		}
 		log.Error("confirmation email not sent; pending subscription deleted", "err", err)
 		return nil, emailUnavailable()
 	}
 	kept = true
-	log.Info("subscription created; confirmation sent", "frequency", sub.Frequency, "webhook", sub.WebhookURL != "")
+	log.Info("subscription created; confirmation sent", "frequency", sub.Frequency, "channels", strings.Join(sub.Channels, ","))
 	return out, nil
 }
 

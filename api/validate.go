@@ -12,6 +12,7 @@ import (
 
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/schedule"
+	"github.com/jobalert/jobalert/store"
 	"github.com/jobalert/jobalert/webhook"
 )
 
@@ -38,6 +39,20 @@ type subscriptionInput struct {
 	SendHour   int
 	WeeklyDay  string
 	WebhookURL string
+
+	// Channels as asked for; ChannelsSet says the client named them (an
+	// absent list is email, and webhook with a webhook_url; on the
+	// manage page, the channels the subscription has).
+	Channels    []string
+	ChannelsSet bool
+	SlackURL    string
+	DiscordURL  string
+	// QuietHours is nil for none; QuietSet and CapSet say the client
+	// sent the field (the manage form keeps a stored value it lacks).
+	QuietHours      *schedule.QuietHours
+	QuietSet        bool
+	MaxAlertsPerDay int
+	CapSet          bool
 }
 
 // fieldErrors maps a field's JSON path ("email", "filter.visa_types") to a
@@ -76,6 +91,19 @@ func decodeSubscription(body []byte) (subscriptionInput, fieldErrors) {
 			field(raw, k, &in.WeeklyDay, "a string: monday to sunday", bad)
 		case "webhook_url":
 			field(raw, k, &in.WebhookURL, "a string holding an https URL", bad)
+		case "channels":
+			in.ChannelsSet = field(raw, k, &in.Channels, "a list of channel names: "+strings.Join(store.AllChannels, ", "), bad)
+			if in.ChannelsSet && len(in.Channels) == 0 {
+				bad.add(k, "must name at least one channel (any of %s); leave it out for email only", strings.Join(store.AllChannels, ", "))
+			}
+		case "slack_webhook_url":
+			field(raw, k, &in.SlackURL, "a string holding a Slack incoming-webhook URL", bad)
+		case "discord_webhook_url":
+			field(raw, k, &in.DiscordURL, "a string holding a Discord webhook URL", bad)
+		case "quiet_hours":
+			decodeQuietHours(raw, &in, bad)
+		case "max_alerts_per_day":
+			in.CapSet = field(raw, k, &in.MaxAlertsPerDay, fmt.Sprintf("a whole number from 0 (unlimited) to %d", schedule.MaxAlertsPerDay), bad)
 		case "filter":
 			decodeFilter(raw, &in.Filter, bad)
 		default:
@@ -86,6 +114,31 @@ func decodeSubscription(body []byte) (subscriptionInput, fieldErrors) {
 		bad.add("filter", "is required: an object with at least one of keywords, visa_types, locations, companies, seniority, tags or min_salary")
 	}
 	return in, bad
+}
+
+// decodeQuietHours reads {"start":"22:00","end":"07:00"}; null is none.
+func decodeQuietHours(raw json.RawMessage, in *subscriptionInput, bad fieldErrors) {
+	in.QuietSet = true
+	if string(bytes.TrimSpace(raw)) == "null" {
+		return
+	}
+	m, ok := object(raw, "quiet_hours", bad)
+	if !ok {
+		return
+	}
+	q := &schedule.QuietHours{}
+	for _, k := range sortedKeys(m) {
+		name := "quiet_hours." + k
+		switch k {
+		case "start":
+			field(m[k], name, &q.Start, "a time of day HH:MM", bad)
+		case "end":
+			field(m[k], name, &q.End, "a time of day HH:MM", bad)
+		default:
+			bad.add(name, "unknown field")
+		}
+	}
+	in.QuietHours = q
 }
 
 func decodeFilter(raw json.RawMessage, f *matcher.Filter, bad fieldErrors) {
@@ -161,8 +214,11 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 }
 
 // validate normalises in and adds a message for each bad field:
-// docs/matching.md's filter rules, the schedule, the address and the webhook.
-func (s *Server) validate(in *subscriptionInput, bad fieldErrors) {
+// docs/matching.md's filter rules, the schedule, the address, the
+// channels and their settings. cur is the stored subscription being
+// edited (nil for a new one): its channel URLs stay when the input
+// leaves them empty.
+func (s *Server) validate(in *subscriptionInput, bad fieldErrors, cur *store.Subscription) {
 	checkText(in, bad)
 	in.Email = strings.TrimSpace(in.Email)
 	if msg := checkEmail(in.Email); msg != "" {
@@ -192,6 +248,7 @@ func (s *Server) validate(in *subscriptionInput, bad fieldErrors) {
 			bad.add("webhook_url", "%s", strings.TrimPrefix(err.Error(), webhook.ErrInvalidURL.Error()+": "))
 		}
 	}
+	s.validateChannels(in, bad, cur)
 }
 
 // checkText refuses, in every free-text field, the characters that can
@@ -212,6 +269,15 @@ func checkText(in *subscriptionInput, bad fieldErrors) {
 	one("timezone", in.Timezone)
 	one("weekly_day", in.WeeklyDay)
 	one("webhook_url", in.WebhookURL)
+	one("slack_webhook_url", in.SlackURL)
+	one("discord_webhook_url", in.DiscordURL)
+	for _, c := range in.Channels {
+		one("channels", c)
+	}
+	if q := in.QuietHours; q != nil {
+		one("quiet_hours", q.Start)
+		one("quiet_hours", q.End)
+	}
 	f := &in.Filter
 	one("filter.keywords", f.Keywords)
 	for name, list := range map[string][]string{

@@ -48,7 +48,10 @@ var allowed = map[string][]string{
 	"preview":  {"matcher"}, // the subscribe form's live preview, in the api role
 	"notifier": {"store", "jobevent", "matcher", "schedule", "templates", "internal/grace", "internal/clock", "internal/redact"},
 	"webhook":  {"store", "jobevent", "matcher", "internal/grace", "internal/clock", "internal/redact", "internal/liveness"},
-	"api":      {"notifier", "webhook", "store", "preview", "jobevent", "matcher", "schedule", "templates", "token", "internal/grace", "internal/redact"},
+	"api": {"notifier", "webhook", "store", "preview", "jobevent", "matcher", "schedule", "templates", "token", "internal/grace", "internal/redact",
+		// Slack and Discord URL validation; the feed store and handler
+		// behind api.Feeds and Deps.FeedHandler (tests use the real ones).
+		"channel", "channel/slack", "channel/discord", "channel/feed"},
 
 	// Chat channels and the feed (issue 15, phase 1: not wired yet). The
 	// model is a leaf beside jobevent; Slack and Discord post through
