@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jobalert/jobalert/channel/discord"
 	"github.com/jobalert/jobalert/channel/slack"
@@ -26,6 +27,9 @@ type Feeds interface {
 	Rotate(ctx context.Context, subID string) (string, error)
 	// Delete removes the subscription's feed and token.
 	Delete(ctx context.Context, subID string) error
+	// Expire makes the token expire after ttl (an unconfirmed
+	// subscription's, which expires with it), or keeps it for good (0).
+	Expire(ctx context.Context, subID string, ttl time.Duration) error
 }
 
 // Telegram issues the link that binds a Telegram chat to a subscription:
@@ -218,6 +222,13 @@ func (s *Server) linksFor(ctx context.Context, id string, channels []string, sub
 		tok, err := s.deps.Feeds.Token(ctx, id)
 		if err != nil {
 			return out, fmt.Errorf("feed token: %w", err)
+		}
+		// A feed issued to an unconfirmed subscription (sub is nil at
+		// creation) goes with it if it is never confirmed; confirm keeps it.
+		if sub == nil || sub.Status == store.StatusPending {
+			if err := s.deps.Feeds.Expire(ctx, id, s.cfg.ConfirmTTL); err != nil {
+				return out, fmt.Errorf("feed token: %w", err)
+			}
 		}
 		out.FeedURL = s.feedURL(tok)
 	}

@@ -177,6 +177,21 @@ func TestChannelsCreateGetFeedAndMasking(t *testing.T) {
 		t.Errorf("max_alerts_per_day: got %v, want 5", got)
 	}
 
+	// Unconfirmed, the feed's token expires with the subscription;
+	// confirmed, it is kept.
+	tokKey := feed.Keys{Prefix: fs.prefix}.Token(id)
+	if ttl := fs.rdb.PTTL(ctx, tokKey).Val(); ttl <= 0 {
+		t.Errorf("feed token of a pending subscription: got TTL %v, want one (it would outlive an unconfirmed subscription)", ttl)
+	}
+	confirm := e.confirmURL("chats@example.com")
+	cu, _ := url.Parse(confirm)
+	if c := e.postJSON("/v1/confirm", map[string]string{"token": cu.Query().Get("token")}); c.status != 200 {
+		t.Fatalf("confirm: got %d %s", c.status, c.body)
+	}
+	if ttl := fs.rdb.PTTL(ctx, tokKey).Val(); ttl != -1 {
+		t.Errorf("feed token after confirmation: got TTL %v, want none (-1)", ttl)
+	}
+
 	sub, err := e.st.GetSubscription(ctx, id)
 	if err != nil {
 		t.Fatal(err)

@@ -178,6 +178,12 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 			s.storeError(w, r, "activate", err)
 			return
 		}
+		if s.deps.Feeds != nil && sub.Has(store.ChannelFeed) {
+			if err := s.deps.Feeds.Expire(ctx, id, 0); err != nil {
+				s.storeError(w, r, "keep feed", err)
+				return
+			}
+		}
 		s.log.Info("subscription confirmed", "subscription", id)
 	case store.StatusActive, store.StatusPaused:
 		// Confirmed before: a second click is fine.

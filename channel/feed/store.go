@@ -226,6 +226,32 @@ func (s *Store) Rotate(ctx context.Context, sub string) (string, error) {
 	return tok, nil
 }
 
+// Expire makes subscription sub's token (and its lookup) and feed meta
+// expire after ttl, or keeps them for good when ttl is 0. A feed is
+// issued with an unconfirmed subscription, which expires unless
+// confirmed: its feed keys must go with it, and stay once it is.
+func (s *Store) Expire(ctx context.Context, sub string, ttl time.Duration) error {
+	tok, err := s.rdb.Get(ctx, s.keys.Token(sub)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("feed: expire %s: %w", sub, err)
+	}
+	p := s.rdb.Pipeline() // two slots: the subscription's keys, the lookup
+	for _, k := range []string{s.keys.Token(sub), s.keys.Meta(sub), s.keys.Lookup(tok)} {
+		if ttl > 0 {
+			p.PExpire(ctx, k, ttl)
+		} else {
+			p.Persist(ctx, k)
+		}
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return fmt.Errorf("feed: expire %s: %w", sub, err)
+	}
+	return nil
+}
+
 // ErrUnknownToken is Resolve's answer for a token that was never issued
 // or was revoked.
 var ErrUnknownToken = errors.New("feed: unknown token")
