@@ -46,7 +46,7 @@ var allowed = map[string][]string{
 	"consumer": {"jobevent", "matcher", "internal/grace"},
 	"store":    {"jobevent", "matcher", "schedule", "internal/liveness"},
 	"preview":  {"matcher"}, // the subscribe form's live preview, in the api role
-	"notifier": {"store", "jobevent", "matcher", "schedule", "templates", "internal/grace", "internal/clock", "internal/redact"},
+	"notifier": {"store", "channel", "jobevent", "matcher", "schedule", "templates", "internal/grace", "internal/clock", "internal/redact"},
 	"webhook":  {"store", "jobevent", "matcher", "internal/grace", "internal/clock", "internal/redact", "internal/liveness"},
 	"api":      {"notifier", "webhook", "store", "preview", "jobevent", "matcher", "schedule", "templates", "token", "internal/grace", "internal/redact"},
 
