@@ -11,17 +11,14 @@ import (
 	"time"
 
 	"github.com/jobalert/jobalert/channel"
-	"github.com/jobalert/jobalert/channel/chattest"
-	"github.com/jobalert/jobalert/channel/hook"
-	"github.com/jobalert/jobalert/channel/slack"
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/schedule"
 	"github.com/jobalert/jobalert/store"
 )
 
 // The chat tests drive the digest engine with Chat fakes that record what
-// they accept and answer as scripted, and once with the real Slack sender
-// against chattest's fake Slack (a deleted webhook).
+// they accept and answer as the channel senders do (channel/slack and the
+// others are tested against chattest's fake services in their packages).
 
 // post is one message of an alert a fakeChat accepted.
 type post struct {
@@ -293,35 +290,22 @@ func TestAnotherReplicaRetriesOnlyTheUnmarkedChat(t *testing.T) {
 	wantPosts(t, "slack", c.slack, 0)
 }
 
-// slackChat is the wiring's adapter of the real Slack sender (cmd builds
-// the same): render, then post the messages not yet accepted.
-type slackChat struct{ s *slack.Sender }
-
-func (a slackChat) Send(ctx context.Context, sub *store.Subscription, msg channel.Message, from int) (int, error) {
-	payloads, err := slack.Render(msg, 25)
-	if err != nil {
-		return from, fmt.Errorf("%w: %w", channel.ErrPermanent, err)
-	}
-	n, err := a.s.Send(ctx, sub.SlackURL, payloads[min(from, len(payloads)):])
-	return from + n, err
-}
-
 func TestDeletedSlackWebhookTurnsTheChannelOffAndTellsTheOwnerOnce(t *testing.T) {
 	e := newDigestEnv(t)
-	fake := chattest.NewSlack(t)
-	fake.Delete()
 	c := newChats()
-	cfg := c.config(notifier.DigestConfig{})
-	cfg.Chats[store.ChannelSlack] = slackChat{slack.NewSender(hook.New(hook.Options{AllowPrivate: true}), nil)}
-	d := e.digester(cfg)
+	// As the Slack sender answers a 404 no_service; the URL in the error
+	// stands for a careless sender: it must not reach the reason or the
+	// email.
+	const hookURL = "https://hooks.slack.com/services/T1/B1/secret"
+	c.slack.fail(1, 0, fmt.Errorf("slack: %w: HTTP 404 no_service (POST %s)", channel.ErrGone, hookURL))
+	d := e.digester(c.config(notifier.DigestConfig{}))
 	sub := e.subscribe("ada@example.com", daily8, at8(1).Add(-2*time.Hour))
 	e.withChannels(sub, at8(1).Add(-2*time.Hour), "email", "slack", "discord")
-	e.update(sub.ID, at8(1).Add(-2*time.Hour), func(s *store.Subscription) { s.SlackURL = fake.URL })
 	e.match(at8(1).Add(-time.Hour), newJob("j1", "Backend Engineer"), sub)
 
 	run(t, d, at8(1), notifier.RunResult{Sent: 1})
-	if n := fake.Requests(); n != 1 {
-		t.Fatalf("slack requests: got %d, want 1", n)
+	if n := c.slack.calls; n != 1 {
+		t.Fatalf("slack sends: got %d, want 1", n)
 	}
 	wantPosts(t, "discord", c.discord, 0)
 	got, err := e.st.GetSubscription(context.Background(), sub.ID)
@@ -331,7 +315,7 @@ func TestDeletedSlackWebhookTurnsTheChannelOffAndTellsTheOwnerOnce(t *testing.T)
 	if got.Has(store.ChannelSlack) || !got.Has(store.ChannelDiscord) || !got.Has(store.ChannelEmail) {
 		t.Errorf("channels after the 404: got %v disabled %v, want slack off and the others on", got.Channels, got.Disabled)
 	}
-	if r := got.Disabled[store.ChannelSlack]; !strings.Contains(r, "404") || strings.Contains(r, "/services/") {
+	if r := got.Disabled[store.ChannelSlack]; !strings.Contains(r, "404 no_service") || strings.Contains(r, "/services/") {
 		t.Errorf("disabled reason: got %q, want the answer without the URL", r)
 	}
 	ms := wantMails(t, e, "ada@example.com", 2)
@@ -343,7 +327,7 @@ func TestDeletedSlackWebhookTurnsTheChannelOffAndTellsTheOwnerOnce(t *testing.T)
 		t.Fatalf("notice subject: got %q, want %q", notice.Subject, want)
 	}
 	for _, part := range []string{notice.Text, notice.HTML} {
-		if strings.Contains(part, "/services/") || strings.Contains(part, "abcdefghijklmnopqrstuvwx") {
+		if strings.Contains(part, "/services/") || strings.Contains(part, "secret") {
 			t.Errorf("the notice shows the webhook URL:\n%s", part)
 		}
 	}
@@ -354,8 +338,8 @@ func TestDeletedSlackWebhookTurnsTheChannelOffAndTellsTheOwnerOnce(t *testing.T)
 	// The next digest goes to the other channels only; no second notice.
 	e.match(at8(1).Add(time.Hour), newJob("j2", "Backend Engineer II"), sub)
 	run(t, d, at8(2), notifier.RunResult{Sent: 1})
-	if n := fake.Requests(); n != 1 {
-		t.Errorf("slack requests after it was turned off: got %d, want 1", n)
+	if n := c.slack.calls; n != 1 {
+		t.Errorf("slack sends after it was turned off: got %d, want 1", n)
 	}
 	wantPosts(t, "discord", c.discord, 0, 0)
 	wantMails(t, e, "ada@example.com", 3) // the second digest

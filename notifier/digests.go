@@ -101,8 +101,8 @@ type DigestConfig struct {
 	Feed Feed
 	// ChatAttempts is how many temporary failures of one chat channel a
 	// digest takes before that channel's message is dead-lettered;
-	// default 12 (with the backoff up to RetryMax, about an hour and a
-	// half).
+	// default 12 (with the default backoff, 30 minutes to an hour of
+	// trying).
 	ChatAttempts int
 	// ChatDeadLetterTTL is how long a chat dead letter is kept for
 	// replay; default 30 days.
