@@ -32,6 +32,17 @@ type Store interface {
 	FinishDigest(ctx context.Context, id string) error
 	RecordBounce(ctx context.Context, email string, limit int, now time.Time) (bool, error)
 	IsSuppressed(ctx context.Context, email string) (bool, error)
+
+	// The chat channels' ledger (store/digest.go), their dead letters
+	// (store/chatdead.go) and a gone destination (store/channels.go).
+	SetDigestSent(ctx context.Context, id, channel string, n int) error
+	FailDigestChannel(ctx context.Context, id, channel string) (int, error)
+	AddChatDeadLetter(ctx context.Context, dl store.ChatDeadLetter, ttl time.Duration) error
+	DisableChannel(ctx context.Context, id, ch, reason string, now time.Time) (bool, error)
+
+	// Quiet hours and the daily cap (store/channels.go).
+	Postpone(ctx context.Context, d store.Due, at, rollup time.Time) (bool, error)
+	AlertsSent(ctx context.Context, ids, days []string) ([]int, error)
 }
 
 // Sender sends one email; Mailer is the real one.
@@ -39,9 +50,11 @@ type Sender interface {
 	Send(ctx context.Context, msg *mail.Msg) error
 }
 
-// DigestRenderer turns a digest into an email; Renderer is the real one.
+// DigestRenderer turns a digest into an email, and writes the notice
+// that a chat channel was turned off; Renderer is the real one.
 type DigestRenderer interface {
 	Digest(d DigestEmail) (*mail.Msg, error)
+	ChannelDisabled(n ChannelDisabledEmail) (*mail.Msg, error)
 }
 
 // Webhooks queues a digest for webhook delivery. Enqueue is idempotent by
@@ -77,6 +90,23 @@ type DigestConfig struct {
 	// the real clock. Tests inject a fake one. Waits (the ticker, the
 	// pauses between tries to record a sent email) are real time.
 	Clock clock.Clock
+
+	// Chats posts alerts to the chat channels, by channel name
+	// (store.ChannelSlack, store.ChannelDiscord, store.ChannelTelegram).
+	// A channel without one is not posted to (Telegram without a bot
+	// token): a digest does not wait for it.
+	Chats map[string]Chat
+	// Feed, when set, gets every digest's jobs for subscriptions with
+	// the feed channel.
+	Feed Feed
+	// ChatAttempts is how many temporary failures of one chat channel a
+	// digest takes before that channel's message is dead-lettered;
+	// default 12 (with the default backoff, 30 minutes to an hour of
+	// trying).
+	ChatAttempts int
+	// ChatDeadLetterTTL is how long a chat dead letter is kept for
+	// replay; default 30 days.
+	ChatDeadLetterTTL time.Duration
 }
 
 func (c DigestConfig) withDefaults() DigestConfig {
@@ -109,6 +139,12 @@ func (c DigestConfig) withDefaults() DigestConfig {
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
+	}
+	if c.ChatAttempts <= 0 {
+		c.ChatAttempts = 12
+	}
+	if c.ChatDeadLetterTTL <= 0 {
+		c.ChatDeadLetterTTL = 30 * 24 * time.Hour
 	}
 	return c
 }
@@ -145,6 +181,9 @@ type RunResult struct {
 	Sent         int `json:"sent"`          // digests that went out
 	SkippedEmpty int `json:"skipped_empty"` // due, but nothing pending (or all closed)
 	Deferred     int `json:"deferred"`      // left in the outbox for a later attempt (a temporary failure, or the lease running out)
+	// Held counts instant alerts due but held back, by quiet hours or
+	// the daily cap; they are due again when those end.
+	Held int `json:"held,omitempty"`
 }
 
 // RunDue claims and sends every digest due at now, synchronously. The
@@ -169,10 +208,20 @@ func (d *Digester) RunDue(ctx context.Context, now time.Time) (RunResult, error)
 		if err != nil {
 			return total, err
 		}
+		gates, err := d.gate(ctx, due, subs, now)
+		if err != nil {
+			return total, err
+		}
 		claims := make([]store.Claim, 0, len(due))
 		leaseUntil := d.cfg.Clock.Now().Add(d.cfg.Lease)
 		for i, du := range due {
-			c := store.Claim{Due: du, DigestID: store.DigestID(du.SubscriptionID, du.At), LeaseUntil: leaseUntil}
+			g := gates[i]
+			if g.held {
+				total.Held++
+				continue
+			}
+			c := store.Claim{Due: du, DigestID: store.DigestID(du.SubscriptionID, du.At), LeaseUntil: leaseUntil,
+				Kind: g.kind, CountDay: g.countDay, CountUntil: g.countUntil}
 			if subs[i] != nil { // a deleted subscription's entry is just dropped
 				c.Next = subs[i].Schedule().Next(du.At, now)
 			}
@@ -226,7 +275,7 @@ func (d *Digester) sendAll(ctx context.Context, ids []string, now, leaseUntil ti
 				case d.stopping.Load():
 					d.release(ctx, id)
 				case leaseUntil.Sub(d.cfg.Clock.Now()) >= d.cfg.Lease/2:
-					o = d.send(ctx, id, now)
+					o = d.send(ctx, id, now, leaseUntil)
 				}
 				mu.Lock()
 				switch o {
@@ -258,11 +307,21 @@ const (
 	outcomeDropped
 )
 
-// send delivers one claimed digest. Every step is recorded, so a crash at
-// any point makes the lease run out and another attempt resume where this
-// one stopped: the email is not sent again once marked, and the webhook
-// queue is idempotent by delivery id.
-func (d *Digester) send(ctx context.Context, id string, now time.Time) outcome {
+// send delivers one claimed digest to every channel the subscription has:
+// email, the webhook queue, each chat channel and the feed. Every
+// channel's step is recorded in the digest's ledger right after it, so a
+// crash at any point makes the lease run out and another attempt resume
+// where this one stopped: a channel marked done is not sent again, the
+// webhook queue is idempotent by delivery id, and a chat resumes after
+// the messages of a multi-message alert it accepted. A crash between a
+// send and its mark can repeat that one send (one email, one chat
+// message) and nothing else: the ledger records what the service
+// accepted, and the service cannot be asked.
+//
+// The channels are independent: one failing temporarily (a chat's rate
+// limit) is retried with the digest while the others are done, and the
+// digest is finished once every channel is.
+func (d *Digester) send(ctx context.Context, id string, now, leaseUntil time.Time) outcome {
 	log := d.log.With("digest", id)
 	rec, err := d.store.Digest(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -283,30 +342,43 @@ func (d *Digester) send(ctx context.Context, id string, now time.Time) outcome {
 		log.Warn("read subscription failed; retrying later", "err", err)
 		return d.retry(ctx, id, rec.Attempts)
 	}
-	jobs, more, err := d.jobs(ctx, rec)
-	if err != nil {
-		log.Warn("read jobs failed; retrying later", "err", err)
-		return d.retry(ctx, id, rec.Attempts)
+	p := &pass{}
+	if rec.Kind == store.KindReplay {
+		// A chat dead letter sent again: its message as it died, to its
+		// one channel; every other channel is marked done already.
+		d.replay(ctx, log, rec, sub, leaseUntil, p)
+	} else {
+		jobs, more, err := d.jobs(ctx, rec)
+		if err != nil {
+			log.Warn("read jobs failed; retrying later", "err", err)
+			return d.retry(ctx, id, rec.Attempts)
+		}
+		if len(jobs) == 0 {
+			d.metrics.digest("empty")
+			return d.finish(ctx, id, outcomeEmpty)
+		}
+		if !rec.EmailDone && sub.Has(store.ChannelEmail) {
+			d.sendEmail(ctx, log, rec, sub, jobs, more, now, p)
+		}
+		if !rec.WebhookDone && sub.Has(store.ChannelWebhook) && sub.WebhookURL != "" && d.webhooks != nil {
+			d.queueWebhook(ctx, log, rec, sub, jobs, more, p)
+		}
+		msg := d.message(rec, sub, jobs, more)
+		for _, ch := range store.ChatChannels {
+			if chat := d.cfg.Chats[ch]; chat != nil && sub.Has(ch) && !rec.Done[ch] {
+				d.sendChat(ctx, log, rec, sub, ch, chat, msg, leaseUntil, p)
+			}
+		}
+		if d.cfg.Feed != nil && sub.Has(store.ChannelFeed) && !rec.Done[store.ChannelFeed] {
+			d.appendFeed(ctx, log, rec, sub, msg.Jobs, p)
+		}
 	}
-	if len(jobs) == 0 {
-		d.metrics.digest("empty")
-		return d.finish(ctx, id, outcomeEmpty)
+	if p.pending {
+		return d.retryAfter(ctx, id, rec.Attempts, p.after)
 	}
 	o := outcomeSent
-	if !rec.EmailDone {
-		var done bool
-		if o, done = d.sendEmail(ctx, log, rec, sub, jobs, more, now); !done {
-			return o
-		}
-	}
-	if !rec.WebhookDone && sub.WebhookURL != "" && d.webhooks != nil {
-		if err := d.webhooks.EnqueueDigest(ctx, id, sub.ID, jobs, more); err != nil {
-			log.Warn("queue webhook failed; retrying later", "err", err)
-			return d.retry(ctx, id, rec.Attempts)
-		}
-		if err := d.store.MarkDigest(ctx, id, "webhook"); err != nil {
-			return d.retry(ctx, id, rec.Attempts)
-		}
+	if p.dropped && !p.delivered {
+		o = outcomeDropped
 	}
 	if o == outcomeSent {
 		d.metrics.digest("sent")
@@ -316,55 +388,92 @@ func (d *Digester) send(ctx context.Context, id string, now time.Time) outcome {
 	return d.finish(ctx, id, o)
 }
 
-// sendEmail sends the digest's email; done is false when the digest must
-// wait for a retry. The outcome of a done email is outcomeSent, or
-// outcomeDropped when it was not delivered (a hard bounce, a suppressed
-// address).
-func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.DigestRecord, sub *store.Subscription, jobs []matcher.Job, more int, now time.Time) (outcome, bool) {
+// pass is what one attempt at a digest came to over its channels.
+type pass struct {
+	pending   bool          // a channel must be tried again: the digest is retried
+	after     time.Duration // and not before this (a chat's rate limit)
+	delivered bool          // a channel took the digest in this attempt
+	dropped   bool          // the email was given up (suppressed, bounced, rejected)
+}
+
+// later marks the pass as to be retried, no earlier than after.
+func (p *pass) later(after time.Duration) {
+	p.pending = true
+	p.after = max(p.after, after)
+}
+
+// queueWebhook hands the digest to the webhook queue and marks it.
+func (d *Digester) queueWebhook(ctx context.Context, log *slog.Logger, rec *store.DigestRecord, sub *store.Subscription, jobs []matcher.Job, more int, p *pass) {
+	if err := d.webhooks.EnqueueDigest(ctx, rec.ID, sub.ID, jobs, more); err != nil {
+		log.Warn("queue webhook failed; retrying later", "err", err)
+		p.later(0)
+		return
+	}
+	if err := d.store.MarkDigest(ctx, rec.ID, store.ChannelWebhook); err != nil {
+		p.later(0) // queued again on the retry: the queue is idempotent
+		return
+	}
+	p.delivered = true
+}
+
+// sendEmail sends the digest's email and marks it. An email given up (a
+// hard bounce, a suppressed address, a message rejected) is marked done
+// and counted as dropped; a temporary failure leaves the pass pending.
+func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.DigestRecord, sub *store.Subscription, jobs []matcher.Job, more int, now time.Time, p *pass) {
 	suppressed, err := d.store.IsSuppressed(ctx, sub.Email)
 	if err != nil {
-		return d.retry(ctx, rec.ID, rec.Attempts), false
+		p.later(0)
+		return
 	}
 	if suppressed {
 		log.Info("address suppressed; email skipped")
-		return outcomeDropped, true
+		p.dropped = true
+		return
 	}
 	msg, err := d.render.Digest(DigestEmail{
 		ID: rec.ID, SubscriptionID: sub.ID, To: sub.Email, Frequency: sub.Frequency, Filter: sub.Filter,
 		Jobs: jobs, More: more, UnsubscribeURL: d.links.Unsubscribe(sub.ID), ManageURL: d.links.Manage(sub.ID, sub.TokenVersion),
-		MoreURL: d.links.Manage(sub.ID, sub.TokenVersion),
+		MoreURL: d.links.Manage(sub.ID, sub.TokenVersion), Rollup: rec.Kind == store.KindRollup,
 	})
 	if err != nil {
 		log.Error("render digest failed; retrying later", "err", err)
-		return d.retry(ctx, rec.ID, rec.Attempts), false
+		p.later(0)
+		return
 	}
 	err = d.mail.Send(ctx, msg)
 	d.metrics.CountEmail(emailKind(sub.Frequency), err)
-	o := outcomeSent
+	dropped := false
 	var perm *PermanentError
 	switch {
 	case err == nil:
 	case errors.As(err, &perm) && perm.Stage != "rcpt":
 		// A 5xx to DATA is about this message (content, policy), not the
 		// address: give the message up, do not count a bounce.
-		o = outcomeDropped
+		dropped = true
 		log.Warn("message rejected permanently; not retried", "subscription", sub.ID, "err", err)
 	case errors.As(err, &perm):
-		o = outcomeDropped
+		dropped = true
 		stopped, berr := d.store.RecordBounce(ctx, sub.Email, d.cfg.BounceLimit, now)
 		if berr != nil {
-			return d.retry(ctx, rec.ID, rec.Attempts), false
+			p.later(0)
+			return
 		}
 		log.Warn("hard bounce", "subscription", sub.ID, "err", err, "suppressed", stopped)
 	default:
 		log.Warn("email failed; retrying later", "err", err, "attempt", rec.Attempts+1)
-		return d.retry(ctx, rec.ID, rec.Attempts), false
+		p.later(0)
+		return
 	}
 	if err := d.markEmailDone(ctx, rec.ID); err != nil {
 		log.Error("mark email sent failed; the email may be sent again", "err", err)
-		return d.retry(ctx, rec.ID, rec.Attempts), false
+		p.later(0)
+		return
 	}
-	return o, true
+	if dropped {
+		p.dropped = true
+	} else {
+		p.delivered = true
+	}
 }
 
 // markEmailDone records that a digest's email went out. The email is
@@ -374,7 +483,7 @@ func (d *Digester) sendEmail(ctx context.Context, log *slog.Logger, rec *store.D
 // pauses between tries are real time: they wait for Redis, not for the
 // schedule.
 func (d *Digester) markEmailDone(ctx context.Context, id string) error {
-	return d.persist(ctx, id, "mark email sent", func() error { return d.store.MarkDigest(ctx, id, "email") })
+	return d.persist(ctx, id, "mark email sent", func() error { return d.store.MarkDigest(ctx, id, store.ChannelEmail) })
 }
 
 // persist runs a write of digest id's state until it succeeds, for up to
@@ -428,12 +537,20 @@ func (d *Digester) jobs(ctx context.Context, rec *store.DigestRecord) ([]matcher
 }
 
 func (d *Digester) retry(ctx context.Context, id string, attempts int) outcome {
+	return d.retryAfter(ctx, id, attempts, 0)
+}
+
+// retryAfter puts the digest back in the outbox after the backoff for
+// its attempts, and no earlier than after (a chat's rate limit asking for
+// a longer wait).
+func (d *Digester) retryAfter(ctx context.Context, id string, attempts int, after time.Duration) outcome {
 	d.metrics.digest("deferred")
 	delay := d.cfg.RetryBase << min(attempts, 20)
 	if delay > d.cfg.RetryMax || delay <= 0 {
 		delay = d.cfg.RetryMax
 	}
 	delay = delay/2 + rand.N(delay/2+1) // jitter: half to the whole delay
+	delay = max(delay, after)
 	// A failure here is most likely the Redis outage that made the send
 	// fail: retried (persist), so that a failover does not leave the
 	// digest to its 2-minute lease while this process lives.

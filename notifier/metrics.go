@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jobalert/jobalert/channel"
 	"github.com/jobalert/jobalert/schedule"
 )
 
@@ -15,6 +16,8 @@ type Metrics struct {
 	digests *prometheus.CounterVec
 	emails  *prometheus.CounterVec
 	smtp    prometheus.Histogram
+	chats   *prometheus.CounterVec
+	dead    *prometheus.CounterVec
 }
 
 // Email kinds, the kind label of jobalert_emails_total.
@@ -31,6 +34,8 @@ var (
 	digestOutcomes = []string{"sent", "empty", "dropped", "deferred"}
 	emailKinds     = []string{KindAlert, KindDigest, KindConfirmation, KindNotice}
 	emailOutcomes  = []string{"sent", "deferred", "bounced", "rejected", "failed"}
+	chatChannels   = []string{"slack", "discord", "telegram"} // store.ChatChannels
+	chatOutcomes   = []string{"sent", "deferred", "rejected", "gone"}
 )
 
 // NewMetrics registers the notifier's metrics with reg.
@@ -49,8 +54,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time of one SMTP send, from taking a pooled connection (or dialing one) to the server's answer, failures included.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
+		chats: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jobalert_chat_messages_total",
+			Help: "Alerts posted to chat channels, one per send attempt, by channel (slack, discord, telegram) and outcome (sent; deferred: a temporary failure, retried; rejected: refused for good, dead-lettered; gone: the destination was deleted or blocked us, the channel is turned off).",
+		}, []string{"channel", "outcome"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jobalert_chat_dead_letters_total",
+			Help: "Chat alerts dead-lettered (refused for good, or failed their every try), by channel.",
+		}, []string{"channel"}),
 	}
-	reg.MustRegister(m.digests, m.emails, m.smtp)
+	reg.MustRegister(m.digests, m.emails, m.smtp, m.chats, m.dead)
+	for _, c := range chatChannels {
+		m.dead.WithLabelValues(c)
+		for _, o := range chatOutcomes {
+			m.chats.WithLabelValues(c, o)
+		}
+	}
 	for _, o := range digestOutcomes {
 		m.digests.WithLabelValues(o)
 	}
@@ -98,6 +117,29 @@ func emailKind(f string) string {
 		return KindAlert
 	}
 	return KindDigest
+}
+
+// chat counts one chat send of channel ch by the outcome err.
+func (m *Metrics) chat(ch string, err error) {
+	if m == nil {
+		return
+	}
+	o := "deferred"
+	switch {
+	case err == nil:
+		o = "sent"
+	case errors.Is(err, channel.ErrGone):
+		o = "gone"
+	case errors.Is(err, channel.ErrPermanent):
+		o = "rejected"
+	}
+	m.chats.WithLabelValues(ch, o).Inc()
+}
+
+func (m *Metrics) chatDead(ch string) {
+	if m != nil {
+		m.dead.WithLabelValues(ch).Inc()
+	}
 }
 
 func (m *Metrics) smtpSend(d time.Duration) {

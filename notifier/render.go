@@ -34,6 +34,10 @@ type DigestEmail struct {
 	UnsubscribeURL string        // one-click URL for List-Unsubscribe (required)
 	ManageURL      string
 	MoreURL        string // where "and N more" links to
+	// Rollup marks the one message after a day that reached the daily
+	// cap (max_alerts_per_day): "N more … matched after your daily
+	// limit" instead of "N new …".
+	Rollup bool
 }
 
 // ErrEmptyDigest is returned for a digest with no jobs: no email is sent
@@ -191,11 +195,18 @@ func (r *Renderer) Digest(d DigestEmail) (*mail.Msg, error) {
 		noun = "job"
 	}
 	subject := strconv.Itoa(total) + " new " + matcher.SummaryWithNoun(d.Filter, noun)
+	intro := digestIntro(d.Frequency)
+	if d.Rollup {
+		// The wording of channel.Message.Heading for a CapRollup, so that
+		// every channel says the same.
+		subject = strconv.Itoa(total) + " more " + matcher.SummaryWithNoun(d.Filter, noun) + " matched after your daily limit"
+		intro = "These matched after today's alerts reached your daily limit, newest first."
+	}
 	summary := matcher.Summary(d.Filter)
 
 	v := emailView{
 		Title:          subject,
-		Intro:          digestIntro(d.Frequency),
+		Intro:          intro,
 		Product:        r.cfg.Product,
 		PublicURL:      r.publicURL(),
 		ManageURL:      d.ManageURL,
@@ -352,6 +363,78 @@ func (r *Renderer) WebhookDisabled(to, webhookURL string) (*mail.Msg, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// ChannelDisabledEmail is the notice that a chat channel of a
+// subscription was turned off because its destination is gone.
+type ChannelDisabledEmail struct {
+	To string
+	// Channel is the channel's name (store.ChannelSlack, ...).
+	Channel string
+	// Reason is what the service answered, redacted; never the webhook
+	// URL, which is a secret.
+	Reason    string
+	ManageURL string
+}
+
+// ChannelDisabled renders the notice that a chat channel was turned off:
+// the Slack or Discord webhook was deleted (or its channel archived), or
+// the person blocked the Telegram bot. It names the channel, what the
+// service said, that the other channels go on, and links to the manage
+// page, where the channel can be set up again. The webhook URL is never
+// in it.
+func (r *Renderer) ChannelDisabled(n ChannelDisabledEmail) (*mail.Msg, error) {
+	if n.Channel == "" || n.ManageURL == "" {
+		return nil, errors.New("notifier: a channel-disabled notice needs the channel and the manage URL")
+	}
+	name := channelLabel(n.Channel)
+	why := "its destination is gone"
+	switch n.Channel {
+	case "slack", "discord":
+		why = "the " + name + " webhook no longer exists (it was deleted, or its channel archived)"
+	case "telegram":
+		why = "the " + r.cfg.Product + " bot can no longer write to your Telegram chat (it was blocked, or the chat is gone)"
+	}
+	lines := []string{
+		fmt.Sprintf("%s stopped accepting your job alert: %s. %s has stopped posting your alerts there.", name, why, r.cfg.Product),
+	}
+	if n.Reason != "" {
+		lines = append(lines, name+" answered: "+capRunes(n.Reason, 300))
+	}
+	lines = append(lines,
+		"Your other channels are not affected and keep getting your alerts.",
+		"To get alerts in "+name+" again, set it up anew on the manage page.")
+	v := emailView{
+		Title:      "Your " + name + " alerts were turned off",
+		Preheader:  name + " no longer accepts your alerts; your other channels continue.",
+		Product:    r.cfg.Product,
+		PublicURL:  r.publicURL(),
+		Lines:      lines,
+		ActionURL:  n.ManageURL,
+		ActionText: "Manage this alert",
+		FooterNote: fmt.Sprintf("You get this email because a job alert on %s posts to %s.", r.host, name),
+	}
+	m, err := r.newMsg(n.To, v.Title, "channel-disabled-"+randomID())
+	if err != nil {
+		return nil, err
+	}
+	if err := r.setBody(m, kindNotice, &v); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// channelLabel is a channel's name as people write it.
+func channelLabel(ch string) string {
+	switch ch {
+	case "slack":
+		return "Slack"
+	case "discord":
+		return "Discord"
+	case "telegram":
+		return "Telegram"
+	}
+	return capRunes(ch, 20)
 }
 
 func (r *Renderer) publicURL() string { return strings.TrimSuffix(r.cfg.PublicURL, "/") + "/" }

@@ -25,6 +25,10 @@ type ChatDeadLetter struct {
 	Attempts       int       `json:"attempts"`
 	DiedAt         time.Time `json:"died_at"`
 	Message        string    `json:"-"`
+	// Sent is how many messages of a multi-message alert the service had
+	// accepted before it died: a replay resumes after them, so that the
+	// subscriber does not see those twice.
+	Sent int `json:"sent,omitempty"`
 }
 
 // ErrNotDeadLetter is returned by ReplayChatDeadLetter for an unknown or
@@ -43,7 +47,7 @@ func (s *Redis) AddChatDeadLetter(ctx context.Context, dl ChatDeadLetter, ttl ti
 	p := s.rdb.TxPipeline()
 	k := s.k.chatDeadLetter(dl.ID)
 	p.HSet(ctx, k, "digest", dl.DigestID, "sub", dl.SubscriptionID, "ch", dl.Channel, "reason", dl.Reason,
-		"att", dl.Attempts, "died", ms(dl.DiedAt), "msg", dl.Message)
+		"att", dl.Attempts, "died", ms(dl.DiedAt), "msg", dl.Message, "sent", dl.Sent)
 	p.PExpire(ctx, k, ttl)
 	p.ZAdd(ctx, s.k.chatDead(), redis.Z{Score: float64(ms(dl.DiedAt)), Member: dl.ID})
 	// The index forgets what expired: entries older than the TTL.
@@ -85,6 +89,7 @@ func (s *Redis) chatDeadLetter(ctx context.Context, id string) (ChatDeadLetter, 
 	}
 	dl := ChatDeadLetter{ID: id, DigestID: h["digest"], SubscriptionID: h["sub"], Channel: h["ch"], Reason: h["reason"], Message: h["msg"]}
 	dl.Attempts, _ = strconv.Atoi(h["att"])
+	dl.Sent, _ = strconv.Atoi(h["sent"])
 	if n, err := strconv.ParseInt(h["died"], 10, 64); err == nil {
 		dl.DiedAt = time.UnixMilli(n).UTC()
 	}
@@ -106,6 +111,9 @@ func (s *Redis) ReplayChatDeadLetter(ctx context.Context, id string, now time.Ti
 	did := dl.ID + "-r" + hex.EncodeToString(suffix)
 	fields := []any{"sub", dl.SubscriptionID, "items", "", "dropped", 0, "created", ms(now), "due", ms(now),
 		"kind", KindReplay, "msg:" + dl.Channel, dl.Message, "email_done", 1, "webhook_done", 1}
+	if dl.Sent > 0 {
+		fields = append(fields, dl.Channel+"_sent", dl.Sent)
+	}
 	for _, ch := range ChatChannels {
 		if ch != dl.Channel {
 			fields = append(fields, ch+"_done", 1)
