@@ -77,6 +77,17 @@ type DigestConfig struct {
 	// the real clock. Tests inject a fake one. Waits (the ticker, the
 	// pauses between tries to record a sent email) are real time.
 	Clock clock.Clock
+	// Chats are the chat channels' senders by channel name
+	// (store.ChannelSlack, …); a channel without one is not sent to.
+	Chats map[string]Chat
+	// Feed, when set, gets each digest's jobs too (see Feed).
+	Feed Feed
+	// ChatAttempts bounds the tries of one chat message before it is
+	// dead-lettered (JOBALERT_CHAT_MAX_ATTEMPTS).
+	ChatAttempts int
+	// ChatDeadLetterTTL is how long a chat dead letter is kept
+	// (JOBALERT_CHAT_DEAD_LETTER_TTL).
+	ChatDeadLetterTTL time.Duration
 }
 
 func (c DigestConfig) withDefaults() DigestConfig {
