@@ -102,6 +102,15 @@ type Config struct {
 	WebhookPerSubscription int           `envconfig:"WEBHOOK_PER_SUBSCRIPTION" default:"2" desc:"webhook calls in flight for one subscription across replicas"`
 	WebhookSlowAfter       time.Duration `envconfig:"WEBHOOK_SLOW_AFTER" desc:"a webhook answer slower than this counts toward the endpoint's circuit breaker (default half the 15s timeout)"`
 
+	// The chat channels (docs/channels.md). The bot token stays a plain
+	// string here, as the other secrets do (config imports no channel
+	// package); the wiring turns it into a telegram.Token, which never
+	// prints, before anything else sees it.
+	TelegramBotToken  string        `envconfig:"TELEGRAM_BOT_TOKEN" desc:"Telegram bot token from @BotFather (empty: the Telegram channel is off)" secret:"true"`
+	TelegramAPIURL    string        `envconfig:"TELEGRAM_API_URL" default:"https://api.telegram.org" desc:"Telegram Bot API base URL (tests; a self-hosted telegram-bot-api)" secret:"url"`
+	ChatMaxAttempts   int           `envconfig:"CHAT_MAX_ATTEMPTS" default:"12" desc:"tries of one Slack, Discord or Telegram message before it is dead-lettered (a 429 waited out by the sender is not a try)"`
+	ChatDeadLetterTTL time.Duration `envconfig:"CHAT_DEAD_LETTER_TTL" default:"720h" desc:"how long a dead-lettered chat message is kept for replay (GET /v1/admin/chat-dead-letters)"`
+
 	ConsumerBatch    int           `envconfig:"CONSUMER_BATCH" default:"256" desc:"job events fetched and recorded per batch"`
 	ConsumerInFlight int           `envconfig:"CONSUMER_IN_FLIGHT" default:"2" desc:"batches one replica handles at once (one matched while another is recorded)"`
 	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"bound on the whole shutdown, split between HTTP, intake, in-flight work and close (docs/operations.md)"`
@@ -348,6 +357,19 @@ func (c *Config) check(requireSecret bool) []string {
 		bad("SECRET_PREVIOUS", "too short: %d bytes, need at least 16", len(c.SecretPrevious))
 	case c.SecretPrevious == c.Secret:
 		bad("SECRET_PREVIOUS", "the same as JOBALERT_SECRET: set JOBALERT_SECRET to the new secret")
+	}
+	if u, err := url.Parse(c.TelegramAPIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("TELEGRAM_API_URL", "%q must be an absolute http(s) URL", redact.URL(c.TelegramAPIURL))
+	}
+	if t := c.TelegramBotToken; t != "" && (strings.ContainsAny(t, " \t\r\n/?#") || !strings.Contains(t, ":")) {
+		// The token goes into request paths; the error must not show it.
+		bad("TELEGRAM_BOT_TOKEN", "not a bot token (<bot id>:<secret> as @BotFather gives it, no spaces or slashes)")
+	}
+	if c.ChatMaxAttempts < 1 || c.ChatMaxAttempts > 100 {
+		bad("CHAT_MAX_ATTEMPTS", "%d must be between 1 and 100", c.ChatMaxAttempts)
+	}
+	if c.ChatDeadLetterTTL < time.Hour {
+		bad("CHAT_DEAD_LETTER_TTL", "%s is shorter than an hour", c.ChatDeadLetterTTL)
 	}
 	if c.InstantWindow < 0 {
 		bad("INSTANT_WINDOW", "must not be negative")

@@ -65,6 +65,8 @@ func TestPrintMasksSecrets(t *testing.T) {
 		"JOBALERT_PUBLIC_URL":            "https://alerts.example.com/?key=publicsecret",
 		"JOBALERT_REDIS_SENTINEL_MASTER": "mymaster", "JOBALERT_REDIS_SENTINELS": "s1:26379",
 		"JOBALERT_REDIS_SENTINEL_PASSWORD": "sentinel-pw",
+		"JOBALERT_TELEGRAM_BOT_TOKEN":      "123456:tg-bot-secret",
+		"JOBALERT_TELEGRAM_API_URL":        "https://tg:tgapipw@bot.example/",
 	}), true)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +74,7 @@ func TestPrintMasksSecrets(t *testing.T) {
 	var b strings.Builder
 	cfg.Print(&b)
 	out := b.String()
-	for _, leak := range []string{"supersecretvalue", "previoussecretvalue", "hunter2", "admintokenvalue", "dkimkeybytes", "redispw", "querypw", "natspw", "natstoken", "publicsecret", "sentinel-pw"} {
+	for _, leak := range []string{"supersecretvalue", "previoussecretvalue", "hunter2", "admintokenvalue", "dkimkeybytes", "redispw", "querypw", "natspw", "natstoken", "publicsecret", "sentinel-pw", "tg-bot-secret", "tgapipw"} {
 		if strings.Contains(out, leak) {
 			t.Errorf("config output leaks %q:\n%s", leak, out)
 		}
@@ -85,6 +87,7 @@ func TestPrintMasksSecrets(t *testing.T) {
 		"JOBALERT_NATS_URL=nats://natsuser:****@n1:4222,nats://****@n2:4222\n",
 		"JOBALERT_PUBLIC_URL=https://alerts.example.com/?key=****\n",
 		"JOBALERT_SMTP_HOST=localhost\n",
+		"JOBALERT_TELEGRAM_BOT_TOKEN=******** (set)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("got:\n%s\nwant a line %q", out, want)
@@ -332,5 +335,43 @@ func TestRepostWindowChecked(t *testing.T) {
 	}
 	if _, err := config.Load(env(map[string]string{"JOBALERT_REPOST_WINDOW": "1000h", "JOBALERT_JOB_TTL": "1000h"}), false); err != nil {
 		t.Errorf("window = JOB_TTL: got %v want it accepted", err)
+	}
+}
+
+// The chat settings: defaults, and one line naming the variable for each
+// bad value, never showing the bot token.
+func TestChatSettingsChecked(t *testing.T) {
+	cfg, err := config.Load(env(nil), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TelegramBotToken != "" || cfg.TelegramAPIURL != "https://api.telegram.org" || cfg.ChatMaxAttempts != 12 || cfg.ChatDeadLetterTTL != 720*time.Hour {
+		t.Errorf("got token %q, API URL %q, attempts %d, dead-letter TTL %s; want none, https://api.telegram.org, 12, 720h",
+			cfg.TelegramBotToken, cfg.TelegramAPIURL, cfg.ChatMaxAttempts, cfg.ChatDeadLetterTTL)
+	}
+	var b strings.Builder
+	cfg.Print(&b)
+	if !strings.Contains(b.String(), "JOBALERT_TELEGRAM_BOT_TOKEN=\n") {
+		t.Errorf("got:\n%s\nwant an empty JOBALERT_TELEGRAM_BOT_TOKEN line (unset)", b.String())
+	}
+	for _, c := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"JOBALERT_TELEGRAM_API_URL": "api.telegram.org"}, `JOBALERT_TELEGRAM_API_URL: "api.telegram.org" must be an absolute http(s) URL`},
+		{map[string]string{"JOBALERT_TELEGRAM_API_URL": "ftp://x:pw@h/"}, `JOBALERT_TELEGRAM_API_URL: "ftp://x:****@h/" must be an absolute http(s) URL`},
+		{map[string]string{"JOBALERT_TELEGRAM_BOT_TOKEN": "no-colon-secretvalue"}, "JOBALERT_TELEGRAM_BOT_TOKEN: not a bot token"},
+		{map[string]string{"JOBALERT_TELEGRAM_BOT_TOKEN": "1:a/secretvalue"}, "JOBALERT_TELEGRAM_BOT_TOKEN: not a bot token"},
+		{map[string]string{"JOBALERT_CHAT_MAX_ATTEMPTS": "0"}, "JOBALERT_CHAT_MAX_ATTEMPTS: 0 must be between 1 and 100"},
+		{map[string]string{"JOBALERT_CHAT_MAX_ATTEMPTS": "x"}, `JOBALERT_CHAT_MAX_ATTEMPTS: "x" is not a valid integer`},
+		{map[string]string{"JOBALERT_CHAT_DEAD_LETTER_TTL": "10m"}, "JOBALERT_CHAT_DEAD_LETTER_TTL: 10m0s is shorter than an hour"},
+		{map[string]string{"JOBALERT_CHAT_DEAD_LETTER_TTL": "forever"}, `JOBALERT_CHAT_DEAD_LETTER_TTL: "forever" is not a valid duration`},
+	} {
+		_, err := config.Load(env(c.vars), false)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: got %v, want one line %s...", c.vars, err, c.want)
+		} else if strings.Contains(err.Error(), "secretvalue") {
+			t.Errorf("%v: the error shows the token: %v", c.vars, err)
+		}
 	}
 }

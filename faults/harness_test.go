@@ -404,6 +404,7 @@ func (r *rig) workload(nSubs, nJobs int) []matcher.Job {
 				r.hook, r.hookExpected = newHookSink(r.t), map[pair]bool{}
 			}
 			sub.WebhookURL = r.hook.srv.URL + "/hook/" + id
+			sub.Channels = []string{store.ChannelEmail, store.ChannelWebhook}
 		}
 		subs = append(subs, sub)
 		if err := r.ref.Add(id, f.Filter); err != nil {

@@ -73,7 +73,12 @@ func NormalizeChannels(in []string) ([]string, error) {
 func (s *Subscription) channelFields(m map[string]any) (del []string, err error) {
 	chs := s.Channels
 	if len(chs) == 0 {
+		// As a subscription stored before channels existed is read
+		// (parseChannelFields): saving and reading must agree.
 		chs = []string{ChannelEmail}
+		if s.WebhookURL != "" {
+			chs = append(chs, ChannelWebhook)
+		}
 	}
 	m["ch"] = strings.Join(chs, ",")
 	set := func(f, v string) {

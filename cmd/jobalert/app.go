@@ -17,6 +17,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jobalert/jobalert/api"
+	"github.com/jobalert/jobalert/channel"
+	"github.com/jobalert/jobalert/channel/feed"
+	"github.com/jobalert/jobalert/channel/telegram"
 	"github.com/jobalert/jobalert/config"
 	"github.com/jobalert/jobalert/consumer"
 	"github.com/jobalert/jobalert/internal/connect"
@@ -50,6 +53,12 @@ type appDeps struct {
 	// metricsListener is the metrics listener when cfg.MetricsAddr is
 	// set; nil listens on cfg.MetricsAddr.
 	metricsListener net.Listener
+	// chatSleep replaces the chat senders' and the Telegram poller's
+	// waits (rate limits, lease retries); nil sleeps.
+	chatSleep channel.Sleep
+	// telegramPoll overrides the Bot API long-poll timeout (getUpdates);
+	// 0 is the bot's default.
+	telegramPoll time.Duration
 }
 
 // app is one jobalert process: the roles it runs and what they share.
@@ -70,6 +79,14 @@ type app struct {
 	store  *store.Redis
 	index  *liveIndex
 	recent *preview.Recent // the live preview's jobs (api role)
+
+	// The chat channels and the feed (docs/channels.md).
+	feeds    *feed.Store      // every role: the tap appends, the digests append, the API serves
+	feedHTTP http.Handler     // GET /v1/feeds/<token>.atom (api role)
+	feedTap  *feedTap         // between the consumer and the store (consumer role)
+	tgBot    *telegram.Bot    // nil without JOBALERT_TELEGRAM_BOT_TOKEN
+	tgPoller *telegram.Poller // /start and /stop (notifier role)
+	tgLinks  *telegramLinks   // start links for the API (api role)
 
 	signer   *token.Signer
 	render   *notifier.Renderer
@@ -193,6 +210,15 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		return fmt.Errorf("NATS JetStream: %w", err)
 	}
 
+	// The private feeds, in the main Redis: the consumer's tap and the
+	// digests append, the API serves them.
+	a.feeds = feed.NewStore(a.rdb, feed.Keys{Prefix: cfg.KeyPrefix}, 0, nil)
+	if cfg.TelegramBotToken != "" && (r.notifier || r.api) {
+		if err := a.buildTelegram(deps); err != nil {
+			return err
+		}
+	}
+
 	if r.notifier || r.api {
 		if a.render, err = notifier.NewRenderer(notifier.RenderConfig{
 			From: cfg.MailFrom, PublicURL: cfg.PublicURL, MaxJobs: cfg.DigestCap, ConfirmValidFor: cfg.ConfirmTTL,
@@ -232,14 +258,18 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		a.digester = notifier.NewDigester(a.store, a.render, a.mailer, webhookQueue{a.hooks}, a.links(),
 			notifier.DigestConfig{Cap: cfg.DigestCap, Workers: cfg.SMTPPool, BounceLimit: cfg.BounceLimit,
 				Tick: deps.digestTick, RetryBase: deps.retryBase,
-				ShutdownTimeout: a.budget.grace()},
+				ShutdownTimeout: a.budget.grace(),
+				Chats:           newChats(a.rdb, cfg.KeyPrefix, cfg.WebhookAllowPrivate, a.tgBot, cfg.DigestCap, chatOptions{sleep: deps.chatSleep}),
+				Feed:            a.feeds, ChatAttempts: cfg.ChatMaxAttempts, ChatDeadLetterTTL: cfg.ChatDeadLetterTTL},
 			log, a.m.notifier)
 		a.m.registerNotifier(a.store, a.hooks)
 	}
 
 	if r.consumer {
 		a.index = newLiveIndex()
-		var rec consumer.Recorder = a.store
+		// Matches reach the feeds within seconds, whatever the frequency.
+		a.feedTap = newFeedTap(a.store, a.feeds, a.store, log)
+		var rec consumer.Recorder = a.feedTap
 		if deps.wrapRecorder != nil {
 			rec = deps.wrapRecorder(rec)
 		}
@@ -270,6 +300,9 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 
 	if r.api {
 		a.recent = preview.New()
+		if a.feedHTTP, err = feed.NewHandler(a.feeds, feed.HandlerConfig{PublicURL: cfg.PublicURL, Logger: log}); err != nil {
+			return fmt.Errorf("feeds: %w", err)
+		}
 		ln := deps.listener
 		if ln == nil {
 			if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -304,6 +337,39 @@ func (a *app) build(ctx context.Context, deps appDeps) (err error) {
 		a.metricsHTTP = &http.Server{Handler: api.Probes(a.ready, a.metricsHandler(), a.log),
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
 			IdleTimeout: time.Minute, ConnState: ml.ConnState}
+	}
+	return nil
+}
+
+// buildTelegram builds the bot, its start tokens, the poller (notifier
+// role) and the start links (api role). It makes no request: the bot's
+// username is asked for when serve runs (telegramLinks.Run), so that
+// serve starts while the Bot API is unreachable.
+func (a *app) buildTelegram(deps appDeps) error {
+	cfg := a.cfg
+	sleep := deps.chatSleep
+	if sleep == nil {
+		sleep = channel.RealSleep
+	}
+	// The token stays a telegram.Token from here on: it never prints.
+	bot, err := telegram.New(telegram.Options{Token: telegram.Token(cfg.TelegramBotToken), APIURL: cfg.TelegramAPIURL,
+		PollTimeout: deps.telegramPoll, MaxWait: chatMaxWait, Sleep: deps.chatSleep, Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("JOBALERT_TELEGRAM_BOT_TOKEN: %w", err)
+	}
+	a.tgBot = bot
+	keys := telegram.Keys{Prefix: cfg.KeyPrefix}
+	starts := telegram.NewStarts(a.rdb, keys, 0)
+	if a.roles.notifier {
+		// Owner is the instance name, so that a restarted process takes its
+		// own lease back at once instead of waiting for it to expire.
+		if a.tgPoller, err = telegram.NewPoller(bot, a.rdb, keys, starts, telegramBinder{s: a.store, now: time.Now},
+			telegram.PollerOptions{Owner: cfg.Instance, Sleep: deps.chatSleep, Logger: a.log}); err != nil {
+			return fmt.Errorf("telegram poller: %w", err)
+		}
+	}
+	if a.roles.api {
+		a.tgLinks = &telegramLinks{bot: bot, starts: starts, log: a.log.With("component", "telegram"), sleep: sleep}
 	}
 	return nil
 }
@@ -374,9 +440,19 @@ func (a *app) Run(ctx context.Context) error {
 			return a.consumer.Run(ctx)
 		})
 	}
+	if a.roles.consumer {
+		start("feed tap", a.feedTap.Run)
+	}
 	if a.roles.notifier {
 		start("digests", a.digester.Run)
 		start("webhooks", a.hooks.Run)
+		if a.tgPoller != nil {
+			// Every replica runs it; the lease in Redis lets one read.
+			start("telegram poller", a.tgPoller.Run)
+		}
+	}
+	if a.roles.api && a.tgLinks != nil {
+		start("telegram bot name", a.tgLinks.Run)
 	}
 	if a.roles.api {
 		start("live preview", a.followPreview)

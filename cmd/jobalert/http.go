@@ -30,6 +30,12 @@ func (a *app) newAPI() (*api.Server, error) {
 	if a.js != nil {
 		deps.DLQ = jobsDLQ{consumer.NewDLQ(a.js, consumer.StreamConfig{Stream: a.cfg.Stream})}
 	}
+	if a.feeds != nil {
+		deps.Feeds, deps.FeedHandler = a.feeds, a.feedHTTP
+	}
+	if a.tgLinks != nil { // a nil *telegramLinks in the interface would not be nil
+		deps.Telegram = a.tgLinks
+	}
 	return api.New(api.Config{
 		PublicURL: a.cfg.PublicURL, AdminToken: a.cfg.AdminToken, ConfirmTTL: a.cfg.ConfirmTTL,
 		SubscriptionsPerEmail: a.cfg.SubscriptionsPerEmail, ConfirmationsPerHour: a.cfg.ConfirmationsPerHour,

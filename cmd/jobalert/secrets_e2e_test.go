@@ -181,7 +181,7 @@ func TestNothingSecretIsShown(t *testing.T) {
 	closedURL := closed.URL + "/hooks/CLOSEDPATHTOKEN?sig=CLOSEDQUERYTOKEN"
 	closed.Close()
 	faySub := &store.Subscription{Email: fay, Filter: matcher.Filter{Keywords: "backend"}, Frequency: "instant", Timezone: "UTC",
-		Status: store.StatusActive, WebhookURL: closedURL}
+		Status: store.StatusActive, WebhookURL: closedURL, Channels: []string{store.ChannelEmail, store.ChannelWebhook}}
 	if err := s.app.store.CreateSubscription(t.Context(), faySub, time.Now()); err != nil {
 		t.Fatal(err)
 	}

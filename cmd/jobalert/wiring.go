@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/jobalert/jobalert/channel/feed"
+	"github.com/jobalert/jobalert/channel/telegram"
 	"github.com/jobalert/jobalert/consumer"
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
@@ -15,4 +17,11 @@ var (
 	_ consumer.KeyedMatcher = (*matcher.Index)(nil) // the consumer passes slot keys on when its Matcher has them
 	_ notifier.Store        = (*store.Redis)(nil)
 	_ notifier.Webhooks     = webhookQueue{}
+	_ notifier.Chat         = slackChat{}
+	_ notifier.Chat         = discordChat{}
+	_ notifier.Chat         = telegramChat{}
+	_ notifier.Feed         = (*feed.Store)(nil)
+	_ consumer.Recorder     = (*feedTap)(nil)
+	_ feedMembership        = (*store.Redis)(nil)
+	_ telegram.Binder       = telegramBinder{}
 )

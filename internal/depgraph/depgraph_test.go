@@ -70,7 +70,8 @@ var allowed = map[string][]string{
 	"bench": {"consumer", "store", "notifier", "webhook", "preview", "jobevent", "matcher", "schedule", "templates",
 		"internal/grace", "internal/workload", "smtpsink"},
 	"cmd/jobalert": {"api", "bench", "config", "consumer", "jobevent", "matcher", "notifier", "preview", "schedule",
-		"smtpsink", "store", "templates", "token", "webhook", "internal/grace", "internal/connlimit", "internal/connect", "internal/liveness", "internal/redact"},
+		"smtpsink", "store", "templates", "token", "webhook", "internal/grace", "internal/connlimit", "internal/connect", "internal/liveness", "internal/redact",
+		"channel", "channel/hook", "channel/slack", "channel/discord", "channel/telegram", "channel/feed"},
 
 	// Tests of the deployment files (docker-compose.yml), no code: kept
 	// apart so that no binary imports the compose loader.

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jobalert/jobalert/channel"
+	"github.com/jobalert/jobalert/consumer"
+	"github.com/jobalert/jobalert/internal/redact"
+	"github.com/jobalert/jobalert/jobevent"
+	"github.com/jobalert/jobalert/notifier"
+)
+
+// feedPoll is how often the feed tap reads the feed sets' versions: a
+// subscription that gains the feed channel has its matches appended from
+// about a second later on (and the digest engine appends a digest's jobs
+// too, so none is missing by the time it is alerted).
+const feedPoll = time.Second
+
+// feedAppendWorkers bounds the feeds one batch appends to at once.
+const feedAppendWorkers = 8
+
+// feedMembership is what the tap reads of the store.
+type feedMembership interface {
+	FeedVersions(ctx context.Context) (map[int]int64, error)
+	FeedSubscribers(ctx context.Context, shard int) ([]string, int64, error)
+	ShardOf(id string) int
+}
+
+// feedTap stands between the consumer and the store: once a batch is
+// recorded, each matched job is appended to the private feed of every
+// matched subscription that has the feed channel, within seconds of the
+// match, whatever the subscription's frequency. Which subscriptions have a
+// feed is kept in memory per shard, so a match of one without a feed
+// costs a map lookup.
+type feedTap struct {
+	next    consumer.Recorder
+	feed    notifier.Feed
+	members feedMembership
+	now     func() time.Time
+	log     *slog.Logger
+
+	loaded chan struct{} // closed after the first full load
+	once   sync.Once
+
+	mu     sync.RWMutex
+	shards map[int]*feedShard
+}
+
+type feedShard struct {
+	version int64
+	ids     map[string]struct{}
+}
+
+func newFeedTap(next consumer.Recorder, f notifier.Feed, m feedMembership, log *slog.Logger) *feedTap {
+	return &feedTap{next: next, feed: f, members: m, now: time.Now, log: log.With("component", "feed-tap"),
+		loaded: make(chan struct{}), shards: map[int]*feedShard{}}
+}
+
+// Run keeps the membership current until ctx is done: every feedPoll it
+// reads the shards' versions (one round trip) and reloads the shards whose
+// version moved. Redis errors are logged and retried.
+func (t *feedTap) Run(ctx context.Context) error {
+	tick := time.NewTicker(feedPoll)
+	defer tick.Stop()
+	failing := false
+	for {
+		if err := t.refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !failing {
+				t.log.Warn("reading the feed subscriptions failed; retrying", "err", redact.Error(err))
+			}
+			failing = true
+		} else {
+			if failing {
+				t.log.Info("feed subscriptions read again")
+			}
+			failing = false
+			t.once.Do(func() { close(t.loaded) })
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func (t *feedTap) refresh(ctx context.Context) error {
+	vers, err := t.members.FeedVersions(ctx)
+	if err != nil {
+		return err
+	}
+	for shard, v := range vers {
+		t.mu.RLock()
+		cur, ok := t.shards[shard]
+		t.mu.RUnlock()
+		if ok && cur.version == v {
+			continue
+		}
+		ids, v, err := t.members.FeedSubscribers(ctx, shard)
+		if err != nil {
+			return err
+		}
+		s := &feedShard{version: v, ids: make(map[string]struct{}, len(ids))}
+		for _, id := range ids {
+			s.ids[id] = struct{}{}
+		}
+		t.mu.Lock()
+		t.shards[shard] = s
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+func (t *feedTap) has(id string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	s := t.shards[t.members.ShardOf(id)]
+	if s == nil {
+		return false
+	}
+	_, ok := s.ids[id]
+	return ok
+}
+
+// Record records the batch, then appends its matches to the feeds. An
+// append that fails fails the batch: it is redelivered, and both Record
+// and Append are idempotent. Before the membership is first loaded it
+// waits for it, so no match is missed at start.
+func (t *feedTap) Record(ctx context.Context, batch []jobevent.Matched) error {
+	if err := t.next.Record(ctx, batch); err != nil {
+		return err
+	}
+	select {
+	case <-t.loaded:
+	case <-ctx.Done():
+		return fmt.Errorf("feed: the feed subscriptions are not loaded yet: %w", ctx.Err())
+	}
+	// Per subscription its jobs newest first (a batch is in stream order,
+	// oldest first), each job once, with its newest data: Append stores a
+	// repeated id's data in argument order.
+	per := map[string][]channel.Job{}
+	seen := map[string]map[string]bool{}
+	for i := len(batch) - 1; i >= 0; i-- {
+		m := &batch[i]
+		if m.Event.Kind == jobevent.Closed || len(m.SubscriptionIDs) == 0 {
+			continue
+		}
+		var job *channel.Job
+		for _, id := range m.SubscriptionIDs {
+			if !t.has(id) {
+				continue
+			}
+			if seen[id][m.Event.Job.ID] {
+				continue
+			}
+			if seen[id] == nil {
+				seen[id] = map[string]bool{}
+			}
+			seen[id][m.Event.Job.ID] = true
+			if job == nil {
+				j := channel.FromMatcher(&m.Event.Job, notifier.FormatSalary(m.Event.Job.Salary))
+				job = &j
+			}
+			per[id] = append(per[id], *job)
+		}
+	}
+	if len(per) == 0 {
+		return nil
+	}
+	now := t.now()
+	sem := make(chan struct{}, feedAppendWorkers)
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	for id, jobs := range per {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := t.feed.Append(ctx, id, jobs, now); err != nil {
+				errMu.Lock()
+				if first == nil {
+					first = fmt.Errorf("feed of subscription %s: %w", id, err)
+				}
+				errMu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
