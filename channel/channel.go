@@ -9,8 +9,8 @@
 //
 // The packages beneath it render a Message for one service each, with a
 // pure function a table test checks against the service's documented
-// limits, and send it. Phase 1 of issue 15: nothing in the service calls
-// them yet (docs/channels.md).
+// limits, and send it. The notifier reaches them through its Chat and
+// Feed interfaces, which cmd/jobalert implements (docs/channels.md).
 package channel
 
 import (

@@ -53,7 +53,7 @@ var allowed = map[string][]string{
 		// behind api.Feeds and Deps.FeedHandler (tests use the real ones).
 		"channel", "channel/slack", "channel/discord", "channel/feed"},
 
-	// Chat channels and the feed (issue 15, phase 1: not wired yet). The
+	// Chat channels and the feed (docs/channels.md). The
 	// model is a leaf beside jobevent; Slack and Discord post through
 	// hook, which dials through webhook's SSRF guard.
 	"channel":          {"matcher"},
