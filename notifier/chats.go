@@ -97,8 +97,18 @@ func (d *Digester) sendChat(ctx context.Context, log *slog.Logger, rec *store.Di
 		return
 	}
 	if sent > from {
+		kept := ""
+		if rec.Messages[ch] == "" {
+			b, merr := json.Marshal(msg)
+			if merr != nil { // a Message always encodes
+				log.Error("encode chat message failed", "err", merr)
+				p.later(0)
+				return
+			}
+			kept = string(b)
+		}
 		if perr := d.persist(ctx, rec.ID, "record "+ch+" progress", func() error {
-			return d.store.SetDigestSent(ctx, rec.ID, ch, sent)
+			return d.store.SetDigestSent(ctx, rec.ID, ch, sent, kept)
 		}); perr != nil {
 			log.Error("record chat progress failed; its accepted messages may be posted again", "channel", ch, "err", perr)
 			p.later(0)

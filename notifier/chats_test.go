@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jobalert/jobalert/channel"
+	"github.com/jobalert/jobalert/jobevent"
 	"github.com/jobalert/jobalert/notifier"
 	"github.com/jobalert/jobalert/schedule"
 	"github.com/jobalert/jobalert/store"
@@ -443,4 +444,37 @@ func TestFeedFailureRetriesTheDigestAndAppendsOnce(t *testing.T) {
 		t.Errorf("feed: got %v, want [j1]", got)
 	}
 	wantPosts(t, "slack", c.slack, 0)
+}
+
+// A multi-message alert partly accepted resumes the message its accepted
+// parts were cut from, not one rebuilt from newer job data: a job closed
+// meanwhile would shift the split and skip or repeat a job.
+func TestPartialChatSendResumesTheSameMessage(t *testing.T) {
+	e := newDigestEnv(t)
+	c := newChats()
+	c.telegram.parts = 3
+	c.telegram.fail(1, 1, &channel.TemporaryError{Err: errors.New("HTTP 502")})
+	d := e.digester(c.config(notifier.DigestConfig{}))
+	sub := e.subscribe("ada@example.com", daily8, at8(1).Add(-2*time.Hour))
+	e.withChannels(sub, at8(1).Add(-2*time.Hour), "telegram")
+	e.match(at8(1).Add(-time.Hour), newJob("j1", "Backend Engineer"), sub)
+	e.match(at8(1).Add(-time.Hour), newJob("j2", "Platform Engineer"), sub)
+	run(t, d, at8(1), notifier.RunResult{Deferred: 1})
+
+	// j2 closes before the retry.
+	e.event(at8(1).Add(time.Minute), jobevent.Closed, newJob("j2", "Platform Engineer"), sub.ID)
+	if r := e.outbox(d, time.Hour); r != (notifier.RunResult{Sent: 1}) {
+		t.Fatalf("SendOutbox: got %+v, want the digest sent", r)
+	}
+	got := wantPosts(t, "telegram", c.telegram, 0, 1, 2)
+	ids := func(p post) string {
+		var s []string
+		for _, j := range p.msg.Jobs {
+			s = append(s, j.ID)
+		}
+		return strings.Join(s, ",")
+	}
+	if first, resumed := ids(got[0]), ids(got[1]); first != resumed {
+		t.Errorf("resumed message lists %s, want the jobs of the message its first part came from: %s", resumed, first)
+	}
 }

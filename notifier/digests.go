@@ -12,6 +12,7 @@ import (
 
 	"github.com/wneessen/go-mail"
 
+	"github.com/jobalert/jobalert/channel"
 	"github.com/jobalert/jobalert/internal/clock"
 	"github.com/jobalert/jobalert/internal/grace"
 	"github.com/jobalert/jobalert/matcher"
@@ -35,7 +36,7 @@ type Store interface {
 
 	// The chat channels' ledger (store/digest.go), their dead letters
 	// (store/chatdead.go) and a gone destination (store/channels.go).
-	SetDigestSent(ctx context.Context, id, channel string, n int) error
+	SetDigestSent(ctx context.Context, id, channel string, n int, msg string) error
 	FailDigestChannel(ctx context.Context, id, channel string) (int, error)
 	AddChatDeadLetter(ctx context.Context, dl store.ChatDeadLetter, ttl time.Duration) error
 	DisableChannel(ctx context.Context, id, ch, reason string, now time.Time) (bool, error)
@@ -366,7 +367,16 @@ func (d *Digester) send(ctx context.Context, id string, now, leaseUntil time.Tim
 		msg := d.message(rec, sub, jobs, more)
 		for _, ch := range store.ChatChannels {
 			if chat := d.cfg.Chats[ch]; chat != nil && sub.Has(ch) && !rec.Done[ch] {
-				d.sendChat(ctx, log, rec, sub, ch, chat, msg, leaseUntil, p)
+				chMsg := msg
+				// Part of it was accepted: resume the message those parts
+				// were cut from (SetDigestSent).
+				if raw := rec.Messages[ch]; raw != "" {
+					var kept channel.Message
+					if err := json.Unmarshal([]byte(raw), &kept); err == nil {
+						chMsg = kept
+					}
+				}
+				d.sendChat(ctx, log, rec, sub, ch, chat, chMsg, leaseUntil, p)
 			}
 		}
 		if d.cfg.Feed != nil && sub.Has(store.ChannelFeed) && !rec.Done[store.ChannelFeed] {

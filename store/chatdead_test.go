@@ -25,7 +25,7 @@ func TestDigestChannelLedger(t *testing.T) {
 	}
 	must(s.MarkDigest(ctx, id, "email"))
 	must(s.MarkDigest(ctx, id, "slack"))
-	must(s.SetDigestSent(ctx, id, "discord", 2))
+	must(s.SetDigestSent(ctx, id, "discord", 2, ""))
 	for want := 1; want <= 2; want++ {
 		n, err := s.FailDigestChannel(ctx, id, "discord")
 		must(err)

@@ -423,9 +423,16 @@ func (s *Redis) MarkDigest(ctx context.Context, id, channel string) error {
 }
 
 // SetDigestSent records that the first n messages of a chat channel's
-// alert were accepted, so a retry resumes after them.
-func (s *Redis) SetDigestSent(ctx context.Context, id, channel string, n int) error {
-	return wrap("digest progress", s.rdb.HSet(ctx, s.k.digest(id), channel+"_sent", n).Err())
+// alert were accepted, so a retry resumes after them, and keeps the
+// message they were rendered from (JSON, "" to leave it): a retry must
+// send that message, not one rebuilt from the jobs' newer data, whose
+// split into messages may differ (a job closed, a longer description).
+func (s *Redis) SetDigestSent(ctx context.Context, id, channel string, n int, msg string) error {
+	f := []any{channel + "_sent", n}
+	if msg != "" {
+		f = append(f, "msg:"+channel, msg)
+	}
+	return wrap("digest progress", s.rdb.HSet(ctx, s.k.digest(id), f...).Err())
 }
 
 // FailDigestChannel counts a failed try of one chat channel of a digest
