@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -173,6 +174,10 @@ func (s *Redis) DisableChannel(ctx context.Context, id, ch, reason string, now t
 	return was, err
 }
 
+// ErrTelegramNotChosen is BindTelegram's answer for a subscription that
+// no longer has the Telegram channel.
+var ErrTelegramNotChosen = errors.New("the subscription does not have the telegram channel")
+
 // BindTelegram makes chat the Telegram destination of subscription id
 // and turns the channel on (clearing a disabled mark). A chat may be
 // bound to several subscriptions; UnbindTelegram finds them through the
@@ -180,12 +185,13 @@ func (s *Redis) DisableChannel(ctx context.Context, id, ch, reason string, now t
 func (s *Redis) BindTelegram(ctx context.Context, id string, chat int64, now time.Time) error {
 	old := int64(0)
 	_, err := s.UpdateSubscription(ctx, id, now, func(sub *Subscription) error {
+		// A start link outlives a change of mind: once Telegram is
+		// unticked, an old link must not turn it back on.
+		if !slices.Contains(sub.Channels, ChannelTelegram) {
+			return ErrTelegramNotChosen
+		}
 		old = sub.TelegramChat
 		sub.TelegramChat = chat
-		if !slices.Contains(sub.Channels, ChannelTelegram) {
-			chs, _ := NormalizeChannels(append(sub.Channels, ChannelTelegram))
-			sub.Channels = chs
-		}
 		delete(sub.Disabled, ChannelTelegram)
 		return nil
 	})

@@ -138,6 +138,13 @@ func TestBindAndUnbindTelegram(t *testing.T) {
 		x.Channels = []string{"telegram"}
 		x.Disabled = map[string]string{"telegram": "blocked"}
 	})
+	// b has not chosen Telegram: an old start link must not turn it on.
+	if err := s.BindTelegram(ctx, b.ID, 77, t0); !errors.Is(err, store.ErrTelegramNotChosen) {
+		t.Fatalf("BindTelegram without the channel: got %v, want ErrTelegramNotChosen", err)
+	}
+	for _, x := range []string{b.ID, c.ID} {
+		update(t, s, x, t0, func(x *store.Subscription) { x.Channels = []string{"email", "telegram"} })
+	}
 	for _, id := range []string{a.ID, b.ID} {
 		if err := s.BindTelegram(ctx, id, 77, t0); err != nil {
 			t.Fatal(err)

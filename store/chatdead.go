@@ -108,7 +108,24 @@ func (s *Redis) ReplayChatDeadLetter(ctx context.Context, id string, now time.Ti
 	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
+	// The first replay names its digest in the dead letter (HSETNX), and
+	// a second request (a double click, a client retrying a lost answer)
+	// gets that same digest: one replay, not two.
 	did := dl.ID + "-r" + hex.EncodeToString(suffix)
+	if ok, err := s.rdb.HSetNX(ctx, s.k.chatDeadLetter(id), "replay", did).Result(); err != nil {
+		return "", wrap("replay chat dead letter", err)
+	} else if !ok {
+		if did, err = s.rdb.HGet(ctx, s.k.chatDeadLetter(id), "replay").Result(); err != nil {
+			return "", wrap("replay chat dead letter", err)
+		}
+		// Queued by the first request already (which may be sending it):
+		// written again only if that request died before writing it.
+		if n, err := s.rdb.Exists(ctx, s.k.digest(did)).Result(); err != nil {
+			return "", wrap("replay chat dead letter", err)
+		} else if n > 0 {
+			return did, nil
+		}
+	}
 	fields := []any{"sub", dl.SubscriptionID, "items", "", "dropped", 0, "created", ms(now), "due", ms(now),
 		"kind", KindReplay, "msg:" + dl.Channel, dl.Message, "email_done", 1, "webhook_done", 1}
 	if dl.Sent > 0 {

@@ -107,3 +107,37 @@ func TestChatDeadLettersNewestFirstAndExpired(t *testing.T) {
 		t.Errorf("dead letters: got %+v, want kc then kb", got)
 	}
 }
+
+func TestReplayingTwiceQueuesOneDigest(t *testing.T) {
+	s := mustStore(t, time.Minute)
+	ctx := context.Background()
+	sub := mustSub(t, s, "daily")
+	dl := store.ChatDeadLetter{DigestID: sub.ID + ".abc", SubscriptionID: sub.ID, Channel: "slack", Reason: "HTTP 400",
+		Attempts: 1, DiedAt: t0, Message: `{"Jobs":[{"ID":"j1"}]}`}
+	if err := s.AddChatDeadLetter(ctx, dl, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	id := store.ChatDeadLetterID(dl.DigestID, "slack")
+	// Two requests that both read the dead letter before either removed
+	// it: simulated by adding it back after the first replay.
+	first, err := s.ReplayChatDeadLetter(ctx, id, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddChatDeadLetter(ctx, dl, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClientForTest().HSet(ctx, s.ChatDeadLetterKeyForTest(id), "replay", first).Err(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.ReplayChatDeadLetter(ctx, id, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second != first {
+		t.Errorf("second replay: got digest %s, want the first's %s", second, first)
+	}
+	if n, _ := s.OutboxLen(ctx); n != 1 {
+		t.Errorf("outbox: got %d digests, want 1", n)
+	}
+}

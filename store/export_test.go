@@ -78,3 +78,6 @@ func (s *Redis) markCount(ctx context.Context) (int, error) {
 	m, err := s.marks(ctx)
 	return len(m), err
 }
+
+// ChatDeadLetterKeyForTest returns a chat dead letter's hash.
+func (s *Redis) ChatDeadLetterKeyForTest(id string) string { return s.k.chatDeadLetter(id) }

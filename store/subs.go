@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -308,9 +309,21 @@ func (s *Redis) save(ctx context.Context, sub *Subscription, now time.Time, isNe
 // pending). The address set and the change feed are written apart
 // (addressSet, feedChange): they are in slots of their own.
 func (s *Redis) write(ctx context.Context, tx *redis.Tx, sub *Subscription, before *Subscription, now time.Time) error {
+	// A chat stays bound only while Telegram is chosen: ticking it again
+	// later needs a new /start, not the old chat.
+	if !slices.Contains(sub.Channels, ChannelTelegram) {
+		sub.TelegramChat = 0
+	}
 	fields, unset, err := sub.fields()
 	if err != nil {
 		return err
+	}
+	// A rollup mark waits only for an instant alert with a daily cap; one
+	// left by a switch to daily or a cap removed would label a later
+	// alert as the rollup.
+	if sub.Frequency != schedule.Instant || sub.MaxAlertsPerDay == 0 {
+		unset = append(unset, "rollup")
+		sub.RollupAt = time.Time{}
 	}
 	t := s.k.of(sub.ID)
 	var pending int64
@@ -450,6 +463,9 @@ func (s *Redis) DeleteSubscription(ctx context.Context, id string) error {
 	if err == nil {
 		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			p.SRem(ctx, s.k.email(EmailHash(sub.Email)), id)
+			if sub.TelegramChat != 0 {
+				p.SRem(ctx, s.k.telegramChat(sub.TelegramChat), id)
+			}
 			p.XAdd(ctx, &redis.XAddArgs{Stream: s.k.feed(), MaxLen: s.cfg.FeedLength, Approx: true, Values: []any{"id", id}})
 			return nil
 		})

@@ -24,7 +24,9 @@ import (
 // Binder is what the poller changes when a chat starts or stops alerts;
 // the subscription model implements it (a later phase).
 type Binder interface {
-	// Bind makes chatID the Telegram destination of subscription subID.
+	// Bind makes chatID the Telegram destination of subscription subID;
+	// an error wrapping ErrUnknownStart says the link no longer applies
+	// (the subscription is gone or no longer has Telegram).
 	Bind(ctx context.Context, subID string, chatID int64) error
 	// Unbind removes chatID from whatever subscription it is bound to;
 	// a chat bound to nothing is not an error.
@@ -201,6 +203,11 @@ func (p *Poller) start(ctx context.Context, chat int64, token string) string {
 		return replyFailed
 	}
 	if err := p.binder.Bind(ctx, sub, chat); err != nil {
+		if errors.Is(err, ErrUnknownStart) {
+			// The subscription is gone, or no longer wants Telegram:
+			// the link is spent, not worth another try.
+			return replyExpired
+		}
 		p.log.Error("bind", "subscription", sub, "err", redact.Error(err))
 		// Give the token back, so the same link works once more.
 		if err := p.starts.rdb.Set(ctx, p.starts.keys.Start(token), sub, p.starts.ttl).Err(); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -21,7 +22,11 @@ type telegramBinder struct {
 }
 
 func (b telegramBinder) Bind(ctx context.Context, subID string, chat int64) error {
-	return b.s.BindTelegram(ctx, subID, chat, b.now())
+	err := b.s.BindTelegram(ctx, subID, chat, b.now())
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTelegramNotChosen) {
+		return fmt.Errorf("%w: %v", telegram.ErrUnknownStart, err)
+	}
+	return err
 }
 
 func (b telegramBinder) Unbind(ctx context.Context, chat int64) error {
