@@ -47,7 +47,8 @@ func (r *rig) withChats() *chatFakes {
 		d.Limit = 1 << 30
 		f.slack[id], f.discord[id] = s, d
 		if _, err := r.st.UpdateSubscription(ctx, id, time.Now(), func(sub *store.Subscription) error {
-			sub.Channels = []string{store.ChannelEmail, store.ChannelSlack, store.ChannelDiscord}
+			// Telegram chosen first, then bound (as its /start would).
+			sub.Channels = []string{store.ChannelEmail, store.ChannelSlack, store.ChannelDiscord, store.ChannelTelegram}
 			sub.SlackURL, sub.DiscordURL = s.URL, d.URL
 			return nil
 		}); err != nil {
