@@ -68,26 +68,8 @@ main{max-width:44rem;margin:0 auto;padding:16px}.job{background:#fff;border:1px 
 	board.Start()
 	defer board.Close()
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.Env("TZ=America/Chicago"),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
-	defer cancel()
-	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
+	b := startBrowser(t, chromium, "America/Chicago")
+	ctx, do := b.ctx, b.do
 	// frame returns the iframe's node once its document holds sel (the
 	// frame is same-site, so its document is reachable from the node).
 	frame := func(sel string) *chromedp.Node {
