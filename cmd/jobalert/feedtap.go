@@ -121,6 +121,12 @@ func (t *feedTap) refresh(ctx context.Context) error {
 func (t *feedTap) has(id string) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	return t.hasLocked(id)
+}
+
+// hasLocked is has with t.mu held for reading: Record takes it once per
+// batch, not once per match.
+func (t *feedTap) hasLocked(id string) bool {
 	s := t.shards[t.members.ShardOf(id)]
 	if s == nil {
 		return false
@@ -147,14 +153,23 @@ func (t *feedTap) Record(ctx context.Context, batch []jobevent.Matched) error {
 	// repeated id's data in argument order.
 	per := map[string][]channel.Job{}
 	seen := map[string]map[string]bool{}
-	for i := len(batch) - 1; i >= 0; i-- {
+	t.mu.RLock()
+	// Without a feed anywhere (most deployments) no match is looked up.
+	none := true
+	for _, sh := range t.shards {
+		if len(sh.ids) > 0 {
+			none = false
+			break
+		}
+	}
+	for i := len(batch) - 1; i >= 0 && !none; i-- {
 		m := &batch[i]
 		if m.Event.Kind == jobevent.Closed || len(m.SubscriptionIDs) == 0 {
 			continue
 		}
 		var job *channel.Job
 		for _, id := range m.SubscriptionIDs {
-			if !t.has(id) {
+			if !t.hasLocked(id) {
 				continue
 			}
 			if seen[id][m.Event.Job.ID] {
@@ -171,6 +186,7 @@ func (t *feedTap) Record(ctx context.Context, batch []jobevent.Matched) error {
 			per[id] = append(per[id], *job)
 		}
 	}
+	t.mu.RUnlock()
 	if len(per) == 0 {
 		return nil
 	}
