@@ -490,7 +490,7 @@ func bearer(r *http.Request) (string, bool) {
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) { healthz(w, r) }
 
 // Unready is one part of the service that is not ready (Deps.Ready).
-// Part is a short name ("nats", "redis", "filter_index") that /readyz
+// Part is a short name ("nats", "redis", "filter_index", "feeds") that /readyz
 // shows; Err is the detail, which goes to the log only: it may name
 // hosts, users or internal addresses.
 type Unready struct {

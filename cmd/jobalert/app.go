@@ -430,18 +430,20 @@ func (a *app) Run(ctx context.Context) error {
 			}, a.log.With("component", "index"))
 			return nil
 		})
-		// Matching before the index holds every filter would miss alerts.
+		start("feed tap", a.feedTap.Run)
+		// Matching before the index holds every filter would miss alerts,
+		// and recording before the feed tap knows the feeds would miss
+		// feed entries.
 		start("consumer", func(ctx context.Context) error {
-			select {
-			case <-loaded:
-			case <-ctx.Done():
-				return nil
+			for _, ready := range []<-chan struct{}{loaded, a.feedTap.Loaded()} {
+				select {
+				case <-ready:
+				case <-ctx.Done():
+					return nil
+				}
 			}
 			return a.consumer.Run(ctx)
 		})
-	}
-	if a.roles.consumer {
-		start("feed tap", a.feedTap.Run)
 	}
 	if a.roles.notifier {
 		start("digests", a.digester.Run)
@@ -586,6 +588,13 @@ func (a *app) ready(ctx context.Context) error {
 	}
 	if a.roles.consumer && !a.indexLoaded.Load() {
 		errs = append(errs, &api.Unready{Part: "filter_index", Err: errors.New("still loading")})
+	}
+	if a.roles.consumer {
+		select {
+		case <-a.feedTap.Loaded():
+		default:
+			errs = append(errs, &api.Unready{Part: "feeds", Err: errors.New("feed subscriptions still loading")})
+		}
 	}
 	return errors.Join(errs...)
 }

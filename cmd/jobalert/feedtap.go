@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -43,8 +44,9 @@ type feedTap struct {
 	now     func() time.Time
 	log     *slog.Logger
 
-	loaded chan struct{} // closed after the first full load
-	once   sync.Once
+	loaded  chan struct{} // closed after the first full load
+	once    sync.Once
+	stopped chan struct{} // closed when Run returns
 
 	mu     sync.RWMutex
 	shards map[int]*feedShard
@@ -57,13 +59,19 @@ type feedShard struct {
 
 func newFeedTap(next consumer.Recorder, f notifier.Feed, m feedMembership, log *slog.Logger) *feedTap {
 	return &feedTap{next: next, feed: f, members: m, now: time.Now, log: log.With("component", "feed-tap"),
-		loaded: make(chan struct{}), shards: map[int]*feedShard{}}
+		loaded: make(chan struct{}), stopped: make(chan struct{}), shards: map[int]*feedShard{}}
 }
+
+// Loaded is closed once the membership has been read in full: the
+// consumer starts after it (as after the filter index), so no batch waits
+// for it and no match is missed at start.
+func (t *feedTap) Loaded() <-chan struct{} { return t.loaded }
 
 // Run keeps the membership current until ctx is done: every feedPoll it
 // reads the shards' versions (one round trip) and reloads the shards whose
 // version moved. Redis errors are logged and retried.
 func (t *feedTap) Run(ctx context.Context) error {
+	defer close(t.stopped)
 	tick := time.NewTicker(feedPoll)
 	defer tick.Stop()
 	failing := false
@@ -103,6 +111,15 @@ func (t *feedTap) refresh(ctx context.Context) error {
 		if ok && cur.version == v {
 			continue
 		}
+		if v == 0 {
+			// The version moves with every change of the set, so a shard
+			// without one has never had a feed subscriber: no read. Most
+			// deployments load in one round trip.
+			t.mu.Lock()
+			t.shards[shard] = &feedShard{ids: map[string]struct{}{}}
+			t.mu.Unlock()
+			continue
+		}
 		ids, v, err := t.members.FeedSubscribers(ctx, shard)
 		if err != nil {
 			return err
@@ -138,13 +155,22 @@ func (t *feedTap) hasLocked(id string) bool {
 // Record records the batch, then appends its matches to the feeds. An
 // append that fails fails the batch: it is redelivered, and both Record
 // and Append are idempotent. Before the membership is first loaded it
-// waits for it, so no match is missed at start.
+// waits for it, so no match is missed at start, but not past Run's end:
+// a tap stopped before its first load fails the batch at once, which is
+// then redelivered, rather than holding it until the shutdown's grace
+// runs out.
 func (t *feedTap) Record(ctx context.Context, batch []jobevent.Matched) error {
 	if err := t.next.Record(ctx, batch); err != nil {
 		return err
 	}
 	select {
 	case <-t.loaded:
+	case <-t.stopped:
+		select {
+		case <-t.loaded:
+		default:
+			return errors.New("feed: the feed tap stopped before the feed subscriptions were loaded")
+		}
 	case <-ctx.Done():
 		return fmt.Errorf("feed: the feed subscriptions are not loaded yet: %w", ctx.Err())
 	}

@@ -21,11 +21,15 @@ type fakeMembers struct {
 	ver     map[int]int64
 	subs    map[int][]string
 	reloads int
+	fail    error
 }
 
 func (f *fakeMembers) FeedVersions(context.Context) (map[int]int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
 	return maps(f.ver), nil
 }
 
@@ -76,7 +80,8 @@ func matched(kind jobevent.Kind, id, title string, subs ...string) jobevent.Matc
 // subscriptions without a feed append nothing; a failed append fails the
 // batch (it is redelivered).
 func TestFeedTap(t *testing.T) {
-	members := &fakeMembers{ver: map[int]int64{'a': 1, 'b': 1}, subs: map[int][]string{'a': {"a-feed"}, 'b': {}}}
+	// Shard c has never had a feed subscriber (no version): it is not read.
+	members := &fakeMembers{ver: map[int]int64{'a': 1, 'b': 1, 'c': 0}, subs: map[int][]string{'a': {"a-feed"}, 'b': {}}}
 	ff := &fakeFeed{got: map[string][][]channel.Job{}}
 	next := &recorded{}
 	tap := newFeedTap(next, ff, members, testenv.Logger(t))
@@ -122,12 +127,36 @@ func TestFeedTap(t *testing.T) {
 	testenv.Eventually(t, 3*time.Second, func() bool { return tap.has("b-nofeed") }, "b-nofeed not a feed subscriber after its version moved")
 	members.mu.Lock()
 	if members.reloads != 3 {
-		t.Errorf("shard reloads: got %d, want 3 (a and b at first, b again), not one per poll", members.reloads)
+		t.Errorf("shard reloads: got %d, want 3 (a and b at first, b again), not one per poll nor one of c", members.reloads)
 	}
 	members.mu.Unlock()
 
 	ff.fail = errors.New("redis down")
 	if err := tap.Record(t.Context(), batch[:1]); err == nil {
 		t.Errorf("a failed append: got nil, want the batch to fail")
+	}
+}
+
+// A tap whose Run ended before the membership was ever read fails a
+// batch at once (it is redelivered) instead of holding it until the
+// caller's context ends: at shutdown that context is the whole grace.
+func TestFeedTapStoppedBeforeLoadFailsTheBatch(t *testing.T) {
+	members := &fakeMembers{fail: errors.New("redis down")}
+	tap := newFeedTap(&recorded{}, &fakeFeed{got: map[string][][]channel.Job{}}, members, testenv.Logger(t))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := tap.Run(ctx); err != nil {
+		t.Fatalf("Run: got %v, want nil once its context is done", err)
+	}
+	select {
+	case <-tap.Loaded():
+		t.Fatal("Loaded: closed, want open: the membership was never read")
+	default:
+	}
+	rctx, stop := context.WithTimeout(t.Context(), time.Minute)
+	defer stop()
+	err := tap.Record(rctx, []jobevent.Matched{matched(jobevent.Created, "j1", "Backend Engineer", "a-feed")})
+	if err == nil || rctx.Err() != nil {
+		t.Errorf("Record after Run stopped unloaded: got %v (context %v), want the tap's error before the context ends", err, rctx.Err())
 	}
 }
