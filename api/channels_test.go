@@ -316,7 +316,7 @@ func TestManageChannels(t *testing.T) {
 
 	tok, csrf, page := e.managePage(id)
 	for _, want := range []string{`id="ch-slack" name="channels" value="slack" data-opts="opts-slack" checked`, "https://hooks.slack.com/…abcd",
-		`id="slack-disabled"`, "Paste a new webhook URL to turn it back on", `id="telegram-link" href="https://t.me/jobalert_test_bot?start=`,
+		`id="slack-disabled"`, "Paste its webhook URL again (a new one if it was deleted) to turn it back on", `id="telegram-link" href="https://t.me/jobalert_test_bot?start=`,
 		`id="feed-url"`, oldFeed, `id="rotate-feed"`, `id="ch-email" name="channels" value="email">`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("manage page lacks %s", want)

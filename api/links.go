@@ -80,6 +80,24 @@ func (l *Links) RotateWebhook(subID string, version int) string {
 	return l.url("/v1/manage/rotate-webhook", l.tokens.IssueVersion(token.RotateWebhook, subID, version, l.now().Add(l.ttl.Action)))
 }
 
+// Channel returns the link a chat message carries as "Manage this
+// alert": /v1/channel?token=T, a page about the alert for whoever reads
+// the channel it is posted to (ch: store.ChannelSlack, ...), which shows
+// no address and can only stop the posting there. Like the unsubscribe
+// link it never expires, since chat messages stay in the channel's
+// history.
+func (l *Links) Channel(subID, ch string) string {
+	return l.url("/v1/channel", l.tokens.Issue(token.StopChannel(ch), subID, time.Time{}))
+}
+
+// ChannelStop returns a chat message's "Unsubscribe" link:
+// /v1/channel/stop?token=T, the same token, opening the page that asks
+// to stop posting there (a GET changes nothing: chat apps fetch links
+// for their previews).
+func (l *Links) ChannelStop(subID, ch string) string {
+	return l.url("/v1/channel/stop", l.tokens.Issue(token.StopChannel(ch), subID, time.Time{}))
+}
+
 func (l *Links) url(path, tok string) string {
 	return l.base + path + "?token=" + url.QueryEscape(tok)
 }

@@ -141,6 +141,7 @@ type Store interface {
 	RepostLookup(ctx context.Context, id string) (store.RepostInfo, error)
 	ChatDeadLetters(ctx context.Context, limit int) ([]store.ChatDeadLetter, error)
 	ReplayChatDeadLetter(ctx context.Context, id string, now time.Time) (string, error)
+	DisableChannel(ctx context.Context, id, ch, reason string, now time.Time) (bool, error)
 }
 
 // Tokens issues and verifies link tokens; *token.Signer is the real one.
@@ -328,6 +329,9 @@ func (s *Server) table() []route {
 		{"DELETE", "/v1/subscriptions/{id}", s.requireAdmin(s.deleteSubscription)},
 		{"POST", "/v1/subscriptions/{id}/webhook/rotate", s.rotateWebhook},
 		{"GET", "/v1/feeds/{token}", s.serveFeed},
+		{"GET", "/v1/channel", s.channelPage},
+		{"GET", "/v1/channel/stop", s.channelStopPage},
+		{"POST", "/v1/channel/stop", s.channelStop},
 
 		{"GET", "/v1/confirm", s.confirmPage},
 		{"POST", "/v1/confirm", s.confirm},

@@ -37,12 +37,10 @@ type Feed interface {
 }
 
 // message is the digest as the chat channels and the feed receive it:
-// the jobs the email lists, formatted as the email formats them, and the
-// same links.
+// the jobs the email lists, formatted as the email formats them. Its
+// links are chatMessage's.
 func (d *Digester) message(rec *store.DigestRecord, sub *store.Subscription, jobs []matcher.Job, more int) channel.Message {
-	m := channel.Message{Kind: channel.Alert, Frequency: sub.Frequency, Filter: sub.Filter, More: more,
-		ManageURL: d.links.Manage(sub.ID, sub.TokenVersion), UnsubscribeURL: d.links.Unsubscribe(sub.ID),
-		MoreURL: d.links.Manage(sub.ID, sub.TokenVersion)}
+	m := channel.Message{Kind: channel.Alert, Frequency: sub.Frequency, Filter: sub.Filter, More: more}
 	if rec.Kind == store.KindRollup {
 		m.Kind = channel.CapRollup
 	}
@@ -50,6 +48,17 @@ func (d *Digester) message(rec *store.DigestRecord, sub *store.Subscription, job
 		m.Jobs = append(m.Jobs, channel.FromMatcher(&jobs[i], FormatSalary(jobs[i].Salary)))
 	}
 	return m
+}
+
+// chatMessage is msg with the links of chat channel ch. They are not the
+// email's manage and unsubscribe links: whoever reads a shared Slack or
+// Discord channel can follow them, so they open a page that shows no
+// address and can only stop the alert posting to that channel
+// (docs/channels.md, "The links in a message").
+func (d *Digester) chatMessage(msg channel.Message, sub *store.Subscription, ch string) channel.Message {
+	msg.ManageURL, msg.UnsubscribeURL = d.links.Channel(sub.ID, ch), d.links.ChannelStop(sub.ID, ch)
+	msg.MoreURL = msg.ManageURL
+	return msg
 }
 
 // sendChat posts msg to one chat channel of the subscription and records

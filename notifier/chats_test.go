@@ -194,8 +194,15 @@ func TestEveryChannelGetsTheDigestOnce(t *testing.T) {
 	if got, want := m.Jobs[0].Salary, "$115,000–$160,000 a year"; got != want {
 		t.Errorf("salary: got %q, want %q (the email's formatting)", got, want)
 	}
-	if m.ManageURL == "" || m.UnsubscribeURL == "" || m.MoreURL == "" {
-		t.Errorf("links: got %q, %q, %q; want all three", m.ManageURL, m.UnsubscribeURL, m.MoreURL)
+	// A chat may be shared: its links are the channel's own, never the
+	// owner's manage or unsubscribe link.
+	want := [3]string{"https://jobalert.test/v1/channel?token=slack-" + posts[0].sub,
+		"https://jobalert.test/v1/channel/stop?token=slack-" + posts[0].sub, "https://jobalert.test/v1/channel?token=slack-" + posts[0].sub}
+	if got := [3]string{m.ManageURL, m.UnsubscribeURL, m.MoreURL}; got != want {
+		t.Errorf("links (manage, unsubscribe, more): got %q, want %q", got, want)
+	}
+	if d := wantPosts(t, "discord", c.discord, 0)[0].msg; d.UnsubscribeURL != "https://jobalert.test/v1/channel/stop?token=discord-"+all.ID {
+		t.Errorf("discord's stop link: got %q, want its own channel's", d.UnsubscribeURL)
 	}
 	if got := feed.of(all.ID); fmt.Sprint(got) != "[j2 j1]" {
 		t.Errorf("feed: got %v, want [j2 j1]", got)

@@ -71,6 +71,12 @@ type Links interface {
 	// version, so each email has a link that works for the full manage-link
 	// lifetime and that "sign out of all links" can revoke.
 	Manage(subID string, tokenVersion int) string
+	// Channel and ChannelStop are the links of a chat message: a page
+	// about the alert for whoever reads the channel, and its "stop
+	// posting here". They show no address and can change nothing else,
+	// because a Slack or Discord channel may be shared.
+	Channel(subID, ch string) string
+	ChannelStop(subID, ch string) string
 }
 
 // DigestConfig tunes the digest engine.
@@ -367,7 +373,7 @@ func (d *Digester) send(ctx context.Context, id string, now, leaseUntil time.Tim
 		msg := d.message(rec, sub, jobs, more)
 		for _, ch := range store.ChatChannels {
 			if chat := d.cfg.Chats[ch]; chat != nil && sub.Has(ch) && !rec.Done[ch] {
-				chMsg := msg
+				chMsg := d.chatMessage(msg, sub, ch)
 				// Part of it was accepted: resume the message those parts
 				// were cut from (SetDigestSent).
 				if raw := rec.Messages[ch]; raw != "" {

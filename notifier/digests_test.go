@@ -50,6 +50,12 @@ func (testLinks) Unsubscribe(subID string) string {
 func (testLinks) Manage(subID string, _ int) string {
 	return "https://jobalert.test/manage?token=" + subID
 }
+func (testLinks) Channel(subID, ch string) string {
+	return "https://jobalert.test/v1/channel?token=" + ch + "-" + subID
+}
+func (testLinks) ChannelStop(subID, ch string) string {
+	return "https://jobalert.test/v1/channel/stop?token=" + ch + "-" + subID
+}
 
 // digestEnv is one Redis key space, one SMTP sink and one clock that any
 // number of digesters ("replicas", or one process before and after a

@@ -387,7 +387,7 @@ func (r *Renderer) ChannelDisabled(n ChannelDisabledEmail) (*mail.Msg, error) {
 	if n.Channel == "" || n.ManageURL == "" {
 		return nil, errors.New("notifier: a channel-disabled notice needs the channel and the manage URL")
 	}
-	name := channelLabel(n.Channel)
+	name := ChannelLabel(n.Channel)
 	why := "its destination is gone"
 	switch n.Channel {
 	case "slack", "discord":
@@ -424,8 +424,8 @@ func (r *Renderer) ChannelDisabled(n ChannelDisabledEmail) (*mail.Msg, error) {
 	return m, nil
 }
 
-// channelLabel is a channel's name as people write it.
-func channelLabel(ch string) string {
+// ChannelLabel is a channel's name as people write it ("Slack").
+func ChannelLabel(ch string) string {
 	switch ch {
 	case "slack":
 		return "Slack"

@@ -41,6 +41,13 @@ const (
 	RotateWebhook Scope = "rotate-webhook"
 )
 
+// StopChannel is the scope of the links in a chat message (Slack,
+// Discord, Telegram): they open a page about the alert that shows no
+// address and can only stop the alert posting to that one channel, since
+// whoever reads a shared channel can follow them. ch is a channel name
+// (store.ChannelSlack, ...), which holds no dot.
+func StopChannel(ch string) Scope { return Scope("stop-" + ch) }
+
 // Claims are what a verified token says.
 type Claims struct {
 	Subject string
