@@ -287,3 +287,50 @@ func tag(key string) string {
 	}
 	return key[i+1 : i+1+j]
 }
+
+// AppendAll writes what Append writes, feed by feed, across more feeds
+// than one pipeline carries, and after Redis lost its scripts (a restart,
+// SCRIPT FLUSH) too.
+func TestAppendAllIsAppendPerFeed(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	ctx := context.Background()
+	one := feed.NewStore(rdb, feed.Keys{Prefix: prefix + "one:"}, 5, nil)
+	all := feed.NewStore(rdb, feed.Keys{Prefix: prefix + "all:"}, 5, nil)
+	jobs := chattest.Digest(8).Jobs
+	at := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	for round, flush := range []bool{false, true} {
+		if flush {
+			if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		per := map[string][]channel.Job{}
+		for i := range 600 {
+			sub := fmt.Sprintf("sub-%03d", i)
+			per[sub] = jobs[i%4 : i%4+1+round*3]
+			if err := one.Append(ctx, sub, per[sub], at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		per["no-jobs"] = nil
+		if err := all.AppendAll(ctx, per, at); err != nil {
+			t.Fatalf("round %d: AppendAll: %v", round, err)
+		}
+		for _, sub := range []string{"sub-000", "sub-001", "sub-511", "sub-512", "sub-599"} {
+			want, err := one.Read(ctx, sub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := all.Read(ctx, sub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got.Items) != fmt.Sprint(want.Items) || len(got.Items) == 0 {
+				t.Errorf("round %d, %s: got %v, want %v (as Append wrote it)", round, sub, got.Items, want.Items)
+			}
+		}
+	}
+	if err := all.AppendAll(ctx, map[string][]channel.Job{"bad": {{Title: "no id"}}}, at); err == nil {
+		t.Errorf("a job without an id: got nil, want an error")
+	}
+}

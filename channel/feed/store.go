@@ -115,25 +115,91 @@ func (s *Store) Append(ctx context.Context, sub string, jobs []channel.Job, now 
 	if len(jobs) == 0 {
 		return nil
 	}
+	args, err := s.appendArgs(jobs, now)
+	if err != nil {
+		return err
+	}
+	if err := appendScript.Run(ctx, s.rdb, s.appendKeys(sub), args...).Err(); err != nil {
+		return fmt.Errorf("feed: append to %s: %w", sub, err)
+	}
+	return nil
+}
+
+// appendBatch bounds the appends AppendAll sends in one pipeline.
+const appendBatch = 512
+
+// AppendAll is Append for many feeds at once, the jobs of each by
+// subscription id: the scripts go in pipelines of appendBatch (one round
+// trip per Redis node each) rather than one round trip per feed. It
+// returns the first error; the appends are idempotent, so a caller
+// retries the lot.
+func (s *Store) AppendAll(ctx context.Context, jobs map[string][]channel.Job, now time.Time) error {
+	p := s.rdb.Pipeline()
+	type queued struct {
+		sub  string
+		args []any
+		cmd  *redis.Cmd
+	}
+	var q []queued
+	flush := func() error {
+		if len(q) == 0 {
+			return nil
+		}
+		_, _ = p.Exec(ctx) // each command's own error is read below
+		for _, c := range q {
+			err := c.cmd.Err()
+			if redis.HasErrorPrefix(err, "NOSCRIPT") {
+				// Not loaded on that node yet (a restart, a failover):
+				// Run loads it.
+				err = appendScript.Run(ctx, s.rdb, s.appendKeys(c.sub), c.args...).Err()
+			}
+			if err != nil {
+				return fmt.Errorf("feed: append to %s: %w", c.sub, err)
+			}
+		}
+		q = q[:0]
+		return nil
+	}
+	for sub, js := range jobs {
+		if len(js) == 0 {
+			continue
+		}
+		args, err := s.appendArgs(js, now)
+		if err != nil {
+			return err
+		}
+		q = append(q, queued{sub, args, appendScript.EvalSha(ctx, p, s.appendKeys(sub), args...)})
+		if len(q) == appendBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+func (s *Store) appendKeys(sub string) []string {
+	return []string{s.keys.Items(sub), s.keys.Entries(sub), s.keys.Meta(sub)}
+}
+
+// appendArgs are appendScript's arguments for jobs (newest first, at most
+// the cap) matched at now.
+func (s *Store) appendArgs(jobs []channel.Job, now time.Time) ([]any, error) {
 	if len(jobs) > s.cap {
 		jobs = jobs[:s.cap]
 	}
 	args := []any{s.cap, now.UnixMilli()}
 	for _, j := range jobs {
 		if j.ID == "" {
-			return errors.New("feed: a job without an id")
+			return nil, errors.New("feed: a job without an id")
 		}
 		b, err := json.Marshal(Item{Job: j, MatchedAt: now.UTC()})
 		if err != nil {
-			return fmt.Errorf("feed: encode job %q: %w", j.ID, err)
+			return nil, fmt.Errorf("feed: encode job %q: %w", j.ID, err)
 		}
 		args = append(args, j.ID, b)
 	}
-	err := appendScript.Run(ctx, s.rdb, []string{s.keys.Items(sub), s.keys.Entries(sub), s.keys.Meta(sub)}, args...).Err()
-	if err != nil {
-		return fmt.Errorf("feed: append to %s: %w", sub, err)
-	}
-	return nil
+	return args, nil
 }
 
 // readScript: KEYS[1] items, KEYS[2] entries, KEYS[3] meta; ARGV[1] cap.

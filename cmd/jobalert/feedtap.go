@@ -21,8 +21,11 @@ import (
 // too, so none is missing by the time it is alerted).
 const feedPoll = time.Second
 
-// feedAppendWorkers bounds the feeds one batch appends to at once.
-const feedAppendWorkers = 8
+// feedAppender is what the tap appends with (*feed.Store): every feed a
+// batch touches in a few pipelined round trips.
+type feedAppender interface {
+	AppendAll(ctx context.Context, jobs map[string][]channel.Job, now time.Time) error
+}
 
 // feedMembership is what the tap reads of the store.
 type feedMembership interface {
@@ -39,7 +42,7 @@ type feedMembership interface {
 // costs a map lookup.
 type feedTap struct {
 	next    consumer.Recorder
-	feed    notifier.Feed
+	feed    feedAppender
 	members feedMembership
 	now     func() time.Time
 	log     *slog.Logger
@@ -57,7 +60,7 @@ type feedShard struct {
 	ids     map[string]struct{}
 }
 
-func newFeedTap(next consumer.Recorder, f notifier.Feed, m feedMembership, log *slog.Logger) *feedTap {
+func newFeedTap(next consumer.Recorder, f feedAppender, m feedMembership, log *slog.Logger) *feedTap {
 	return &feedTap{next: next, feed: f, members: m, now: time.Now, log: log.With("component", "feed-tap"),
 		loaded: make(chan struct{}), stopped: make(chan struct{}), shards: map[int]*feedShard{}}
 }
@@ -216,27 +219,5 @@ func (t *feedTap) Record(ctx context.Context, batch []jobevent.Matched) error {
 	if len(per) == 0 {
 		return nil
 	}
-	now := t.now()
-	sem := make(chan struct{}, feedAppendWorkers)
-	var (
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		first error
-	)
-	for id, jobs := range per {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := t.feed.Append(ctx, id, jobs, now); err != nil {
-				errMu.Lock()
-				if first == nil {
-					first = fmt.Errorf("feed of subscription %s: %w", id, err)
-				}
-				errMu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return first
+	return t.feed.AppendAll(ctx, per, t.now())
 }

@@ -66,6 +66,15 @@ func (f *fakeFeed) Append(_ context.Context, sub string, jobs []channel.Job, _ t
 	return nil
 }
 
+func (f *fakeFeed) AppendAll(ctx context.Context, jobs map[string][]channel.Job, now time.Time) error {
+	for sub, js := range jobs {
+		if err := f.Append(ctx, sub, js, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 type recorded struct{ n int }
 
 func (r *recorded) Record(context.Context, []jobevent.Matched) error { r.n++; return nil }
