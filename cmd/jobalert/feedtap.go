@@ -31,15 +31,14 @@ type feedAppender interface {
 type feedMembership interface {
 	FeedVersions(ctx context.Context) (map[int]int64, error)
 	FeedSubscribers(ctx context.Context, shard int) ([]string, int64, error)
-	ShardOf(id string) int
 }
 
 // feedTap stands between the consumer and the store: once a batch is
 // recorded, each matched job is appended to the private feed of every
 // matched subscription that has the feed channel, within seconds of the
 // match, whatever the subscription's frequency. Which subscriptions have a
-// feed is kept in memory per shard, so a match of one without a feed
-// costs a map lookup.
+// feed is read per shard and kept in memory as one set, so a match of one
+// without a feed costs a map lookup.
 type feedTap struct {
 	next    consumer.Recorder
 	feed    feedAppender
@@ -53,6 +52,7 @@ type feedTap struct {
 
 	mu     sync.RWMutex
 	shards map[int]*feedShard
+	all    map[string]struct{} // the union of shards' ids, rebuilt when one changes
 }
 
 type feedShard struct {
@@ -107,6 +107,12 @@ func (t *feedTap) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	changed := false
+	defer func() {
+		if changed {
+			t.rebuild()
+		}
+	}()
 	for shard, v := range vers {
 		t.mu.RLock()
 		cur, ok := t.shards[shard]
@@ -121,6 +127,7 @@ func (t *feedTap) refresh(ctx context.Context) error {
 			t.mu.Lock()
 			t.shards[shard] = &feedShard{ids: map[string]struct{}{}}
 			t.mu.Unlock()
+			changed = changed || (ok && len(cur.ids) > 0)
 			continue
 		}
 		ids, v, err := t.members.FeedSubscribers(ctx, shard)
@@ -134,38 +141,58 @@ func (t *feedTap) refresh(ctx context.Context) error {
 		t.mu.Lock()
 		t.shards[shard] = s
 		t.mu.Unlock()
+		changed = true
 	}
 	return nil
 }
 
-func (t *feedTap) has(id string) bool {
+// rebuild makes the set Record looks ids up in from the shards' sets:
+// one map lookup per match, not a shard hash and two lookups. Feed
+// channels change rarely; a rebuild is a copy of the feed subscribers.
+func (t *feedTap) rebuild() {
 	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.hasLocked(id)
+	n := 0
+	for _, s := range t.shards {
+		n += len(s.ids)
+	}
+	all := make(map[string]struct{}, n)
+	for _, s := range t.shards {
+		for id := range s.ids {
+			all[id] = struct{}{}
+		}
+	}
+	t.mu.RUnlock()
+	t.mu.Lock()
+	t.all = all
+	t.mu.Unlock()
 }
 
-// hasLocked is has with t.mu held for reading: Record takes it once per
-// batch, not once per match.
-func (t *feedTap) hasLocked(id string) bool {
-	s := t.shards[t.members.ShardOf(id)]
-	if s == nil {
-		return false
-	}
-	_, ok := s.ids[id]
+// feedSet returns the current set of feed subscribers. A rebuild
+// replaces the map and never changes one, so the caller reads it without
+// the lock.
+func (t *feedTap) feedSet() map[string]struct{} {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.all
+}
+
+func (t *feedTap) has(id string) bool {
+	_, ok := t.feedSet()[id]
 	return ok
 }
 
-// Record records the batch, then appends its matches to the feeds. An
-// append that fails fails the batch: it is redelivered, and both Record
-// and Append are idempotent. Before the membership is first loaded it
-// waits for it, so no match is missed at start, but not past Run's end:
-// a tap stopped before its first load fails the batch at once, which is
-// then redelivered, rather than holding it until the shutdown's grace
-// runs out.
+// Record records the batch and appends its matches to the feeds. Which
+// matches go to which feed is worked out while the store records (it
+// needs only memory); the appends are written once the batch is
+// recorded, so a batch that fails is not in any feed before it is
+// redelivered. An append that fails fails the batch: it is redelivered,
+// and both Record and Append are idempotent. Before the membership is
+// first loaded it waits for it, so no match is missed at start, but not
+// past Run's end: a tap stopped before its first load fails the batch at
+// once, which is then redelivered, rather than holding it until the
+// shutdown's grace runs out. (The consumer starts after the first load,
+// so this is a safeguard.)
 func (t *feedTap) Record(ctx context.Context, batch []jobevent.Matched) error {
-	if err := t.next.Record(ctx, batch); err != nil {
-		return err
-	}
 	select {
 	case <-t.loaded:
 	case <-t.stopped:
@@ -177,28 +204,35 @@ func (t *feedTap) Record(ctx context.Context, batch []jobevent.Matched) error {
 	case <-ctx.Done():
 		return fmt.Errorf("feed: the feed subscriptions are not loaded yet: %w", ctx.Err())
 	}
-	// Per subscription its jobs newest first (a batch is in stream order,
-	// oldest first), each job once, with its newest data: Append stores a
-	// repeated id's data in argument order.
+	all := t.feedSet()
+	if len(all) == 0 {
+		// Without a feed anywhere (most deployments) no match is looked up.
+		return t.next.Record(ctx, batch)
+	}
+	planned := make(chan map[string][]channel.Job, 1)
+	go func() { planned <- feedJobs(batch, all) }()
+	err := t.next.Record(ctx, batch)
+	per := <-planned
+	if err != nil || len(per) == 0 {
+		return err
+	}
+	return t.feed.AppendAll(ctx, per, t.now())
+}
+
+// feedJobs returns, per subscription in feeds, its matched jobs in batch,
+// newest first (a batch is in stream order, oldest first), each job once
+// with its newest data; closed jobs are left out.
+func feedJobs(batch []jobevent.Matched, feeds map[string]struct{}) map[string][]channel.Job {
 	per := map[string][]channel.Job{}
 	seen := map[string]map[string]bool{}
-	t.mu.RLock()
-	// Without a feed anywhere (most deployments) no match is looked up.
-	none := true
-	for _, sh := range t.shards {
-		if len(sh.ids) > 0 {
-			none = false
-			break
-		}
-	}
-	for i := len(batch) - 1; i >= 0 && !none; i-- {
+	for i := len(batch) - 1; i >= 0; i-- {
 		m := &batch[i]
 		if m.Event.Kind == jobevent.Closed || len(m.SubscriptionIDs) == 0 {
 			continue
 		}
 		var job *channel.Job
 		for _, id := range m.SubscriptionIDs {
-			if !t.hasLocked(id) {
+			if _, ok := feeds[id]; !ok {
 				continue
 			}
 			if seen[id][m.Event.Job.ID] {
@@ -215,9 +249,5 @@ func (t *feedTap) Record(ctx context.Context, batch []jobevent.Matched) error {
 			per[id] = append(per[id], *job)
 		}
 	}
-	t.mu.RUnlock()
-	if len(per) == 0 {
-		return nil
-	}
-	return t.feed.AppendAll(ctx, per, t.now())
+	return per
 }

@@ -14,8 +14,7 @@ import (
 	"github.com/jobalert/jobalert/matcher"
 )
 
-// fakeMembers is a feed membership of one shard per subscription id's
-// first letter.
+// fakeMembers is a feed membership in memory, by shard.
 type fakeMembers struct {
 	mu      sync.Mutex
 	ver     map[int]int64
@@ -39,8 +38,6 @@ func (f *fakeMembers) FeedSubscribers(_ context.Context, shard int) ([]string, i
 	f.reloads++
 	return slices.Clone(f.subs[shard]), f.ver[shard], nil
 }
-
-func (f *fakeMembers) ShardOf(id string) int { return int(id[0]) }
 
 func maps(m map[int]int64) map[int]int64 {
 	out := map[int]int64{}
