@@ -95,10 +95,19 @@ func (d *Digester) sendChat(ctx context.Context, log *slog.Logger, rec *store.Di
 		p.later(0)
 		return
 	}
+	host := chatHost(sub, ch)
+	if wait := d.breaker.held(host); wait > 0 {
+		// The service is failing (breaker.go): no request, no try
+		// counted; the digest comes back when the hold ends.
+		d.metrics.chatHeld(ch)
+		p.later(wait)
+		return
+	}
 	sctx, cancel := context.WithTimeout(ctx, left-d.cfg.Lease/4)
 	from := rec.Sent[ch]
 	sent, err := chat.Send(sctx, sub, msg, from)
 	cancel()
+	d.breaker.record(ctx, host, err)
 	d.metrics.chat(ch, err)
 	if err == nil {
 		d.markChannel(ctx, log, rec.ID, ch, p)

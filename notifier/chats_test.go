@@ -485,3 +485,79 @@ func TestPartialChatSendResumesTheSameMessage(t *testing.T) {
 		t.Errorf("resumed message lists %s, want the jobs of the message its first part came from: %s", resumed, first)
 	}
 }
+
+// A chat service that is down (5xx, timeouts) is not tried for every
+// digest: after 5 failures in a row its host is held, and the digests
+// with that channel are put off without a request and without counting a
+// try, so the outage delays chat alerts instead of holding the digest
+// workers or dead-lettering them; the other channels go out meanwhile.
+// The send after a hold is a probe: a failure holds the host twice as
+// long, a success lets the rest through.
+func TestFailingChatServiceIsHeldNotHammered(t *testing.T) {
+	e := newDigestEnv(t)
+	c := newChats()
+	c.slack.fail(6, 0, &channel.TemporaryError{Err: errors.New("HTTP 503")})
+	d := e.digester(c.config(notifier.DigestConfig{Workers: 1, ChatAttempts: 3}))
+	var subs []*store.Subscription
+	for i := range 8 {
+		sub := e.subscribe(fmt.Sprintf("u%d@example.com", i), daily8, at8(1).Add(-2*time.Hour))
+		e.withChannels(sub, at8(1).Add(-2*time.Hour), "email", "slack", "discord")
+		e.match(at8(1).Add(-time.Hour), newJob("j1", "Backend Engineer"), sub)
+		subs = append(subs, sub)
+	}
+	calls := func() int {
+		c.slack.mu.Lock()
+		defer c.slack.mu.Unlock()
+		return c.slack.calls
+	}
+
+	run(t, d, at8(1), notifier.RunResult{Deferred: 8})
+	for _, s := range subs {
+		wantMails(t, e, s.Email, 1)
+	}
+	if got := len(c.discord.got()); got != 8 {
+		t.Fatalf("discord posts: got %d, want 8 (another host, not held)", got)
+	}
+	if got := calls(); got != 5 {
+		t.Fatalf("slack requests: got %d, want 5, then the host held", got)
+	}
+	// Within the 15 s hold the retries make no request.
+	e.outbox(d, 10*time.Second)
+	if got := calls(); got != 5 {
+		t.Fatalf("slack requests during the hold: got %d, want still 5", got)
+	}
+	// After it, one probe; it fails and holds the host for 30 s.
+	e.outbox(d, 10*time.Second)
+	if got := calls(); got != 6 {
+		t.Fatalf("slack requests after the hold: got %d, want 6 (one probe)", got)
+	}
+	e.outbox(d, 20*time.Second)
+	if got := calls(); got != 6 {
+		t.Fatalf("slack requests during the longer hold: got %d, want still 6", got)
+	}
+	// Slack is back: the probe succeeds and every alert goes out once,
+	// none dead-lettered, though each digest was put off more than
+	// ChatAttempts times.
+	e.outbox(d, 15*time.Second)
+	e.outbox(d, time.Hour)
+	posted := map[string]int{}
+	for _, p := range c.slack.got() {
+		posted[p.sub]++
+	}
+	for _, s := range subs {
+		if posted[s.ID] != 1 {
+			t.Errorf("slack posts for %s: got %d, want 1", s.Email, posted[s.ID])
+		}
+		wantMails(t, e, s.Email, 1)
+	}
+	dls, err := e.st.ChatDeadLetters(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 0 {
+		t.Errorf("dead letters: got %+v, want none", dls)
+	}
+	if n := outboxLen(t, e); n != 0 {
+		t.Errorf("outbox: got %d, want 0", n)
+	}
+}

@@ -168,6 +168,7 @@ type Digester struct {
 	cfg      DigestConfig
 	log      *slog.Logger
 	metrics  *Metrics
+	breaker  *breaker // chat hosts that are failing
 
 	// stopping is set once Run's context is done: no digest is started
 	// after it.
@@ -179,8 +180,9 @@ func NewDigester(st Store, r DigestRenderer, m Sender, w Webhooks, links Links, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Digester{store: st, render: r, mail: m, webhooks: w, links: links, cfg: cfg.withDefaults(),
-		log: log.With("component", "digester"), metrics: metrics}
+	cfg = cfg.withDefaults()
+	return &Digester{store: st, render: r, mail: m, webhooks: w, links: links, cfg: cfg,
+		log: log.With("component", "digester"), metrics: metrics, breaker: newBreaker(cfg.Clock.Now)}
 }
 
 // RunResult counts what one run did.

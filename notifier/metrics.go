@@ -56,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		chats: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jobalert_chat_messages_total",
-			Help: "Alerts posted to chat channels, one per send attempt, by channel (slack, discord, telegram) and outcome (sent; deferred: a temporary failure, retried; rejected: refused for good, dead-lettered; gone: the destination was deleted or blocked us, the channel is turned off).",
+			Help: "Alerts posted to chat channels, one per send attempt, by channel (slack, discord, telegram) and outcome (sent; deferred: a temporary failure, retried; held: not tried, its service failing, put off; rejected: refused for good, dead-lettered; gone: the destination was deleted or blocked us, the channel is turned off).",
 		}, []string{"channel", "outcome"}),
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jobalert_chat_dead_letters_total",
@@ -134,6 +134,14 @@ func (m *Metrics) chat(ch string, err error) {
 		o = "rejected"
 	}
 	m.chats.WithLabelValues(ch, o).Inc()
+}
+
+// chatHeld counts a chat send put off because its service is failing
+// (breaker.go).
+func (m *Metrics) chatHeld(ch string) {
+	if m != nil {
+		m.chats.WithLabelValues(ch, "held").Inc()
+	}
 }
 
 func (m *Metrics) chatDead(ch string) {
