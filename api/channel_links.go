@@ -1,9 +1,9 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
-	"slices"
 
 	"github.com/jobalert/jobalert/matcher"
 	"github.com/jobalert/jobalert/notifier"
@@ -50,9 +50,10 @@ func (s *Server) channelToken(w http.ResponseWriter, r *http.Request, tok string
 	return ch, sub, true
 }
 
-// posting reports whether the alert still posts to channel ch.
+// posting reports whether the alert posts to channel ch: now, or once
+// its owner resumes it (a paused alert keeps its channels).
 func posting(sub *store.Subscription, ch string) bool {
-	return sub.Status == store.StatusActive && sub.Has(ch)
+	return (sub.Status == store.StatusActive || sub.Status == store.StatusPaused) && sub.Has(ch)
 }
 
 // channelPage is GET /v1/channel?token=T: what the alert posted to this
@@ -95,6 +96,9 @@ func (s *Server) renderChannel(w http.ResponseWriter, tok, ch string, sub *store
 		"This " + name + " chat gets " + frequencyWords(sub.Frequency) + " alerts from " + s.cfg.Product + " for new jobs matching the above.",
 		"Its owner set it up and manages it from the links in their emails. Anyone who reads this chat can stop it posting here; the owner is told, and their other alerts go on.",
 	}
+	if sub.Status == store.StatusPaused {
+		v.Message = append(v.Message, "Its owner has paused it for now.")
+	}
 	v.Token, v.FormAction, v.ButtonText, v.ButtonClass = tok, "/v1/channel/stop", "Stop posting here", "danger"
 	s.render(w, http.StatusOK, "action", v)
 }
@@ -128,7 +132,7 @@ func (s *Server) channelStop(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	was := false
-	if slices.Contains(sub.Channels, ch) {
+	if posting(sub, ch) {
 		var err error
 		was, err = s.deps.Store.DisableChannel(ctx, sub.ID, ch, stoppedFromChannel, s.cfg.Clock())
 		switch {
@@ -140,26 +144,32 @@ func (s *Server) channelStop(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	told := false
 	if was {
 		s.log.Info("chat channel stopped from its link", "subscription", sub.ID, "channel", ch)
-		s.tellStopped(r, sub, ch)
+		told = s.tellStopped(ctx, sub, ch)
 	}
 	if !wantsHTML(r) {
 		writeJSON(w, http.StatusOK, map[string]string{"channel": ch, "status": "stopped"})
 		return
 	}
 	name := notifier.ChannelLabel(ch)
-	s.renderMessage(w, http.StatusOK, "Stopped",
-		s.cfg.Product+" no longer posts this job alert to this "+name+" chat. Its owner has been told.")
+	line := s.cfg.Product + " no longer posts this job alert to this " + name + " chat."
+	if told {
+		line += " Its owner has been told."
+	}
+	s.renderMessage(w, http.StatusOK, "Stopped", line)
 }
 
-// tellStopped emails the owner that a channel was stopped from its link.
-// A failure is logged, not answered: the channel is off either way, and
-// the manage page shows it.
-func (s *Server) tellStopped(r *http.Request, sub *store.Subscription, ch string) {
-	ctx := r.Context()
+// tellStopped emails the owner that a channel was stopped from its link
+// and reports whether it went. It is the only notice (a second press
+// finds the channel off), so it is not cut short by the person who
+// pressed leaving the page. A failure is logged, not answered: the
+// channel is off either way, and the manage page shows it.
+func (s *Server) tellStopped(ctx context.Context, sub *store.Subscription, ch string) bool {
+	ctx = context.WithoutCancel(ctx)
 	if suppressed, err := s.deps.Store.IsSuppressed(ctx, sub.Email); err != nil || suppressed {
-		return
+		return false
 	}
 	name := notifier.ChannelLabel(ch)
 	msg, err := s.deps.Renderer.Notice(notifier.Notice{
@@ -178,5 +188,7 @@ func (s *Server) tellStopped(r *http.Request, sub *store.Subscription, ch string
 	}
 	if err != nil {
 		s.log.Warn("channel-stopped notice not sent", "subscription", sub.ID, "channel", ch, "err", err)
+		return false
 	}
+	return true
 }

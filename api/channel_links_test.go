@@ -146,3 +146,56 @@ func (e *env) channels(id string) string {
 	}
 	return strings.Join(on, " ")
 }
+
+// A paused alert still has its chat (it posts again once resumed), so
+// its page offers the stop; an unsubscribed one posts nowhere, so a stop
+// pressed on a page opened earlier changes nothing and emails no one.
+func TestChatLinksFollowTheAlertsStatus(t *testing.T) {
+	e := newEnv(t, allowPrivate)
+	ctx := context.Background()
+	setup := func(email, status string) *store.Subscription {
+		sub := e.active(email, store.StatusActive)
+		if _, err := e.st.UpdateSubscription(ctx, sub.ID, time.Now(), func(s *store.Subscription) error {
+			s.Channels, s.SlackURL, s.Status = []string{store.ChannelEmail, store.ChannelSlack}, slackURL, status
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return sub
+	}
+	paused := setup("paused@example.com", store.StatusPaused)
+	link := e.srv.Links().Channel(paused.ID, store.ChannelSlack)
+	if page := e.do("GET", link, "", "Accept", "text/html"); page.status != 200 || !strings.Contains(page.body, "Stop posting here") || !strings.Contains(page.body, "paused") {
+		t.Fatalf("GET for a paused alert: got %d, want the stop button and that it is paused\n%s", page.status, page.body)
+	}
+	if r := e.postForm("/v1/channel/stop", url.Values{"token": {tokenOf(t, link)}}); r.status != 200 || !strings.Contains(r.body, "owner has been told") {
+		t.Fatalf("POST for a paused alert: got %d, want 200, owner told\n%s", r.status, r.body)
+	}
+	if got := e.channels(paused.ID); got != "email" {
+		t.Errorf("paused alert after the stop: channels on %q, want email", got)
+	}
+	e.emailLink("paused@example.com", "/v1/manage")
+
+	gone := setup("gone@example.com", store.StatusUnsubscribed)
+	link = e.srv.Links().ChannelStop(gone.ID, store.ChannelSlack)
+	if page := e.do("GET", link, "", "Accept", "text/html"); page.status != 200 || strings.Contains(page.body, "Stop posting here") {
+		t.Errorf("GET for an unsubscribed alert: got %d, want 200 saying it is not posting, no button\n%s", page.status, page.body)
+	}
+	if r := e.postForm("/v1/channel/stop", url.Values{"token": {tokenOf(t, link)}}); r.status != 200 || strings.Contains(r.body, "owner has been told") {
+		t.Errorf("POST for an unsubscribed alert: got %d, want 200 without telling anyone\n%s", r.status, r.body)
+	}
+	got, err := e.st.GetSubscription(ctx, gone.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Disabled) != 0 || got.Status != store.StatusUnsubscribed {
+		t.Errorf("unsubscribed alert after a stop: status %s, disabled %v; want unchanged", got.Status, got.Disabled)
+	}
+	if n := len(e.sink.To("gone@example.com")); n != 0 {
+		t.Errorf("emails to an unsubscribed owner: got %d, want 0", n)
+	}
+	// A manage token on these pages names the chat's link.
+	if r := e.do("GET", "/v1/channel?token="+url.QueryEscape(e.manageToken(gone.ID)), "", "Accept", "text/html"); r.status != http.StatusBadRequest || !strings.Contains(r.body, "in the chat") {
+		t.Errorf("GET /v1/channel with a manage token: got %d, want 400 pointing to the chat's link\n%s", r.status, r.body)
+	}
+}

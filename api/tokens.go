@@ -73,6 +73,8 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, tok string, 
 		lines = append(lines, "Every alert email carries a fresh manage link: use the one in your latest email.")
 	case errors.Is(err, token.ErrExpired) || errors.Is(err, errSignedOut):
 		lines = append(lines, "Open the manage page from your latest email and ask for a new link.")
+	case errors.Is(err, token.ErrWrongScope) && strings.HasPrefix(string(scope), string(token.StopChannel(""))):
+		lines = append(lines, "Use the link at the bottom of an alert in the chat.")
 	case errors.Is(err, token.ErrWrongScope):
 		lines = append(lines, "Use the link from the email for this action.")
 	default:

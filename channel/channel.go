@@ -160,8 +160,11 @@ type Message struct {
 	Jobs      []Job // newest first
 	// More counts matches not in Jobs ("and N more").
 	More int
-	// ManageURL and UnsubscribeURL are the subscription's links; MoreURL
-	// is where "and N more" points (the manage page when empty).
+	// ManageURL and UnsubscribeURL are the message's "Manage this alert"
+	// and "Unsubscribe" links: in the service, the chat's own pages,
+	// which show no address and can only stop the posting there (a chat
+	// may be shared); MoreURL is where "and N more" points (ManageURL
+	// when empty).
 	ManageURL, UnsubscribeURL, MoreURL string
 }
 

@@ -19,9 +19,9 @@ import (
 // that host for a cool-down, during which its channel is put off (the
 // digest comes back once the hold ends) without a request and without
 // counting a try, so a long outage delays chat alerts instead of
-// dead-lettering them. The first send after the hold is a probe: a
-// success closes the breaker, a failure holds the host again, twice as
-// long, up to breakerMaxHold. Each process keeps its own: a replica
+// dead-lettering them. After the hold one send goes, a probe, while the
+// others wait for it: a success closes the breaker, a failure holds the
+// host again, twice as long, up to breakerMaxHold. Each process keeps its own: a replica
 // learns of an outage from its own failures. docs/channels.md, "When a
 // chat service is down".
 const (
@@ -30,6 +30,12 @@ const (
 	breakerMaxHold   = 5 * time.Minute
 )
 
+// breakerProbeWindow is how long the other sends wait for a probe's
+// outcome: longer than a request's timeout (15 s), so a probe that hangs
+// is not joined by the others; a probe that never reports (cut short by
+// shutdown) lets another go after it.
+const breakerProbeWindow = 20 * time.Second
+
 type breaker struct {
 	now   func() time.Time
 	mu    sync.Mutex
@@ -37,16 +43,20 @@ type breaker struct {
 }
 
 type hostState struct {
-	fails int           // failures in a row
-	hold  time.Duration // the last hold; doubled when a probe fails
-	until time.Time     // held until
+	fails      int           // failures in a row
+	hold       time.Duration // the last hold (0: never tripped); doubled when a probe fails
+	until      time.Time     // held until
+	probeUntil time.Time     // a probe is out until then
 }
 
 func newBreaker(now func() time.Time) *breaker {
 	return &breaker{now: now, hosts: map[string]*hostState{}}
 }
 
-// held returns how long host is still held; 0 when a send may go.
+// held returns how long host's sends are put off; 0 when this one may go.
+// Once a hold has ended, exactly one caller gets 0, the probe, and the
+// others wait for its outcome (breakerProbeWindow at most): with four
+// digest workers, a dead service costs one request per hold, not four.
 func (b *breaker) held(host string) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -54,7 +64,17 @@ func (b *breaker) held(host string) time.Duration {
 	if h == nil {
 		return 0
 	}
-	return max(h.until.Sub(b.now()), 0)
+	now := b.now()
+	switch {
+	case now.Before(h.until):
+		return h.until.Sub(now)
+	case h.hold == 0:
+		return 0 // failing, not yet tripped
+	case now.Before(h.probeUntil):
+		return h.probeUntil.Sub(now)
+	}
+	h.probeUntil = now.Add(breakerProbeWindow)
+	return 0
 }
 
 // record notes a send's outcome. Any answer of the service (success,
@@ -78,15 +98,16 @@ func (b *breaker) record(ctx context.Context, host string, err error) {
 	}
 	h.fails++
 	now := b.now()
-	if h.fails < breakerThreshold || now.Before(h.until) {
-		return // not yet; or a send begun before the hold, which stands
+	switch {
+	case now.Before(h.until):
+		// A send begun before the hold: the hold stands.
+	case h.hold == 0 && h.fails >= breakerThreshold:
+		h.hold, h.until = breakerFirstHold, now.Add(breakerFirstHold)
+	case h.hold > 0:
+		// The probe after a hold failed: hold again, twice as long.
+		h.hold = min(2*h.hold, breakerMaxHold)
+		h.until, h.probeUntil = now.Add(h.hold), time.Time{}
 	}
-	if h.hold == 0 {
-		h.hold = breakerFirstHold
-	} else {
-		h.hold = min(2*h.hold, breakerMaxHold) // the probe after a hold failed
-	}
-	h.until = now.Add(h.hold)
 }
 
 // hostFailure reports whether err says the service is unreachable or

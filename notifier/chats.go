@@ -250,6 +250,13 @@ func (d *Digester) replay(ctx context.Context, log *slog.Logger, rec *store.Dige
 			d.markChannel(ctx, log, rec.ID, ch, p)
 			continue
 		}
+		if rec.Sent[ch] == 0 {
+			// Its links as a message sent now carries them: one that died
+			// before chat links existed carried the owner's. (With parts
+			// already posted the message stays as it was: new links could
+			// move where it splits.)
+			msg = d.chatMessage(msg, sub, ch)
+		}
 		d.sendChat(ctx, log, rec, sub, ch, chat, msg, leaseUntil, p)
 	}
 }

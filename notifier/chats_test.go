@@ -561,3 +561,39 @@ func TestFailingChatServiceIsHeldNotHammered(t *testing.T) {
 		t.Errorf("outbox: got %d, want 0", n)
 	}
 }
+
+// A chat message dead-lettered before chat links existed carries the
+// owner's manage and unsubscribe links; replayed, it carries the chat's,
+// as a message sent now does.
+func TestReplayedOldMessageGetsTheChatsLinks(t *testing.T) {
+	e := newDigestEnv(t)
+	c := newChats()
+	d := e.digester(c.config(notifier.DigestConfig{}))
+	sub := e.subscribe("ada@example.com", daily8, at8(1).Add(-2*time.Hour))
+	e.withChannels(sub, at8(1).Add(-2*time.Hour), "email", "discord")
+	old := channel.Message{Kind: channel.Alert, Frequency: "daily", Jobs: []channel.Job{{ID: "j1", Title: "Backend Engineer", URL: "https://jobs.example.com/j1"}},
+		ManageURL: "https://jobalert.test/manage?token=" + sub.ID, UnsubscribeURL: "https://jobalert.test/v1/unsubscribe?token=" + sub.ID,
+		MoreURL: "https://jobalert.test/manage?token=" + sub.ID}
+	raw, err := json.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dl := store.ChatDeadLetter{DigestID: "dg-old", SubscriptionID: sub.ID, Channel: "discord", Reason: "HTTP 400", Attempts: 1,
+		DiedAt: e.clock.Now(), Message: string(raw)}
+	if err := e.st.AddChatDeadLetter(ctx, dl, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.ReplayChatDeadLetter(ctx, store.ChatDeadLetterID("dg-old", "discord"), e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.outbox(d, time.Second); r != (notifier.RunResult{Sent: 1}) {
+		t.Fatalf("SendOutbox of the replay: got %+v, want it sent", r)
+	}
+	m := wantPosts(t, "discord", c.discord, 0)[0].msg
+	want := [3]string{"https://jobalert.test/v1/channel?token=discord-" + sub.ID,
+		"https://jobalert.test/v1/channel/stop?token=discord-" + sub.ID, "https://jobalert.test/v1/channel?token=discord-" + sub.ID}
+	if got := [3]string{m.ManageURL, m.UnsubscribeURL, m.MoreURL}; got != want || m.Jobs[0].ID != "j1" {
+		t.Errorf("replayed links: got %q (job %s), want %q (job j1)", got, m.Jobs[0].ID, want)
+	}
+}

@@ -299,11 +299,6 @@ func TestAppendAllIsAppendPerFeed(t *testing.T) {
 	jobs := chattest.Digest(8).Jobs
 	at := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
 	for round, flush := range []bool{false, true} {
-		if flush {
-			if err := rdb.ScriptFlush(ctx).Err(); err != nil {
-				t.Fatal(err)
-			}
-		}
 		per := map[string][]channel.Job{}
 		for i := range 600 {
 			sub := fmt.Sprintf("sub-%03d", i)
@@ -313,6 +308,11 @@ func TestAppendAllIsAppendPerFeed(t *testing.T) {
 			}
 		}
 		per["no-jobs"] = nil
+		if flush {
+			if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if err := all.AppendAll(ctx, per, at); err != nil {
 			t.Fatalf("round %d: AppendAll: %v", round, err)
 		}

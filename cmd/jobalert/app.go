@@ -575,7 +575,8 @@ func (r roles) String() string {
 }
 
 // ready reports whether this process can do its work: NATS connected,
-// Redis answering, and (for the consumer) the filter index loaded. Each
+// Redis answering, and (for the consumer) the filter index and the feed
+// subscribers loaded. Each
 // part that is not is an *api.Unready in the joined error: /readyz shows
 // the parts' names, the log their detail.
 func (a *app) ready(ctx context.Context) error {

@@ -209,13 +209,31 @@ func (t *feedTap) Record(ctx context.Context, batch []jobevent.Matched) error {
 		// Without a feed anywhere (most deployments) no match is looked up.
 		return t.next.Record(ctx, batch)
 	}
-	planned := make(chan map[string][]channel.Job, 1)
-	go func() { planned <- feedJobs(batch, all) }()
+	type plan struct {
+		per   map[string][]channel.Job
+		panic any
+	}
+	planned := make(chan plan, 1)
+	go func() {
+		// A panic here is raised again in Record's goroutine below, where
+		// the consumer recovers it as a poison batch (it would end the
+		// process in this one).
+		defer func() {
+			if v := recover(); v != nil {
+				planned <- plan{panic: v}
+			}
+		}()
+		planned <- plan{per: feedJobs(batch, all)}
+	}()
 	err := t.next.Record(ctx, batch)
-	per := <-planned
-	if err != nil || len(per) == 0 {
+	p := <-planned
+	if p.panic != nil {
+		panic(p.panic)
+	}
+	if err != nil || len(p.per) == 0 {
 		return err
 	}
+	per := p.per
 	return t.feed.AppendAll(ctx, per, t.now())
 }
 
