@@ -42,12 +42,8 @@ func (s *Server) channelToken(w http.ResponseWriter, r *http.Request, tok string
 		s.tokenError(w, r, tok, token.StopChannel("chat"), err)
 		return "", nil, false
 	}
-	sub, err := s.deps.Store.GetSubscription(r.Context(), id)
-	if err != nil {
-		s.storeError(w, r, "get subscription", err)
-		return "", nil, false
-	}
-	return ch, sub, true
+	sub, ok := s.subscriptionOf(w, r, id)
+	return ch, sub, ok
 }
 
 // posting reports whether the alert posts to channel ch: now, or once
@@ -56,27 +52,19 @@ func posting(sub *store.Subscription, ch string) bool {
 	return (sub.Status == store.StatusActive || sub.Status == store.StatusPaused) && sub.Has(ch)
 }
 
-// channelPage is GET /v1/channel?token=T: what the alert posted to this
-// channel looks for and how often, and a button to stop it posting here.
-func (s *Server) channelPage(w http.ResponseWriter, r *http.Request) {
-	tok := r.URL.Query().Get("token")
-	ch, sub, ok := s.channelToken(w, r, tok)
-	if !ok {
-		return
+// channelPage is GET /v1/channel?token=T (ask false): what the alert
+// posted to this channel looks for and how often, and a button to stop
+// it posting here; and GET /v1/channel/stop?token=T (ask true), the same
+// page asking only whether to stop. Neither changes anything: chat apps
+// and link scanners fetch the links in messages.
+func (s *Server) channelPage(ask bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok := r.URL.Query().Get("token")
+		ch, sub, ok := s.channelToken(w, r, tok)
+		if ok {
+			s.renderChannel(w, tok, ch, sub, ask)
+		}
 	}
-	s.renderChannel(w, tok, ch, sub, false)
-}
-
-// channelStopPage is GET /v1/channel/stop?token=T: the same page, asking
-// only whether to stop. It changes nothing: chat apps and link scanners
-// fetch the links in messages.
-func (s *Server) channelStopPage(w http.ResponseWriter, r *http.Request) {
-	tok := r.URL.Query().Get("token")
-	ch, sub, ok := s.channelToken(w, r, tok)
-	if !ok {
-		return
-	}
-	s.renderChannel(w, tok, ch, sub, true)
 }
 
 func (s *Server) renderChannel(w http.ResponseWriter, tok, ch string, sub *store.Subscription, ask bool) {

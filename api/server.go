@@ -329,8 +329,8 @@ func (s *Server) table() []route {
 		{"DELETE", "/v1/subscriptions/{id}", s.requireAdmin(s.deleteSubscription)},
 		{"POST", "/v1/subscriptions/{id}/webhook/rotate", s.rotateWebhook},
 		{"GET", "/v1/feeds/{token}", s.serveFeed},
-		{"GET", "/v1/channel", s.channelPage},
-		{"GET", "/v1/channel/stop", s.channelStopPage},
+		{"GET", "/v1/channel", s.channelPage(false)},
+		{"GET", "/v1/channel/stop", s.channelPage(true)},
 		{"POST", "/v1/channel/stop", s.channelStop},
 
 		{"GET", "/v1/confirm", s.confirmPage},

@@ -410,10 +410,17 @@ func (s *Server) tokenSubscription(w http.ResponseWriter, r *http.Request, scope
 	if !ok {
 		return "", nil, false
 	}
+	sub, ok := s.subscriptionOf(w, r, id)
+	return tok, sub, ok
+}
+
+// subscriptionOf reads the subscription a verified token names; on
+// failure (404 when it is gone) it has answered and ok is false.
+func (s *Server) subscriptionOf(w http.ResponseWriter, r *http.Request, id string) (*store.Subscription, bool) {
 	sub, err := s.deps.Store.GetSubscription(r.Context(), id)
 	if err != nil {
 		s.storeError(w, r, "get subscription", err)
-		return "", nil, false
+		return nil, false
 	}
-	return tok, sub, true
+	return sub, true
 }
