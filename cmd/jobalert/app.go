@@ -421,9 +421,13 @@ func (a *app) Run(ctx context.Context) error {
 			// Redis errors are retried inside; it returns once ctx is done.
 			a.store.FollowFilters(ctx, a.index.newIndex, func(ix store.FilterIndex, n int) {
 				a.m.indexBuild.Observe(a.index.swap(ix).Seconds())
-				if a.indexLoaded.CompareAndSwap(false, true) {
+				// One goroutine calls this. The channel closes before the
+				// flag is set, so a process /readyz calls ready has its
+				// consumer past the wait below.
+				if !a.indexLoaded.Load() {
 					a.log.Info("filter index loaded", "filters", n)
 					close(loaded)
+					a.indexLoaded.Store(true)
 				} else {
 					a.log.Info("filter index reloaded", "filters", n)
 				}
@@ -439,7 +443,13 @@ func (a *app) Run(ctx context.Context) error {
 				select {
 				case <-ready:
 				case <-ctx.Done():
-					return nil
+					// Both may be done when this runs late: what was
+					// ready (and /readyz said so) runs, and stops at once.
+					select {
+					case <-ready:
+					default:
+						return nil
+					}
 				}
 			}
 			return a.consumer.Run(ctx)
