@@ -106,13 +106,9 @@ func frequencyWords(f string) string {
 // token is the authority. A second press changes nothing and emails no
 // one.
 func (s *Server) channelStop(w http.ResponseWriter, r *http.Request) {
-	tok := r.URL.Query().Get("token")
-	if tok == "" {
-		var err error
-		if tok, err = tokenFromBody(w, r); err != nil {
-			bodyError(w, err)
-			return
-		}
+	tok, ok := queryOrBodyToken(w, r)
+	if !ok {
+		return
 	}
 	ch, sub, ok := s.channelToken(w, r, tok)
 	if !ok {

@@ -264,18 +264,28 @@ func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "unsubscribe", v)
 }
 
+// queryOrBodyToken returns a POST's token: ?token=, else the body's; on
+// failure it has answered.
+func queryOrBodyToken(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if tok := r.URL.Query().Get("token"); tok != "" {
+		return tok, true
+	}
+	tok, err := tokenFromBody(w, r)
+	if err != nil {
+		bodyError(w, err)
+		return "", false
+	}
+	return tok, true
+}
+
 // unsubscribe is POST /v1/unsubscribe?token=T, the RFC 8058 one-click
 // unsubscribe (body List-Unsubscribe=One-Click) and the page's button. It
 // needs no cookie and no CSRF token: the signed token is the authority,
 // and mail providers POST it from their own servers.
 func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
-	tok := r.URL.Query().Get("token")
-	if tok == "" {
-		var err error
-		if tok, err = tokenFromBody(w, r); err != nil {
-			bodyError(w, err)
-			return
-		}
+	tok, ok := queryOrBodyToken(w, r)
+	if !ok {
+		return
 	}
 	id, ok := s.verify(w, r, tok, token.Unsubscribe)
 	if !ok {
