@@ -21,6 +21,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/jobalert/jobalert/internal/clock"
 	"github.com/jobalert/jobalert/matcher"
 )
 
@@ -253,20 +254,9 @@ func (e *TemporaryError) Unwrap() error { return e.Err }
 // record the waits a rate limit asks for instead of waiting.
 type Sleep func(ctx context.Context, d time.Duration) error
 
-// RealSleep waits d on a timer; it returns ctx.Err() when ctx ends first.
-func RealSleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// RealSleep waits d on a timer; it returns ctx.Err() when ctx ends first
+// (clock.Sleep).
+func RealSleep(ctx context.Context, d time.Duration) error { return clock.Sleep(ctx, d) }
 
 // Truncate cuts s to at most n runes, marking a cut with "…". It never
 // splits a rune.

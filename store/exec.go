@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/jobalert/jobalert/internal/clock"
 )
 
 // evalEach runs n calls of one script, pipelined, and returns their
@@ -66,7 +68,7 @@ func (s *Redis) evalEach(ctx context.Context, sc *redis.Script, n int, keys func
 			if cc, ok := s.rdb.(*redis.ClusterClient); ok {
 				cc.ReloadState(ctx)
 			}
-			if err := sleepCtx(ctx, time.Duration(50<<attempt)*time.Millisecond); err != nil {
+			if err := clock.Sleep(ctx, time.Duration(50<<attempt)*time.Millisecond); err != nil {
 				return nil, err
 			}
 		}
@@ -105,17 +107,6 @@ func isRedirect(err error) bool {
 		}
 	}
 	return false
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // runCalls runs the calls todo once, filling out and errs per call; it

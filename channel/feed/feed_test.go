@@ -268,24 +268,15 @@ func TestFeedPassesTheAtomSchema(t *testing.T) {
 // holds a hash, not the token.
 func TestKeysShareOneSlot(t *testing.T) {
 	k := feed.Keys{Prefix: "jobalert:"}
-	want := tag(k.Items("sub-1"))
+	want := testenv.HashTag(k.Items("sub-1"))
 	for _, key := range []string{k.Entries("sub-1"), k.Meta("sub-1"), k.Token("sub-1")} {
-		if tag(key) != want || want == "" {
+		if testenv.HashTag(key) != want || want == "" {
 			t.Errorf("%s is not under the hash tag %q", key, want)
 		}
 	}
-	if l := k.Lookup("tok-secret"); tag(l) == "" || strings.Contains(l, "secret") {
+	if l := k.Lookup("tok-secret"); testenv.HashTag(l) == "" || strings.Contains(l, "secret") {
 		t.Errorf("lookup key %q", l)
 	}
-}
-
-func tag(key string) string {
-	i := strings.IndexByte(key, '{')
-	j := strings.IndexByte(key[i+1:], '}')
-	if i < 0 || j <= 0 {
-		return ""
-	}
-	return key[i+1 : i+1+j]
 }
 
 // AppendAll writes what Append writes, feed by feed, across more feeds

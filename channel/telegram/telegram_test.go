@@ -324,19 +324,10 @@ func TestErrorsHideTheToken(t *testing.T) {
 // hash tag (Redis Cluster), and a start token's key does not hold it.
 func TestKeysShareOneSlot(t *testing.T) {
 	k := telegram.Keys{Prefix: "jobalert:"}
-	if a, b := tag(k.Lease()), tag(k.Offset()); a == "" || a != b {
+	if a, b := testenv.HashTag(k.Lease()), testenv.HashTag(k.Offset()); a == "" || a != b {
 		t.Errorf("lease %q and offset %q in different slots", k.Lease(), k.Offset())
 	}
-	if s := k.Start("secret-start-token"); tag(s) == "" || strings.Contains(s, "secret") {
+	if s := k.Start("secret-start-token"); testenv.HashTag(s) == "" || strings.Contains(s, "secret") {
 		t.Errorf("start key %q", s)
 	}
-}
-
-func tag(key string) string {
-	i := strings.IndexByte(key, '{')
-	j := strings.IndexByte(key[i+1:], '}')
-	if i < 0 || j <= 0 {
-		return ""
-	}
-	return key[i+1 : i+1+j]
 }

@@ -5,9 +5,27 @@
 package clock
 
 import (
+	"context"
 	"sync"
 	"time"
 )
+
+// Sleep waits d of real time (the waits between tries, which do not go
+// through a Clock); it returns ctx.Err() when ctx ends first, and at once
+// when d <= 0.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // Clock tells the time.
 type Clock interface {

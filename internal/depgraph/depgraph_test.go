@@ -44,7 +44,7 @@ var allowed = map[string][]string{
 
 	// The stages, in the order data flows through them.
 	"consumer": {"jobevent", "matcher", "internal/grace"},
-	"store":    {"jobevent", "matcher", "schedule", "internal/liveness"},
+	"store":    {"jobevent", "matcher", "schedule", "internal/clock", "internal/liveness"},
 	"preview":  {"matcher"}, // the subscribe form's live preview, in the api role
 	"notifier": {"store", "channel", "jobevent", "matcher", "schedule", "templates", "internal/grace", "internal/clock", "internal/redact"},
 	"webhook":  {"store", "jobevent", "matcher", "internal/grace", "internal/clock", "internal/redact", "internal/liveness"},
@@ -56,7 +56,7 @@ var allowed = map[string][]string{
 	// Chat channels and the feed (docs/channels.md). The
 	// model is a leaf beside jobevent; Slack and Discord post through
 	// hook, which dials through webhook's SSRF guard.
-	"channel":          {"matcher"},
+	"channel":          {"matcher", "internal/clock"},
 	"channel/hook":     {"channel", "webhook", "internal/redact"},
 	"channel/slack":    {"channel", "channel/hook", "webhook"},
 	"channel/discord":  {"channel", "channel/hook", "webhook"},

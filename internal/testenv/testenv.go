@@ -264,3 +264,18 @@ func DialFrom(tb testing.TB, addr, from string) net.Conn {
 	tb.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// HashTag returns the Redis Cluster hash tag of key (what is between its
+// first '{' and the next '}'), or "" when it has none: tests check that
+// the keys a script touches share one slot.
+func HashTag(key string) string {
+	i := strings.IndexByte(key, '{')
+	if i < 0 {
+		return ""
+	}
+	j := strings.IndexByte(key[i+1:], '}')
+	if j <= 0 {
+		return ""
+	}
+	return key[i+1 : i+1+j]
+}
